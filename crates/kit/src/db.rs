@@ -1,0 +1,57 @@
+//! The Postgres pool: bounded connect, acquire and statement times, and a readiness probe.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::config::DbConfig;
+
+/// Connection options from config: the URL, the statement timeout, and the service's schema
+/// first on the `search_path`, so its queries need no schema prefix.
+pub fn connect_options(config: &DbConfig, schema: &str) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(config.url.expose_secret())
+        .context("SLIPWAY_DATABASE_URL is not a valid postgres:// URL")?;
+    let statement_ms = config.statement_timeout.as_millis().to_string();
+    Ok(options.application_name(schema).options([
+        ("statement_timeout", statement_ms.as_str()),
+        ("search_path", schema),
+    ]))
+}
+
+/// A pool that connects lazily: a service starts (and reports not-ready) while Postgres is down.
+pub fn pool(config: &DbConfig, schema: &str) -> anyhow::Result<PgPool> {
+    let options = connect_options(config, schema)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout.max(config.connect_timeout))
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// One connection outside any pool, bounded by the connect timeout. Closing it ends its
+/// session, so session state such as advisory locks cannot leak to another user.
+pub async fn dedicated(config: &DbConfig, schema: &str) -> anyhow::Result<PgConnection> {
+    let options = connect_options(config, schema)?;
+    let connect = PgConnection::connect_with(&options);
+    tokio::time::timeout(config.connect_timeout, connect)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "connecting to Postgres timed out after {:?}",
+                config.connect_timeout
+            )
+        })?
+        .context("cannot connect to Postgres")
+}
+
+/// `SELECT 1` through the pool.
+pub async fn probe(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .context("postgres did not answer")?;
+    Ok(())
+}

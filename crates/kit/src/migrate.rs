@@ -1,0 +1,206 @@
+//! Schema migrations whose state lives in the database: sqlx's migrator, made safe to run
+//! from many instances at once and clear about what went wrong.
+//!
+//! Each service owns one Postgres schema. Its applied migrations (version, checksum,
+//! duration) are recorded in `<schema>.schema_migrations`. A run holds a per-schema advisory
+//! lock on a connection of its own, never a pooled one, and closes that connection at the end,
+//! so a failed migration cannot leave the lock held (sqlx issues #1871 and #1659).
+
+mod error;
+mod lock;
+mod status;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Connection, PgConnection};
+
+pub use error::MigrateFailure;
+pub use status::{MigrationState, MigrationStatus};
+
+use crate::config::DbConfig;
+
+/// The table, inside the service's schema, that records applied migrations.
+pub const TABLE: &str = "schema_migrations";
+
+/// One service's migrations and the schema they belong to.
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    service: String,
+    schema: String,
+    /// Where the files live in the repository, for messages: `services/auth/migrations`.
+    dir: String,
+    migrations: Vec<Migration>,
+}
+
+/// A migration applied or reverted by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub version: i64,
+    pub file: String,
+    pub duration: Duration,
+}
+
+impl Migrations {
+    /// From migrations embedded with `sqlx::migrate!("./migrations")`.
+    pub fn new(service: &str, schema: &str, dir: &str, embedded: &Migrator) -> Self {
+        Self {
+            service: service.into(),
+            schema: schema.into(),
+            dir: dir.into(),
+            migrations: embedded.iter().cloned().collect(),
+        }
+    }
+
+    /// From the files of a folder read at run time (tools and tests).
+    pub async fn from_dir(
+        service: &str,
+        schema: &str,
+        dir: &std::path::Path,
+    ) -> Result<Self, MigrateFailure> {
+        let migrator = Migrator::new(dir.to_path_buf()).await?;
+        Ok(Self::new(
+            service,
+            schema,
+            &dir.display().to_string(),
+            &migrator,
+        ))
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    fn migrator(&self) -> Migrator {
+        let mut m = Migrator::with_migrations(self.migrations.clone());
+        m.set_locking(false); // our own per-schema lock, on a dedicated connection
+        m.dangerous_set_table_name(format!("{}.{TABLE}", self.schema));
+        m.create_schema(Cow::Owned(self.schema.clone()));
+        m
+    }
+
+    /// The file a version's up (or down) migration is read from, as a repository path.
+    pub fn file(&self, version: i64, down: bool) -> String {
+        let found = self
+            .migrations
+            .iter()
+            .find(|m| m.version == version && m.migration_type.is_down_migration() == down);
+        match found {
+            Some(m) => {
+                let suffix = match m.migration_type {
+                    MigrationType::Simple => "sql",
+                    MigrationType::ReversibleUp => "up.sql",
+                    MigrationType::ReversibleDown => "down.sql",
+                };
+                format!(
+                    "{}/{}_{}.{suffix}",
+                    self.dir,
+                    m.version,
+                    m.description.replace(' ', "_")
+                )
+            }
+            None => format!("{}/{version}_*", self.dir),
+        }
+    }
+
+    /// Applies every pending migration, each exactly once however many runners start together.
+    pub async fn up(&self, db: &DbConfig) -> Result<Vec<Step>, MigrateFailure> {
+        self.with_lock(db, async |conn: &mut PgConnection| {
+            let before = status::applied(conn, &self.schema).await?;
+            self.migrator()
+                .run_direct(None, conn, false)
+                .await
+                .map_err(|e| MigrateFailure::from_sqlx(e, self))?;
+            let after = status::applied(conn, &self.schema).await?;
+            Ok(self.steps(&before, &after, false))
+        })
+        .await
+    }
+
+    /// Reverts the `steps` most recently applied migrations, newest first.
+    pub async fn down(&self, db: &DbConfig, steps: usize) -> Result<Vec<Step>, MigrateFailure> {
+        self.with_lock(db, async |conn: &mut PgConnection| {
+            let before = status::applied(conn, &self.schema).await?;
+            let newest: Vec<i64> = before.keys().rev().copied().collect();
+            let target = newest.get(steps).copied().unwrap_or(0);
+            for version in newest.iter().take(steps) {
+                let reversible = self.migrations.iter().any(|m| {
+                    m.version == *version && m.migration_type == MigrationType::ReversibleDown
+                });
+                if !reversible {
+                    return Err(MigrateFailure::NoDown {
+                        file: self.file(*version, false),
+                    });
+                }
+            }
+            let migrator = self.migrator();
+            migrator
+                .undo(&mut *conn, target)
+                .await
+                .map_err(|e| MigrateFailure::from_sqlx(e, self))?;
+            let after = status::applied(conn, &self.schema).await?;
+            Ok(self.steps(&after, &before, true))
+        })
+        .await
+    }
+
+    /// Every migration known to the binary or the database, and its state.
+    pub async fn status(&self, db: &DbConfig) -> Result<Vec<MigrationStatus>, MigrateFailure> {
+        let mut conn = crate::db::dedicated(db, &self.schema)
+            .await
+            .map_err(MigrateFailure::Connect)?;
+        let applied = status::applied(&mut conn, &self.schema).await;
+        let _ = conn.close().await;
+        Ok(status::compare(self, &self.migrations, &applied?))
+    }
+
+    /// Migrations present in `more` but not in `less`, as steps (newest first when reverting).
+    fn steps(
+        &self,
+        less: &BTreeMap<i64, status::Applied>,
+        more: &BTreeMap<i64, status::Applied>,
+        down: bool,
+    ) -> Vec<Step> {
+        let mut steps: Vec<Step> = more
+            .iter()
+            .filter(|(v, _)| !less.contains_key(v))
+            .map(|(v, a)| Step {
+                version: *v,
+                file: self.file(*v, down),
+                duration: a.duration,
+            })
+            .collect();
+        if down {
+            steps.reverse();
+        }
+        steps
+    }
+
+    /// Runs `body` on a dedicated connection holding this schema's migration lock; the lock
+    /// is released and the connection closed whatever `body` returns.
+    async fn with_lock<T>(
+        &self,
+        db: &DbConfig,
+        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, MigrateFailure>,
+    ) -> Result<T, MigrateFailure> {
+        let mut conn = crate::db::dedicated(db, &self.schema)
+            .await
+            .map_err(MigrateFailure::Connect)?;
+        if let Err(e) = lock::acquire(&mut conn, &self.schema).await {
+            let _ = conn.close().await;
+            return Err(e);
+        }
+        let result = body(&mut conn).await;
+        if let Err(error) = lock::release(&mut conn, &self.schema).await {
+            tracing::warn!(%error, schema = %self.schema, "releasing the migration lock failed; closing the connection releases it");
+        }
+        let _ = conn.close().await;
+        result
+    }
+}

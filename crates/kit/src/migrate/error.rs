@@ -1,0 +1,84 @@
+//! Why a migration run failed, in words that say what to do next.
+
+use std::time::Duration;
+
+use sqlx::migrate::MigrateError;
+
+use super::Migrations;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateFailure {
+    #[error("cannot reach the database to migrate")]
+    Connect(#[source] anyhow::Error),
+
+    #[error(
+        "migration {file} was changed after it was applied to this database (its checksum differs). \
+         Restore the file as it was (git checkout it) and put the change in a new migration \
+         (`slipway migrate new {service} <name>`); in dev, `slipway db reset {service}` rebuilds the schema"
+    )]
+    Drift { service: String, file: String },
+
+    #[error(
+        "migration {version} is applied in the database but this build has no file for it: \
+         the database is newer than the code. Deploy the newer build, or revert it with that build"
+    )]
+    Missing { version: i64 },
+
+    #[error(
+        "migration {file} failed and was rolled back, so nothing of it is applied; fix the SQL and run again"
+    )]
+    Failed { file: String, source: sqlx::Error },
+
+    #[error(
+        "migration {file} failed; it runs outside a transaction (-- no-transaction), \
+         so check what it left behind before running again"
+    )]
+    FailedNoTx { file: String, source: sqlx::Error },
+
+    #[error("migration {file} has no down file, so it cannot be reverted")]
+    NoDown { file: String },
+
+    #[error(
+        "waited {waited:?} for another migration run on schema {schema} to finish; is one stuck?"
+    )]
+    LockTimeout {
+        schema: String,
+        waited: Duration,
+        source: sqlx::Error,
+    },
+
+    #[error("migration bookkeeping failed")]
+    Database(#[from] sqlx::Error),
+
+    #[error(transparent)]
+    Other(#[from] MigrateError),
+}
+
+impl MigrateFailure {
+    pub(super) fn from_sqlx(e: MigrateError, m: &Migrations) -> Self {
+        match e {
+            MigrateError::VersionMismatch(v) => Self::Drift {
+                service: m.service.clone(),
+                file: m.file(v, false),
+            },
+            MigrateError::VersionMissing(v) => Self::Missing { version: v },
+            MigrateError::ExecuteMigration(source, v) => {
+                let no_tx = m.migrations.iter().any(|x| x.version == v && x.no_tx);
+                let down = false;
+                if no_tx {
+                    Self::FailedNoTx {
+                        file: m.file(v, down),
+                        source,
+                    }
+                } else {
+                    Self::Failed {
+                        file: m.file(v, down),
+                        source,
+                    }
+                }
+            }
+            MigrateError::Execute(e) => Self::Database(e),
+            other => Self::Other(other),
+        }
+    }
+}

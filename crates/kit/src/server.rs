@@ -1,0 +1,147 @@
+//! The HTTP server every service runs: standard layers, and graceful shutdown on SIGTERM.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+
+use crate::config::HttpConfig;
+use crate::health::{self, Readiness};
+use crate::problem::{self, Problem};
+use crate::request_id;
+
+/// Wraps a service's API with what every service has: health routes, a problem+json 404,
+/// the request-id span, the request timeout and the body limit.
+pub fn service_router(api: Router, readiness: Readiness, http: &HttpConfig) -> Router {
+    let mut router = api
+        .merge(health::routes(readiness))
+        .fallback(problem::not_found);
+    if !http.request_timeout.is_zero() {
+        let limit = http.request_timeout;
+        router = router.layer(middleware::from_fn(move |req: Request, next: Next| {
+            timeout(limit, req, next)
+        }));
+    }
+    let body_limit = if http.body_limit == 0 {
+        DefaultBodyLimit::disable()
+    } else {
+        DefaultBodyLimit::max(http.body_limit)
+    };
+    router
+        .layer(body_limit)
+        .layer(middleware::from_fn(request_id::layer))
+}
+
+async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?limit, "request timed out");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Request timed out",
+            )
+            .detail(format!("The request took longer than {limit:?}."))
+            .retry_after(1)
+            .into_response()
+        }
+    }
+}
+
+/// A bound listener with its router. Bind to port 0 in tests and read [`Server::port`].
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl Server {
+    pub async fn bind(addr: SocketAddr, router: Router, grace: Duration) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr}: {e} (is another process using the port?)")
+        })?;
+        Ok(Self {
+            listener,
+            router,
+            grace,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting and lets in-flight requests
+    /// finish within the grace period. Past it, the remaining connections are dropped.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, "listening");
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        })
+        .into_future();
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => return result.map_err(Into::into),
+            _ = stopping_rx => {}
+        }
+        tracing::info!(grace = ?self.grace, "shutting down: no new connections, draining in-flight requests");
+        match tokio::time::timeout(self.grace, serve).await {
+            Ok(result) => {
+                tracing::info!("drained, stopped");
+                result.map_err(Into::into)
+            }
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "grace period over: dropping unfinished requests");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Listens for SIGTERM (Docker's stop) and SIGINT (Ctrl-C) from the moment it is called, and
+/// resolves on the first of them.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let (Ok(mut term), Ok(mut int)) = (term, int) else {
+            tracing::warn!("cannot listen for signals; stop the process by killing it");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The `main` of every service binary: `serve` (the default), `healthcheck`, `check-config`.
+//!
+//! Exit codes: 0 success; 1 the service failed (the cause is logged); 2 bad command line;
+//! 78 the configuration is invalid (every problem is printed).
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::{Common, ConfigErrors, Sources};
+
+/// Exit code for an invalid configuration (sysexits' EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// A deployable: its configuration type knows how to load itself and run the service.
+pub trait Service: Sized + Send + 'static {
+    const NAME: &'static str;
+    fn load(sources: &Sources) -> Result<Self, ConfigErrors>;
+    fn common(&self) -> &Common;
+    fn run(self) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service until SIGTERM or Ctrl-C (the default).
+    Serve,
+    /// Probe this service's own /readyz; exit 0 if ready, 1 if not (for Docker HEALTHCHECK).
+    Healthcheck,
+    /// Load the configuration, print every problem, exit 0 if there are none.
+    CheckConfig,
+}
+
+/// Parses the command line and runs the chosen command for service `S`.
+pub fn main<S: Service>() -> ExitCode {
+    let cli = Cli::parse_from(std::env::args_os());
+    let config = match S::load(&Sources::from_process()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{}: {errors}", S::NAME);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: cannot start the async runtime: {e}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!(
+                "{}: configuration ok ({})",
+                S::NAME,
+                config.common().environment
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Healthcheck => {
+            let addr = probe_addr(config.common().http.addr);
+            match runtime.block_on(probe_ready(addr)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{}: not ready: {e}", S::NAME);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => {
+            if let Err(e) = crate::telemetry::init(config.common(), S::NAME) {
+                eprintln!("{}: {e:#}", S::NAME);
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            match runtime.block_on(config.run()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "stopped on error");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// The address to probe for a listen address: a wildcard listen is probed on loopback.
+fn probe_addr(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+/// `GET /readyz` over plain HTTP/1.1, so images need no curl.
+pub async fn probe_ready(addr: SocketAddr) -> anyhow::Result<()> {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).into_owned())
+    };
+    let head = tokio::time::timeout(Duration::from_secs(3), attempt)
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr} did not answer within 3s"))?
+        .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("none");
+    anyhow::ensure!(status == "200", "{addr}/readyz answered {status}");
+    Ok(())
+}

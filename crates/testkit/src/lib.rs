@@ -1,0 +1,104 @@
+//! Test harness: each integration test gets a fresh database on the server the test command
+//! provides (`DATABASE_URL`), and a TCP proxy lets a test take Postgres away and give it back.
+
+mod proxy;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Executor};
+
+pub use proxy::TcpProxy;
+
+/// The prefix of every test database; the test command drops `<prefix><run>_…` when it ends.
+pub const DB_PREFIX: &str = "slipway_t_";
+
+/// The server tests run against. `cargo xtask test` sets it, starting a throwaway cluster
+/// when the caller did not.
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "DATABASE_URL is not set. Run the tests with `cargo xtask test`, which starts a throwaway \
+             Postgres, or set DATABASE_URL to a server where this user may create databases"
+        )
+    })
+}
+
+/// A database made for one test.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database with a unique name on the test server.
+    pub async fn create() -> Self {
+        let server = PgConnectOptions::from_str(&server_url())
+            .expect("DATABASE_URL is a valid postgres URL");
+        let run = std::env::var("SLIPWAY_TEST_RUN").unwrap_or_else(|_| "adhoc".into());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{DB_PREFIX}{run}_{}", &id[..12]);
+        let mut conn = server
+            .clone()
+            .database("postgres")
+            .connect()
+            .await
+            .expect("connect to the test server");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .expect("create test database");
+        let url = server.database(&name).to_url_lossy().to_string();
+        Self { name, url }
+    }
+
+    /// The URL of this database through a proxy on `port` instead of directly.
+    pub fn url_via(&self, port: u16) -> String {
+        let options = PgConnectOptions::from_str(&self.url).expect("valid url");
+        options
+            .host("127.0.0.1")
+            .port(port)
+            .to_url_lossy()
+            .to_string()
+    }
+
+    /// A pool configuration for this database with short timeouts.
+    pub fn db_config(&self) -> kit::config::DbConfig {
+        db_config(&self.url)
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+/// A pool configuration for `url` with the short timeouts tests want.
+pub fn db_config(url: &str) -> kit::config::DbConfig {
+    kit::config::DbConfig {
+        url: secrecy::SecretString::from(url.to_string()),
+        max_connections: 5,
+        connect_timeout: Duration::from_secs(2),
+        acquire_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(10),
+        migrate_on_start: true,
+    }
+}
+
+/// Awaits `condition` until it holds, checking every 20 ms, failing after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,22 @@
+//! The auth service: accounts, sessions and the keys that sign them. Owns the `auth` schema.
+
+mod config;
+mod error;
+mod startup;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use startup::Application;
+
+/// The service's name, which is also its configuration scope (`SLIPWAY_AUTH_…`).
+pub const NAME: &str = "auth";
+
+/// The Postgres schema auth owns; no other service reads it.
+pub const SCHEMA: &str = "auth";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Auth's migrations, embedded in the binary.
+pub fn migrations() -> kit::migrate::Migrations {
+    kit::migrate::Migrations::new(NAME, SCHEMA, "services/auth/migrations", &MIGRATOR)
+}
