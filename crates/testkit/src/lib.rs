@@ -53,6 +53,14 @@ impl TestDb {
         Self { name, url }
     }
 
+    /// The address of the server holding this database (to put a [`TcpProxy`] in front of).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let options = PgConnectOptions::from_str(&self.url).expect("valid url");
+        format!("{}:{}", options.get_host(), options.get_port())
+            .parse()
+            .expect("a host:port address")
+    }
+
     /// The URL of this database through a proxy on `port` instead of directly.
     pub fn url_via(&self, port: u16) -> String {
         let options = PgConnectOptions::from_str(&self.url).expect("valid url");

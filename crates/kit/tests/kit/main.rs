@@ -1,0 +1,6 @@
+//! The kit's integration tests, against a real Postgres from the test command.
+
+mod config;
+mod health;
+mod migrate;
+mod server;
