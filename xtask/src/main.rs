@@ -99,10 +99,16 @@ async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
         .await
         .is_ok_and(|o| o.status.success());
     let mut args: Vec<&str> = if nextest {
-        vec!["nextest", "run", "--workspace", "--no-fail-fast"]
+        vec!["nextest", "run", "--no-fail-fast"]
     } else {
-        vec!["test", "--workspace", "--no-fail-fast"]
+        vec!["test", "--no-fail-fast"]
     };
+    if !extra
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package"))
+    {
+        args.push("--workspace");
+    }
     args.extend(extra.iter().map(String::as_str));
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new("cargo")

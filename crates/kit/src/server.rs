@@ -97,6 +97,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
+        let grace = self.grace;
         tracing::info!(%addr, "listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(
@@ -106,25 +107,27 @@ impl Server {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            tracing::info!(
+                ?grace,
+                "shutting down: no new connections, draining in-flight requests"
+            );
             let _ = stopping_tx.send(());
         })
         .into_future();
         tokio::pin!(serve);
-        tokio::select! {
-            result = &mut serve => return result.map_err(Into::into),
-            _ = stopping_rx => {}
-        }
-        tracing::info!(grace = ?self.grace, "shutting down: no new connections, draining in-flight requests");
-        match tokio::time::timeout(self.grace, serve).await {
-            Ok(result) => {
-                tracing::info!("drained, stopped");
-                result.map_err(Into::into)
-            }
-            Err(_) => {
-                tracing::warn!(grace = ?self.grace, "grace period over: dropping unfinished requests");
-                Ok(())
-            }
-        }
+        let drained = tokio::select! {
+            result = &mut serve => result,
+            Ok(()) = stopping_rx => match tokio::time::timeout(grace, &mut serve).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(?grace, "grace period over: dropping unfinished requests");
+                    return Ok(());
+                }
+            },
+        };
+        drained?;
+        tracing::info!("drained, stopped");
+        Ok(())
     }
 }
 

@@ -1,0 +1,70 @@
+use crate::helpers::{spawn_app, spawn_app_on, test_config};
+
+#[tokio::test]
+async fn health_endpoints_answer_when_the_database_is_reachable() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn startup_applies_auth_migrations_into_the_auth_schema() {
+    let app = spawn_app().await;
+    let pool = app.db.pool().await;
+    let users: Option<String> = sqlx::query_scalar("SELECT to_regclass('auth.users')::text")
+        .fetch_one(&pool)
+        .await
+        .expect("query");
+    assert_eq!(users.as_deref(), Some("auth.users"));
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM auth.schema_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .expect("bookkeeping");
+    let embedded: Vec<i64> = auth::migrations()
+        .status(&app.db.db_config())
+        .await
+        .expect("status")
+        .iter()
+        .map(|s| s.version)
+        .collect();
+    assert_eq!(versions, embedded, "every embedded migration is applied");
+}
+
+#[tokio::test]
+async fn instances_starting_together_share_one_migration_run() {
+    let db = testkit::TestDb::create().await;
+    let starts = (0..4).map(|_| tokio::spawn(spawn_app_on(db.clone())));
+    let mut apps = Vec::new();
+    for start in starts {
+        apps.push(start.await.expect("every instance starts"));
+    }
+    for app in &apps {
+        assert_eq!(app.get("/readyz").await.status(), 200);
+    }
+    let pool = db.pool().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.schema_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        rows as usize,
+        auth::migrations()
+            .status(&test_config(&db).db)
+            .await
+            .expect("status")
+            .len()
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_problem_json_404_with_a_request_id() {
+    let app = spawn_app().await;
+    let res = app.get("/no-such-page").await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert!(res.headers().contains_key("x-request-id"));
+}
