@@ -45,11 +45,8 @@ async fn main() -> ExitCode {
 
 async fn run(program: &str, args: &[&str]) -> anyhow::Result<bool> {
     eprintln!("xtask: {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .await
-        .with_context(|| format!("cannot run {program}"))?;
+    let status =
+        Command::new(program).args(args).status().await.with_context(|| format!("cannot run {program}"))?;
     Ok(status.success())
 }
 
@@ -57,20 +54,7 @@ async fn ci() -> anyhow::Result<ExitCode> {
     if !run("cargo", &["fmt", "--all", "--", "--check"]).await? {
         anyhow::bail!("formatting differs: run `cargo fmt --all`");
     }
-    if !run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )
-    .await?
-    {
+    if !run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]).await? {
         anyhow::bail!("clippy found problems");
     }
     test(&[]).await
@@ -93,20 +77,11 @@ async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
         }
     };
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let nextest = Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    let mut args: Vec<&str> = if nextest {
-        vec!["nextest", "run", "--no-fail-fast"]
-    } else {
-        vec!["test", "--no-fail-fast"]
-    };
-    if !extra
-        .iter()
-        .any(|a| a == "-p" || a.starts_with("--package"))
-    {
+    let nextest =
+        Command::new("cargo").args(["nextest", "--version"]).output().await.is_ok_and(|o| o.status.success());
+    let mut args: Vec<&str> =
+        if nextest { vec!["nextest", "run", "--no-fail-fast"] } else { vec!["test", "--no-fail-fast"] };
+    if !extra.iter().any(|a| a == "-p" || a.starts_with("--package")) {
         args.push("--workspace");
     }
     args.extend(extra.iter().map(String::as_str));
@@ -122,11 +97,7 @@ async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
         drop_test_databases(&url, &run_id).await;
     }
     drop(cluster);
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Removes the databases this run's tests created on a server the caller owns.
@@ -135,12 +106,11 @@ async fn drop_test_databases(url: &str, run_id: &str) {
         return;
     };
     let pattern = format!("slipway\\_t\\_{run_id}\\_%");
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&pool)
-            .await
-            .unwrap_or_default();
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind(&pattern)
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
     for name in &names {
         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
         if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await {

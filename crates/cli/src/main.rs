@@ -1,1 +1,5 @@
-fn main() {}
+//! The `slipway` command.
+
+fn main() -> std::process::ExitCode {
+    slipway_cli::main()
+}

@@ -26,21 +26,10 @@ impl Cluster {
     /// Postgres server binaries are missing.
     pub fn start() -> anyhow::Result<Self> {
         let bin = find_bin_dir()?;
-        let run_as = if nix::unistd::geteuid().is_root() {
-            Some("postgres".to_string())
-        } else {
-            None
-        };
-        let dir =
-            std::env::temp_dir().join(format!("slipway-pg-{}-{}", std::process::id(), nanos()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut cluster = Self {
-            dir,
-            bin,
-            port: 0,
-            run_as,
-        };
+        let run_as = if nix::unistd::geteuid().is_root() { Some("postgres".to_string()) } else { None };
+        let dir = std::env::temp_dir().join(format!("slipway-pg-{}-{}", std::process::id(), nanos()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut cluster = Self { dir, bin, port: 0, run_as };
         if let Some(user) = &cluster.run_as {
             let user = nix::unistd::User::from_name(user)?
                 .with_context(|| format!("running as root, Postgres needs the `{user}` user to run as: install postgresql or run as another user"))?;
@@ -87,16 +76,7 @@ impl Cluster {
             .command("initdb")
             .arg("-D")
             .arg(self.data())
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
             .output()
             .context("cannot run initdb")?;
         if !out.status.success() {
@@ -124,10 +104,7 @@ impl Cluster {
             .context("cannot run pg_ctl")?;
         if !out.status.success() {
             let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
-            bail!(
-                "Postgres did not start: {}\n{log}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("Postgres did not start: {}\n{log}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
     }
@@ -193,8 +170,5 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }

@@ -15,10 +15,9 @@ pub fn connect_options(config: &DbConfig, schema: &str) -> anyhow::Result<PgConn
     let options = PgConnectOptions::from_str(config.url.expose_secret())
         .context("SLIPWAY_DATABASE_URL is not a valid postgres:// URL")?;
     let statement_ms = config.statement_timeout.as_millis().to_string();
-    Ok(options.application_name(schema).options([
-        ("statement_timeout", statement_ms.as_str()),
-        ("search_path", schema),
-    ]))
+    Ok(options
+        .application_name(schema)
+        .options([("statement_timeout", statement_ms.as_str()), ("search_path", schema)]))
 }
 
 /// A pool that connects lazily: a service starts (and reports not-ready) while Postgres is down.
@@ -38,20 +37,12 @@ pub async fn dedicated(config: &DbConfig, schema: &str) -> anyhow::Result<PgConn
     let connect = PgConnection::connect_with(&options);
     tokio::time::timeout(config.connect_timeout, connect)
         .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "connecting to Postgres timed out after {:?}",
-                config.connect_timeout
-            )
-        })?
+        .map_err(|_| anyhow::anyhow!("connecting to Postgres timed out after {:?}", config.connect_timeout))?
         .context("cannot connect to Postgres")
 }
 
 /// `SELECT 1` through the pool.
 pub async fn probe(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query("SELECT 1")
-        .execute(pool)
-        .await
-        .context("postgres did not answer")?;
+    sqlx::query("SELECT 1").execute(pool).await.context("postgres did not answer")?;
     Ok(())
 }

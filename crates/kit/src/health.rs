@@ -43,8 +43,7 @@ impl Readiness {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        self.checks
-            .push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
+        self.checks.push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
         self
     }
 
@@ -90,10 +89,7 @@ impl Readiness {
 /// The two health routes, to merge into a service's router.
 pub fn routes(readiness: Readiness) -> Router {
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
         .with_state(readiness)
 }
@@ -103,17 +99,10 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
     if down.is_empty() {
         return (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response();
     }
-    let checks: Map<String, Value> = down
-        .iter()
-        .map(|n| (n.to_string(), json!("down")))
-        .collect();
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not-ready",
-        "Service not ready",
-    )
-    .detail(format!("unavailable: {}", down.join(", ")))
-    .extension("checks", checks)
-    .retry_after(5)
-    .into_response()
+    let checks: Map<String, Value> = down.iter().map(|n| (n.to_string(), json!("down"))).collect();
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Service not ready")
+        .detail(format!("unavailable: {}", down.join(", ")))
+        .extension("checks", checks)
+        .retry_after(5)
+        .into_response()
 }

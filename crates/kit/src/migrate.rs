@@ -61,12 +61,7 @@ impl Migrations {
         dir: &std::path::Path,
     ) -> Result<Self, MigrateFailure> {
         let migrator = Migrator::new(dir.to_path_buf()).await?;
-        Ok(Self::new(
-            service,
-            schema,
-            &dir.display().to_string(),
-            &migrator,
-        ))
+        Ok(Self::new(service, schema, &dir.display().to_string(), &migrator))
     }
 
     pub fn service(&self) -> &str {
@@ -98,12 +93,7 @@ impl Migrations {
                     MigrationType::ReversibleUp => "up.sql",
                     MigrationType::ReversibleDown => "down.sql",
                 };
-                format!(
-                    "{}/{}_{}.{suffix}",
-                    self.dir,
-                    m.version,
-                    m.description.replace(' ', "_")
-                )
+                format!("{}/{}_{}.{suffix}", self.dir, m.version, m.description.replace(' ', "_"))
             }
             None => format!("{}/{version}_*", self.dir),
         }
@@ -130,31 +120,44 @@ impl Migrations {
             let newest: Vec<i64> = before.keys().rev().copied().collect();
             let target = newest.get(steps).copied().unwrap_or(0);
             for version in newest.iter().take(steps) {
-                let reversible = self.migrations.iter().any(|m| {
-                    m.version == *version && m.migration_type == MigrationType::ReversibleDown
-                });
+                let reversible = self
+                    .migrations
+                    .iter()
+                    .any(|m| m.version == *version && m.migration_type == MigrationType::ReversibleDown);
                 if !reversible {
-                    return Err(MigrateFailure::NoDown {
-                        file: self.file(*version, false),
-                    });
+                    return Err(MigrateFailure::NoDown { file: self.file(*version, false) });
                 }
             }
             let migrator = self.migrator();
-            migrator
-                .undo(&mut *conn, target)
-                .await
-                .map_err(|e| MigrateFailure::from_sqlx(e, self))?;
+            migrator.undo(&mut *conn, target).await.map_err(|e| MigrateFailure::from_sqlx(e, self))?;
             let after = status::applied(conn, &self.schema).await?;
             Ok(self.steps(&after, &before, true))
         })
         .await
     }
 
+    /// Drops the service's schema with everything in it, then applies every migration: a
+    /// clean slate for dev and test. The caller decides whether the environment allows it.
+    pub async fn reset(&self, db: &DbConfig) -> Result<Vec<Step>, MigrateFailure> {
+        self.with_lock(db, async |conn: &mut PgConnection| {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema.replace('"', "\"\""));
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *conn).await?;
+            self.migrator()
+                .run_direct(None, conn, false)
+                .await
+                .map_err(|e| MigrateFailure::from_sqlx(e, self))?;
+            Ok(status::applied(conn, &self.schema)
+                .await?
+                .into_iter()
+                .map(|(v, a)| self.step(v, &a, false))
+                .collect())
+        })
+        .await
+    }
+
     /// Every migration known to the binary or the database, and its state.
     pub async fn status(&self, db: &DbConfig) -> Result<Vec<MigrationStatus>, MigrateFailure> {
-        let mut conn = crate::db::dedicated(db, &self.schema)
-            .await
-            .map_err(MigrateFailure::Connect)?;
+        let mut conn = crate::db::dedicated(db, &self.schema).await.map_err(MigrateFailure::Connect)?;
         let applied = status::applied(&mut conn, &self.schema).await;
         let _ = conn.close().await;
         Ok(status::compare(self, &self.migrations, &applied?))
@@ -167,19 +170,16 @@ impl Migrations {
         more: &BTreeMap<i64, status::Applied>,
         down: bool,
     ) -> Vec<Step> {
-        let mut steps: Vec<Step> = more
-            .iter()
-            .filter(|(v, _)| !less.contains_key(v))
-            .map(|(v, a)| Step {
-                version: *v,
-                file: self.file(*v, down),
-                duration: a.duration,
-            })
-            .collect();
+        let mut steps: Vec<Step> =
+            more.iter().filter(|(v, _)| !less.contains_key(v)).map(|(v, a)| self.step(*v, a, down)).collect();
         if down {
             steps.reverse();
         }
         steps
+    }
+
+    fn step(&self, version: i64, applied: &status::Applied, down: bool) -> Step {
+        Step { version, file: self.file(version, down), duration: applied.duration }
     }
 
     /// Runs `body` on a dedicated connection holding this schema's migration lock; the lock
@@ -189,9 +189,7 @@ impl Migrations {
         db: &DbConfig,
         body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, MigrateFailure>,
     ) -> Result<T, MigrateFailure> {
-        let mut conn = crate::db::dedicated(db, &self.schema)
-            .await
-            .map_err(MigrateFailure::Connect)?;
+        let mut conn = crate::db::dedicated(db, &self.schema).await.map_err(MigrateFailure::Connect)?;
         if let Err(e) = lock::acquire(&mut conn, &self.schema).await {
             let _ = conn.close().await;
             return Err(e);

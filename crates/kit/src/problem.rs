@@ -62,21 +62,13 @@ impl Problem {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
     }
 
     /// A 500 that says nothing about the cause; log the cause with [`log_internal`] first.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
-        )
-        .detail("Something went wrong on our side. Quote the request id when reporting it.")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
+            .detail("Something went wrong on our side. Quote the request id when reporting it.")
     }
 
     pub fn status(&self) -> StatusCode {
@@ -96,10 +88,7 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -20,18 +20,14 @@ fn acceptable(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     ok.then(|| s.to_string())
 }
 
 /// Middleware: assigns the id, runs the request inside a span carrying it, logs the outcome.
 pub async fn layer(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&HEADER)
-        .and_then(acceptable)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id =
+        req.headers().get(&HEADER).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     req.headers_mut().insert(HEADER.clone(), header.clone());
     req.extensions_mut().insert(RequestId(id.clone()));

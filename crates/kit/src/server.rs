@@ -19,23 +19,17 @@ use crate::request_id;
 /// Wraps a service's API with what every service has: health routes, a problem+json 404,
 /// the request-id span, the request timeout and the body limit.
 pub fn service_router(api: Router, readiness: Readiness, http: &HttpConfig) -> Router {
-    let mut router = api
-        .merge(health::routes(readiness))
-        .fallback(problem::not_found);
+    let mut router = api.merge(health::routes(readiness)).fallback(problem::not_found);
     if !http.request_timeout.is_zero() {
         let limit = http.request_timeout;
-        router = router.layer(middleware::from_fn(move |req: Request, next: Next| {
-            timeout(limit, req, next)
-        }));
+        router = router.layer(middleware::from_fn(move |req: Request, next: Next| timeout(limit, req, next)));
     }
     let body_limit = if http.body_limit == 0 {
         DefaultBodyLimit::disable()
     } else {
         DefaultBodyLimit::max(http.body_limit)
     };
-    router
-        .layer(body_limit)
-        .layer(middleware::from_fn(request_id::layer))
+    router.layer(body_limit).layer(middleware::from_fn(request_id::layer))
 }
 
 async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
@@ -43,14 +37,10 @@ async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "Request timed out",
-            )
-            .detail(format!("The request took longer than {limit:?}."))
-            .retry_after(1)
-            .into_response()
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
+                .detail(format!("The request took longer than {limit:?}."))
+                .retry_after(1)
+                .into_response()
         }
     }
 }
@@ -68,11 +58,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr}: {e} (is another process using the port?)")
         })?;
-        Ok(Self {
-            listener,
-            router,
-            grace,
-        })
+        Ok(Self { listener, router, grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -80,9 +66,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until SIGTERM or SIGINT, then drains.
@@ -92,28 +76,19 @@ impl Server {
 
     /// Serves until `shutdown` resolves; then stops accepting and lets in-flight requests
     /// finish within the grace period. Past it, the remaining connections are dropped.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let grace = self.grace;
         tracing::info!(%addr, "listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!(
-                ?grace,
-                "shutting down: no new connections, draining in-flight requests"
-            );
-            let _ = stopping_tx.send(());
-        })
-        .into_future();
+        let serve =
+            axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    shutdown.await;
+                    tracing::info!(?grace, "shutting down: no new connections, draining in-flight requests");
+                    let _ = stopping_tx.send(());
+                })
+                .into_future();
         tokio::pin!(serve);
         let drained = tokio::select! {
             result = &mut serve => result,

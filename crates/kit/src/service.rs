@@ -5,23 +5,33 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{Common, ConfigErrors, Sources};
+use crate::config::{Common, ConfigErrors, DbConfig, Sources};
+use crate::migrate::Migrations;
 
 /// Exit code for an invalid configuration (sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
+
+/// A future that resolves when a service should stop.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A deployable: its configuration type knows how to load itself and run the service.
 pub trait Service: Sized + Send + 'static {
     const NAME: &'static str;
     fn load(sources: &Sources) -> Result<Self, ConfigErrors>;
     fn common(&self) -> &Common;
-    fn run(self) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The service's database, if it has one (for `slipway migrate` and `db reset`).
+    fn db(&self) -> Option<&DbConfig>;
+    /// The service's migrations, if it has a schema.
+    fn migrations() -> Option<Migrations>;
+    /// Builds and runs the service until `shutdown` resolves, then drains.
+    fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 #[derive(Debug, Parser)]
@@ -50,10 +60,7 @@ pub fn main<S: Service>() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{}: cannot start the async runtime: {e}", S::NAME);
@@ -62,11 +69,7 @@ pub fn main<S: Service>() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
-            println!(
-                "{}: configuration ok ({})",
-                S::NAME,
-                config.common().environment
-            );
+            println!("{}: configuration ok ({})", S::NAME, config.common().environment);
             ExitCode::SUCCESS
         }
         Command::Healthcheck => {
@@ -84,7 +87,7 @@ pub fn main<S: Service>() -> ExitCode {
                 eprintln!("{}: {e:#}", S::NAME);
                 return ExitCode::from(EXIT_CONFIG);
             }
-            match runtime.block_on(config.run()) {
+            match runtime.block_on(async { config.run(Box::pin(crate::server::shutdown_signal())).await }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "stopped on error");

@@ -19,15 +19,9 @@ where
 {
     let filter = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("SLIPWAY_LOG {filter:?} is not a valid filter: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.with_target(false).try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))

@@ -28,14 +28,8 @@ async fn a_slow_in_flight_request_finishes_after_sigterm_and_the_server_then_sto
             "finished"
         }
     });
-    let router = service_router(
-        Router::new().route("/slow", slow),
-        Readiness::new(),
-        &config,
-    );
-    let server = Server::bind(config.addr, router, config.shutdown_grace)
-        .await
-        .expect("bind");
+    let router = service_router(Router::new().route("/slow", slow), Readiness::new(), &config);
+    let server = Server::bind(config.addr, router, config.shutdown_grace).await.expect("bind");
     let base = format!("http://127.0.0.1:{}", server.port());
     let serving = tokio::spawn(server.run_until_stopped());
 
@@ -44,20 +38,8 @@ async fn a_slow_in_flight_request_finishes_after_sigterm_and_the_server_then_sto
     arrived.await.expect("the request reached its handler");
     raise(Signal::SIGTERM).expect("raise SIGTERM");
 
-    assert_eq!(
-        in_flight
-            .await
-            .expect("task")
-            .expect("the request completes after SIGTERM"),
-        "finished"
-    );
+    assert_eq!(in_flight.await.expect("task").expect("the request completes after SIGTERM"), "finished");
     let stopped = tokio::time::timeout(Duration::from_secs(5), serving).await;
-    stopped
-        .expect("the server stops once drained")
-        .expect("task")
-        .expect("clean stop");
-    assert!(
-        reqwest::get(format!("{base}/healthz")).await.is_err(),
-        "no longer listening"
-    );
+    stopped.expect("the server stops once drained").expect("task").expect("clean stop");
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err(), "no longer listening");
 }

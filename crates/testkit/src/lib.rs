@@ -35,17 +35,12 @@ pub struct TestDb {
 impl TestDb {
     /// Creates an empty database with a unique name on the test server.
     pub async fn create() -> Self {
-        let server = PgConnectOptions::from_str(&server_url())
-            .expect("DATABASE_URL is a valid postgres URL");
+        let server = PgConnectOptions::from_str(&server_url()).expect("DATABASE_URL is a valid postgres URL");
         let run = std::env::var("SLIPWAY_TEST_RUN").unwrap_or_else(|_| "adhoc".into());
         let id = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("{DB_PREFIX}{run}_{}", &id[..12]);
-        let mut conn = server
-            .clone()
-            .database("postgres")
-            .connect()
-            .await
-            .expect("connect to the test server");
+        let mut conn =
+            server.clone().database("postgres").connect().await.expect("connect to the test server");
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .await
             .expect("create test database");
@@ -56,19 +51,13 @@ impl TestDb {
     /// The address of the server holding this database (to put a [`TcpProxy`] in front of).
     pub fn addr(&self) -> std::net::SocketAddr {
         let options = PgConnectOptions::from_str(&self.url).expect("valid url");
-        format!("{}:{}", options.get_host(), options.get_port())
-            .parse()
-            .expect("a host:port address")
+        format!("{}:{}", options.get_host(), options.get_port()).parse().expect("a host:port address")
     }
 
     /// The URL of this database through a proxy on `port` instead of directly.
     pub fn url_via(&self, port: u16) -> String {
         let options = PgConnectOptions::from_str(&self.url).expect("valid url");
-        options
-            .host("127.0.0.1")
-            .port(port)
-            .to_url_lossy()
-            .to_string()
+        options.host("127.0.0.1").port(port).to_url_lossy().to_string()
     }
 
     /// A pool configuration for this database with short timeouts.
@@ -77,9 +66,7 @@ impl TestDb {
     }
 
     pub async fn pool(&self) -> sqlx::PgPool {
-        sqlx::PgPool::connect(&self.url)
-            .await
-            .expect("connect to the test database")
+        sqlx::PgPool::connect(&self.url).await.expect("connect to the test database")
     }
 }
 
@@ -103,10 +90,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for: {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,7 +1,8 @@
 //! Auth's configuration: the shared settings plus its own, read from `SLIPWAY_AUTH_…`.
 
 use kit::config::{Common, ConfigErrors, DbConfig, Sources};
-use kit::service::Service;
+use kit::migrate::Migrations;
+use kit::service::{Service, Shutdown};
 use secrecy::SecretString;
 
 /// The development default of the token key; staging and prod refuse it.
@@ -39,10 +40,15 @@ impl Service for Config {
         &self.common
     }
 
-    async fn run(self) -> anyhow::Result<()> {
-        crate::Application::build(self)
-            .await?
-            .run_until_stopped()
-            .await
+    fn db(&self) -> Option<&DbConfig> {
+        Some(&self.db)
+    }
+
+    fn migrations() -> Option<Migrations> {
+        Some(crate::migrations())
+    }
+
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        crate::Application::build(self).await?.run_until(shutdown).await
     }
 }

@@ -16,9 +16,7 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::NotFound => {
-                Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").into_response()
-            }
+            Self::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").into_response(),
             Self::Internal(error) => {
                 log_internal(&error);
                 Problem::internal().into_response()

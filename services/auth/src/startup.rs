@@ -28,12 +28,7 @@ impl Application {
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         let readiness = Readiness::new().postgres(pool.clone());
         let router = service_router(api(pool.clone()), readiness, &config.common.http);
-        let server = Server::bind(
-            config.common.http.addr,
-            router,
-            config.common.http.shutdown_grace,
-        )
-        .await?;
+        let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
         Ok(Self { server, pool })
     }
 
@@ -53,10 +48,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         self.server.run_until(shutdown).await?;
         self.pool.close().await;
         Ok(())

@@ -69,16 +69,9 @@ impl Common {
     pub fn read(r: &mut Reader<'_>, default_port: u16) -> Self {
         let environment = r.environment();
         let production = environment.is_production_like();
-        let default_host = if production {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        };
-        let default_format = if production {
-            LogFormat::Json
-        } else {
-            LogFormat::Pretty
-        };
+        let default_host =
+            if production { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
+        let default_format = if production { LogFormat::Json } else { LogFormat::Pretty };
         let host = r.get("HOST", default_host);
         let port = r.get("PORT", default_port);
         Self {

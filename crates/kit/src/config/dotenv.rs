@@ -43,10 +43,7 @@ mod tests {
         let text = "# c\nA=1\nexport B=\"two words\"\nC='x' \nD=v # note\n\n";
         let pairs = parse(text).expect("valid");
         let want = [("A", "1"), ("B", "two words"), ("C", "x"), ("D", "v")];
-        let want: Vec<_> = want
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let want: Vec<_> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(pairs, want);
     }
 

@@ -19,17 +19,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(var: &str, message: impl Into<String>) -> Self {
-        Self {
-            var: var.to_string(),
-            message: message.into(),
-        }
+        Self { var: var.to_string(), message: message.into() }
     }
 
     pub(super) fn file(path: &Path, message: impl Into<String>) -> Self {
-        Self {
-            var: path.display().to_string(),
-            message: message.into(),
-        }
+        Self { var: path.display().to_string(), message: message.into() }
     }
 }
 
@@ -46,11 +40,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "{n} configuration problem{}:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{n} configuration problem{}:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -118,12 +108,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(super) fn new(sources: &'a Sources, scope: &str) -> Self {
-        Self {
-            sources,
-            scope: scope.to_ascii_uppercase(),
-            used: BTreeSet::new(),
-            errors: Vec::new(),
-        }
+        Self { sources, scope: scope.to_ascii_uppercase(), used: BTreeSet::new(), errors: Vec::new() }
     }
 
     pub fn environment(&self) -> Environment {
@@ -172,8 +157,7 @@ impl<'a> Reader<'a> {
         let value = self.optional(key);
         if value.is_none() && self.lookup(key).is_none() {
             let message = format!("required: expected {}", T::EXPECTED);
-            self.errors
-                .push(ConfigError::new(&self.var_name(key), message));
+            self.errors.push(ConfigError::new(&self.var_name(key), message));
         }
         value
     }
@@ -183,9 +167,7 @@ impl<'a> Reader<'a> {
     /// The value never appears in an error.
     pub fn secret(&mut self, key: &str, dev_default: &str) -> SecretString {
         let production = self.environment().is_production_like();
-        let found = self
-            .lookup(key)
-            .map(|(var, raw, origin)| (var, raw.to_string(), origin.clone()));
+        let found = self.lookup(key).map(|(var, raw, origin)| (var, raw.to_string(), origin.clone()));
         let var = self.var_name(key);
         let refuse = |why: String| ConfigError::new(&var, why);
         match found {
@@ -252,21 +234,13 @@ impl<'a> Reader<'a> {
                 errors.push(ConfigError::new(var, message));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errors))
-        }
+        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
     }
 }
 
 /// The known name closest to a misspelt one, if it is close enough to be a typo.
 fn nearest<'b>(var: &str, known: impl Iterator<Item = &'b str>) -> Option<&'b str> {
-    known
-        .map(|k| (edit_distance(var, k), k))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+    known.map(|k| (edit_distance(var, k), k)).filter(|(d, _)| *d <= 3).min_by_key(|(d, _)| *d).map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -277,11 +251,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
             prev = cur;
         }
     }

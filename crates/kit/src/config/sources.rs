@@ -48,9 +48,7 @@ impl Sources {
 
     /// Only the given variables (as if they were the whole environment) and the files they
     /// name. Tests and tools use this to load a configuration without touching the process.
-    pub fn from_vars<K: Into<String>, V: Into<String>>(
-        vars: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn from_vars<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
         let vars = vars.into_iter().map(|(k, v)| (k.into(), v.into()));
         Self::load(vars, Path::new("/nonexistent-slipway-dir"))
     }
@@ -58,10 +56,8 @@ impl Sources {
     /// Like [`Sources::from_process`], reading `.env` files from `dir`.
     pub fn load(vars: impl IntoIterator<Item = (String, String)>, dir: &Path) -> Self {
         let mut problems = Vec::new();
-        let process: BTreeMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .collect();
+        let process: BTreeMap<String, String> =
+            vars.into_iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
 
         let mut dotenv_layer = Vec::new();
         for name in [".env", "secrets.env"] {
@@ -80,41 +76,22 @@ impl Sources {
                 Err(e) => problems.push(ConfigError::file(&path, e.to_string())),
             }
         }
-        let from_dotenv = |key: &str| {
-            dotenv_layer
-                .iter()
-                .rev()
-                .find(|(k, _, _)| k == key)
-                .map(|(_, v, _)| v.clone())
-        };
+        let from_dotenv =
+            |key: &str| dotenv_layer.iter().rev().find(|(k, _, _)| k == key).map(|(_, v, _)| v.clone());
 
-        let file_layer = match process
-            .get(CONFIG_FILE_VAR)
-            .cloned()
-            .or_else(|| from_dotenv(CONFIG_FILE_VAR))
+        let file_layer = match process.get(CONFIG_FILE_VAR).cloned().or_else(|| from_dotenv(CONFIG_FILE_VAR))
         {
             Some(path) => read_config_file(Path::new(&path), &mut problems),
             None => Vec::new(),
         };
-        let from_file = |key: &str| {
-            file_layer
-                .iter()
-                .find(|(k, _, _)| k == key)
-                .map(|(_, v, _)| v.clone())
-        };
+        let from_file = |key: &str| file_layer.iter().find(|(k, _, _)| k == key).map(|(_, v, _)| v.clone());
 
-        let env_text = process
-            .get(ENV_VAR)
-            .cloned()
-            .or_else(|| from_dotenv(ENV_VAR))
-            .or_else(|| from_file(ENV_VAR));
+        let env_text =
+            process.get(ENV_VAR).cloned().or_else(|| from_dotenv(ENV_VAR)).or_else(|| from_file(ENV_VAR));
         let environment = match env_text {
             None => Environment::Prod,
             Some(text) => text.parse().unwrap_or_else(|expected| {
-                problems.push(ConfigError::new(
-                    ENV_VAR,
-                    format!("expected {expected}, got {text:?}"),
-                ));
+                problems.push(ConfigError::new(ENV_VAR, format!("expected {expected}, got {text:?}")));
                 Environment::Prod
             }),
         };
@@ -132,11 +109,12 @@ impl Sources {
             values.insert(k, (v, Origin::Environment));
         }
         resolve_secret_files(&mut values, &mut problems);
-        Self {
-            values,
-            problems,
-            environment,
-        }
+        Self { values, problems, environment }
+    }
+
+    /// The value of a variable after layering, if any layer sets it.
+    pub fn get(&self, var: &str) -> Option<&str> {
+        self.values.get(var).map(|(v, _)| v.as_str())
     }
 
     /// The environment this configuration is for.
@@ -151,10 +129,7 @@ impl Sources {
 }
 
 /// `SLIPWAY_X_FILE=/run/secrets/x` sets `SLIPWAY_X` to the file's content (Docker secrets).
-fn resolve_secret_files(
-    values: &mut BTreeMap<String, (String, Origin)>,
-    problems: &mut Vec<ConfigError>,
-) {
+fn resolve_secret_files(values: &mut BTreeMap<String, (String, Origin)>, problems: &mut Vec<ConfigError>) {
     let file_vars: Vec<(String, String)> = values
         .iter()
         .filter(|(k, _)| k.ends_with("_FILE") && k.as_str() != CONFIG_FILE_VAR)
@@ -168,19 +143,13 @@ fn resolve_secret_files(
                 let content = content.trim_end_matches(['\r', '\n']).to_string();
                 values.insert(target, (content, Origin::SecretFile(PathBuf::from(path))));
             }
-            Err(e) => problems.push(ConfigError::new(
-                &var,
-                format!("cannot read secret file {path}: {e}"),
-            )),
+            Err(e) => problems.push(ConfigError::new(&var, format!("cannot read secret file {path}: {e}"))),
         }
     }
 }
 
 /// Reads a TOML file: top-level keys are shared settings, `[auth]` tables are one scope's.
-fn read_config_file(
-    path: &Path,
-    problems: &mut Vec<ConfigError>,
-) -> Vec<(String, String, PathBuf)> {
+fn read_config_file(path: &Path, problems: &mut Vec<ConfigError>) -> Vec<(String, String, PathBuf)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -207,10 +176,7 @@ fn read_config_file(
             }
             toml::Value::Table(_) => problems.push(ConfigError::file(
                 path,
-                format!(
-                    "unknown section [{key}]; sections are {}",
-                    SCOPES.join(", ").to_lowercase()
-                ),
+                format!("unknown section [{key}]; sections are {}", SCOPES.join(", ").to_lowercase()),
             )),
             v => push_value(path, format!("{PREFIX}{upper}"), v, &mut out, problems),
         }
@@ -233,10 +199,7 @@ fn push_value(
         _ => {
             problems.push(ConfigError::new(
                 &var,
-                format!(
-                    "in {}: expected a string, number or boolean",
-                    path.display()
-                ),
+                format!("in {}: expected a string, number or boolean", path.display()),
             ));
             return;
         }

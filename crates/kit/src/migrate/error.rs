@@ -38,14 +38,8 @@ pub enum MigrateFailure {
     #[error("migration {file} has no down file, so it cannot be reverted")]
     NoDown { file: String },
 
-    #[error(
-        "waited {waited:?} for another migration run on schema {schema} to finish; is one stuck?"
-    )]
-    LockTimeout {
-        schema: String,
-        waited: Duration,
-        source: sqlx::Error,
-    },
+    #[error("waited {waited:?} for another migration run on schema {schema} to finish; is one stuck?")]
+    LockTimeout { schema: String, waited: Duration, source: sqlx::Error },
 
     #[error("migration bookkeeping failed")]
     Database(#[from] sqlx::Error),
@@ -57,24 +51,17 @@ pub enum MigrateFailure {
 impl MigrateFailure {
     pub(super) fn from_sqlx(e: MigrateError, m: &Migrations) -> Self {
         match e {
-            MigrateError::VersionMismatch(v) => Self::Drift {
-                service: m.service.clone(),
-                file: m.file(v, false),
-            },
+            MigrateError::VersionMismatch(v) => {
+                Self::Drift { service: m.service.clone(), file: m.file(v, false) }
+            }
             MigrateError::VersionMissing(v) => Self::Missing { version: v },
             MigrateError::ExecuteMigration(source, v) => {
                 let no_tx = m.migrations.iter().any(|x| x.version == v && x.no_tx);
                 let down = false;
                 if no_tx {
-                    Self::FailedNoTx {
-                        file: m.file(v, down),
-                        source,
-                    }
+                    Self::FailedNoTx { file: m.file(v, down), source }
                 } else {
-                    Self::Failed {
-                        file: m.file(v, down),
-                        source,
-                    }
+                    Self::Failed { file: m.file(v, down), source }
                 }
             }
             MigrateError::Execute(e) => Self::Database(e),

@@ -15,30 +15,19 @@ const WAIT: Duration = Duration::from_secs(300);
 /// Takes the lock, waiting up to five minutes for a runner that holds it.
 pub async fn acquire(conn: &mut PgConnection, schema: &str) -> Result<(), MigrateFailure> {
     // Migrations may run long: no statement timeout on this session, but a bounded lock wait.
-    sqlx::query("SET statement_timeout = 0")
+    sqlx::query("SET statement_timeout = 0").execute(&mut *conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET lock_timeout = '{}ms'", WAIT.as_millis())))
         .execute(&mut *conn)
         .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SET lock_timeout = '{}ms'",
-        WAIT.as_millis()
-    )))
-    .execute(&mut *conn)
-    .await?;
     let locked = sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
         .bind(LOCK_CLASS)
         .bind(schema)
         .execute(&mut *conn)
         .await;
     if let Err(e) = locked {
-        return Err(MigrateFailure::LockTimeout {
-            schema: schema.into(),
-            waited: WAIT,
-            source: e,
-        });
+        return Err(MigrateFailure::LockTimeout { schema: schema.into(), waited: WAIT, source: e });
     }
-    sqlx::query("SET lock_timeout = 0")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SET lock_timeout = 0").execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -42,10 +42,8 @@ pub(super) async fn applied(
     schema: &str,
 ) -> Result<BTreeMap<i64, Applied>, sqlx::Error> {
     let table = format!("{schema}.{TABLE}");
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-        .bind(&table)
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass($1)::text").bind(&table).fetch_one(&mut *conn).await?;
     if exists.is_none() {
         return Ok(BTreeMap::new());
     }
@@ -81,16 +79,9 @@ pub(super) fn compare(
             let state = match applied.get(&k.version) {
                 None => MigrationState::Pending,
                 Some(a) if a.checksum != *k.checksum => MigrationState::Drifted,
-                Some(a) => MigrationState::Applied {
-                    on: a.installed_on,
-                    duration: a.duration,
-                },
+                Some(a) => MigrationState::Applied { on: a.installed_on, duration: a.duration },
             };
-            MigrationStatus {
-                version: k.version,
-                file: m.file(k.version, false),
-                state,
-            }
+            MigrationStatus { version: k.version, file: m.file(k.version, false), state }
         })
         .collect();
     for version in applied.keys() {

@@ -40,19 +40,12 @@ fn three_wrong_variables_are_all_reported_with_their_names() {
     .expect_err("three bad values");
     let vars: Vec<&str> = err.0.iter().map(|e| e.var.as_str()).collect();
     assert_eq!(vars.len(), 3, "{err}");
-    for var in [
-        "SLIPWAY_AUTH_PORT",
-        "SLIPWAY_AUTH_WORKERS",
-        "SLIPWAY_SHUTDOWN_GRACE",
-    ] {
+    for var in ["SLIPWAY_AUTH_PORT", "SLIPWAY_AUTH_WORKERS", "SLIPWAY_SHUTDOWN_GRACE"] {
         assert!(vars.contains(&var), "{var} missing from {err}");
     }
     let text = err.to_string();
     assert!(text.contains("3 configuration problems"), "{text}");
-    assert!(
-        text.contains("expected a whole number from 0 to 65535, got \"eighty\""),
-        "{text}"
-    );
+    assert!(text.contains("expected a whole number from 0 to 65535, got \"eighty\""), "{text}");
     assert!(text.contains("expected a duration"), "{text}");
 }
 
@@ -71,37 +64,21 @@ fn unknown_variables_of_the_scope_are_refused_with_a_suggestion_and_others_scope
         text.contains("SLIPWAY_AUTH_WORKRS: unknown setting (did you mean SLIPWAY_AUTH_WORKERS?)"),
         "{text}"
     );
-    assert!(
-        text.contains("SLIPWAY_DATABSE_URL: unknown setting"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("MAILER"),
-        "another service's settings are not auth's business: {text}"
-    );
+    assert!(text.contains("SLIPWAY_DATABSE_URL: unknown setting"), "{text}");
+    assert!(!text.contains("MAILER"), "another service's settings are not auth's business: {text}");
 }
 
 #[test]
 fn a_secret_never_appears_in_debug_output_or_logs() {
     let secret = "hunter2-very-secret-value";
     let url = "postgres://app:pa55word-in-url@db/app";
-    let demo = load(&[
-        ("SLIPWAY_ENV", "prod"),
-        ("SLIPWAY_AUTH_API_KEY", secret),
-        ("SLIPWAY_DATABASE_URL", url),
-    ])
-    .expect("valid prod config");
-    assert_eq!(
-        demo.api_key.expose_secret(),
-        secret,
-        "the value itself is available to code"
-    );
+    let demo =
+        load(&[("SLIPWAY_ENV", "prod"), ("SLIPWAY_AUTH_API_KEY", secret), ("SLIPWAY_DATABASE_URL", url)])
+            .expect("valid prod config");
+    assert_eq!(demo.api_key.expose_secret(), secret, "the value itself is available to code");
 
     let debug = format!("{demo:?} {demo:#?}");
-    assert!(
-        !debug.contains(secret) && !debug.contains("pa55word"),
-        "{debug}"
-    );
+    assert!(!debug.contains(secret) && !debug.contains("pa55word"), "{debug}");
 
     let buffer = SharedBuffer::default();
     let writer = buffer.clone();
@@ -111,14 +88,8 @@ fn a_secret_never_appears_in_debug_output_or_logs() {
         tracing::info!(api_key = ?demo.api_key, db = ?demo.db, "fields");
     });
     let logs = buffer.text();
-    assert!(
-        logs.contains("loaded") && logs.contains("REDACTED"),
-        "{logs}"
-    );
-    assert!(
-        !logs.contains(secret) && !logs.contains("pa55word"),
-        "{logs}"
-    );
+    assert!(logs.contains("loaded") && logs.contains("REDACTED"), "{logs}");
+    assert!(!logs.contains(secret) && !logs.contains("pa55word"), "{logs}");
 }
 
 #[test]
@@ -130,30 +101,15 @@ fn production_refuses_missing_default_and_example_secrets_with_what_to_do() {
     ])
     .expect_err("default secrets in prod");
     let text = err.to_string();
-    assert!(
-        text.contains("SLIPWAY_AUTH_API_KEY: is the development default"),
-        "{text}"
-    );
-    assert!(
-        text.contains("SLIPWAY_DATABASE_URL: is the example value"),
-        "{text}"
-    );
+    assert!(text.contains("SLIPWAY_AUTH_API_KEY: is the development default"), "{text}");
+    assert!(text.contains("SLIPWAY_DATABASE_URL: is the example value"), "{text}");
     assert!(text.contains("openssl rand"), "{text}");
-    assert!(
-        !text.contains("dev-api-key"),
-        "a refused secret is not echoed: {text}"
-    );
+    assert!(!text.contains("dev-api-key"), "a refused secret is not echoed: {text}");
 
     let err = load(&[("SLIPWAY_ENV", "staging")]).expect_err("missing secrets in staging");
     let text = err.to_string();
-    assert!(
-        text.contains("SLIPWAY_AUTH_API_KEY: required in staging"),
-        "{text}"
-    );
-    assert!(
-        text.contains("SLIPWAY_AUTH_DATABASE_URL: required in staging"),
-        "{text}"
-    );
+    assert!(text.contains("SLIPWAY_AUTH_API_KEY: required in staging"), "{text}");
+    assert!(text.contains("SLIPWAY_AUTH_DATABASE_URL: required in staging"), "{text}");
 
     let dev = load(&[("SLIPWAY_ENV", "dev")]).expect("dev takes the defaults");
     assert_eq!(dev.api_key.expose_secret(), "dev-api-key");
@@ -169,26 +125,16 @@ fn an_unset_environment_means_prod_so_a_forgotten_setting_fails_closed() {
 fn layers_apply_in_order_file_then_dotenv_then_environment_then_secret_files() {
     let dir = tempdir();
     let file = dir.join("slipway.toml");
-    std::fs::write(&file, "log = \"warn\"\n[auth]\nworkers = 7\nport = 1111\n")
-        .expect("write toml");
-    std::fs::write(
-        dir.join(".env"),
-        "SLIPWAY_ENV=dev\nSLIPWAY_AUTH_PORT=2222\nSLIPWAY_LOG_FORMAT=json\n",
-    )
-    .expect("write .env");
-    std::fs::write(
-        dir.join("secrets.env"),
-        "SLIPWAY_AUTH_API_KEY=from-secrets-env\n",
-    )
-    .expect("write secrets.env");
+    std::fs::write(&file, "log = \"warn\"\n[auth]\nworkers = 7\nport = 1111\n").expect("write toml");
+    std::fs::write(dir.join(".env"), "SLIPWAY_ENV=dev\nSLIPWAY_AUTH_PORT=2222\nSLIPWAY_LOG_FORMAT=json\n")
+        .expect("write .env");
+    std::fs::write(dir.join("secrets.env"), "SLIPWAY_AUTH_API_KEY=from-secrets-env\n")
+        .expect("write secrets.env");
     let key_file = dir.join("api_key");
     std::fs::write(&key_file, "from-secret-file\n").expect("write secret");
 
     let vars = |extra: &[(&str, &str)]| {
-        let mut v = vec![(
-            "SLIPWAY_CONFIG_FILE".to_string(),
-            file.display().to_string(),
-        )];
+        let mut v = vec![("SLIPWAY_CONFIG_FILE".to_string(), file.display().to_string())];
         v.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         v
     };
@@ -204,16 +150,8 @@ fn layers_apply_in_order_file_then_dotenv_then_environment_then_secret_files() {
         ("SLIPWAY_AUTH_API_KEY_FILE", &key_file.display().to_string()),
     ]);
     let demo = load_from(&Sources::load(env, &dir)).expect("valid");
-    assert_eq!(
-        demo.common.http.addr.port(),
-        3333,
-        "the environment beats .env"
-    );
-    assert_eq!(
-        demo.api_key.expose_secret(),
-        "from-secret-file",
-        "a _FILE secret beats everything"
-    );
+    assert_eq!(demo.common.http.addr.port(), 3333, "the environment beats .env");
+    assert_eq!(demo.api_key.expose_secret(), "from-secret-file", "a _FILE secret beats everything");
 
     let prod = vars(&[
         ("SLIPWAY_ENV", "prod"),
@@ -221,25 +159,15 @@ fn layers_apply_in_order_file_then_dotenv_then_environment_then_secret_files() {
         ("SLIPWAY_DATABASE_URL", "postgres://db/x"),
     ]);
     let demo = load_from(&Sources::load(prod, &dir)).expect("valid prod");
-    assert_eq!(
-        demo.common.http.addr.port(),
-        1111,
-        "prod ignores .env files; the file still applies"
-    );
+    assert_eq!(demo.common.http.addr.port(), 1111, "prod ignores .env files; the file still applies");
 }
 
 #[test]
 fn an_unreadable_secret_file_is_reported_by_variable_and_path() {
-    let err = load(&[
-        ("SLIPWAY_ENV", "dev"),
-        ("SLIPWAY_AUTH_API_KEY_FILE", "/nonexistent/key"),
-    ])
-    .expect_err("missing file");
+    let err = load(&[("SLIPWAY_ENV", "dev"), ("SLIPWAY_AUTH_API_KEY_FILE", "/nonexistent/key")])
+        .expect_err("missing file");
     let text = err.to_string();
-    assert!(
-        text.contains("SLIPWAY_AUTH_API_KEY_FILE: cannot read secret file /nonexistent/key"),
-        "{text}"
-    );
+    assert!(text.contains("SLIPWAY_AUTH_API_KEY_FILE: cannot read secret file /nonexistent/key"), "{text}");
 }
 
 fn tempdir() -> std::path::PathBuf {
@@ -273,8 +201,5 @@ impl Write for SharedBuffer {
 }
 
 fn tracing_subscriber_for(writer: SharedBuffer) -> impl tracing::Subscriber {
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish()
+    tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish()
 }

@@ -19,33 +19,19 @@ fn http() -> HttpConfig {
 async fn readyz_turns_503_when_postgres_is_unreachable_and_200_when_it_is_back_without_a_restart() {
     let db = TestDb::create().await;
     let proxy = TcpProxy::start(db.addr()).await;
-    let pool =
-        kit::db::pool(&testkit::db_config(&db.url_via(proxy.port())), "public").expect("pool");
+    let pool = kit::db::pool(&testkit::db_config(&db.url_via(proxy.port())), "public").expect("pool");
 
     let router = service_router(Router::new(), Readiness::new().postgres(pool), &http());
-    let server = Server::bind(http().addr, router, Duration::from_secs(1))
-        .await
-        .expect("bind");
+    let server = Server::bind(http().addr, router, Duration::from_secs(1)).await.expect("bind");
     let url = format!("http://127.0.0.1:{}/readyz", server.port());
     tokio::spawn(server.run_until(std::future::pending()));
     let client = reqwest::Client::new();
-    let status = async || {
-        client
-            .get(&url)
-            .send()
-            .await
-            .expect("readyz answers")
-            .status()
-            .as_u16()
-    };
+    let status = async || client.get(&url).send().await.expect("readyz answers").status().as_u16();
 
     assert_eq!(status().await, 200);
 
     proxy.cut();
-    eventually(Duration::from_secs(10), "readyz reports 503", async || {
-        status().await == 503
-    })
-    .await;
+    eventually(Duration::from_secs(10), "readyz reports 503", async || status().await == 503).await;
     let down = client.get(&url).send().await.expect("readyz");
     assert_eq!(down.headers()["content-type"], "application/problem+json");
     assert!(down.headers().contains_key("retry-after"));
@@ -54,29 +40,18 @@ async fn readyz_turns_503_when_postgres_is_unreachable_and_200_when_it_is_back_w
     assert_eq!(body["type"], "tag:slipway.dev,2026:problem/not-ready");
 
     proxy.restore();
-    eventually(
-        Duration::from_secs(10),
-        "readyz reports 200 again",
-        async || status().await == 200,
-    )
-    .await;
+    eventually(Duration::from_secs(10), "readyz reports 200 again", async || status().await == 200).await;
 }
 
 #[tokio::test]
 async fn healthz_answers_while_dependencies_are_down() {
     let readiness = Readiness::new().check("broken", async || anyhow::bail!("always down"));
     let router = service_router(Router::new(), readiness, &http());
-    let server = Server::bind(http().addr, router, Duration::from_secs(1))
-        .await
-        .expect("bind");
+    let server = Server::bind(http().addr, router, Duration::from_secs(1)).await.expect("bind");
     let port = server.port();
     tokio::spawn(server.run_until(std::future::pending()));
     let get = async |path: &str| {
-        reqwest::get(format!("http://127.0.0.1:{port}{path}"))
-            .await
-            .expect("answers")
-            .status()
-            .as_u16()
+        reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.expect("answers").status().as_u16()
     };
     assert_eq!(get("/healthz").await, 200);
     assert_eq!(get("/readyz").await, 503);

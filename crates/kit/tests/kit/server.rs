@@ -58,20 +58,13 @@ async fn start(grace: Duration) -> Running {
     let config = http(grace);
     let arrived = Arrived::default();
     let router = service_router(api(arrived.clone()), Readiness::new(), &config);
-    let server = Server::bind(config.addr, router, grace)
-        .await
-        .expect("bind port 0");
+    let server = Server::bind(config.addr, router, grace).await.expect("bind port 0");
     let base = format!("http://127.0.0.1:{}", server.port());
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(server.run_until(async move {
         let _ = stopped.await;
     }));
-    Running {
-        base,
-        arrived,
-        stop: Some(stop),
-        done,
-    }
+    Running { base, arrived, stop: Some(stop), done }
 }
 
 #[tokio::test]
@@ -80,19 +73,9 @@ async fn an_in_flight_request_finishes_after_shutdown_begins_and_new_connections
     let url = format!("{}/slow", app.base);
     let in_flight = tokio::spawn(async move { reqwest::get(url).await?.text().await });
     app.arrived.notified().await;
-    app.stop
-        .take()
-        .expect("stop")
-        .send(())
-        .expect("server running");
+    app.stop.take().expect("stop").send(()).expect("server running");
 
-    assert_eq!(
-        in_flight
-            .await
-            .expect("task")
-            .expect("the request completes"),
-        "finished"
-    );
+    assert_eq!(in_flight.await.expect("task").expect("the request completes"), "finished");
     app.done.await.expect("task").expect("server stops cleanly");
     let after = reqwest::get(format!("{}/healthz", app.base)).await;
     assert!(after.is_err(), "nothing listens after shutdown");
@@ -106,10 +89,7 @@ async fn the_grace_period_bounds_how_long_shutdown_waits() {
     app.arrived.notified().await;
     app.stop.take().expect("stop").send(()).expect("running");
     let stopped = tokio::time::timeout(Duration::from_secs(5), app.done).await;
-    stopped
-        .expect("shutdown ends after the grace period")
-        .expect("task")
-        .expect("ok");
+    stopped.expect("shutdown ends after the grace period").expect("task").expect("ok");
 }
 
 #[tokio::test]
@@ -123,10 +103,7 @@ async fn the_request_id_is_kept_when_plain_made_when_absent_and_replaced_when_un
             req = req.header("x-request-id", id);
         }
         let res = req.send().await.expect("answers");
-        res.headers()["x-request-id"]
-            .to_str()
-            .expect("ascii")
-            .to_string()
+        res.headers()["x-request-id"].to_str().expect("ascii").to_string()
     };
     assert_eq!(id_of(Some("gw-123.abc")).await, "gw-123.abc");
     let made = id_of(None).await;
@@ -141,55 +118,29 @@ async fn errors_are_problem_json_and_a_500_body_carries_no_internal_detail() {
     let app = start(Duration::from_secs(1)).await;
     let client = reqwest::Client::new();
 
-    let missing = client
-        .get(format!("{}/nope", app.base))
-        .send()
-        .await
-        .expect("404");
+    let missing = client.get(format!("{}/nope", app.base)).send().await.expect("404");
     assert_eq!(missing.status(), 404);
-    assert_eq!(
-        missing.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = missing.json().await.expect("json");
     assert_eq!(body["type"], "tag:slipway.dev,2026:problem/not-found");
     assert_eq!(body["status"], 404);
 
-    let failed = client
-        .get(format!("{}/fail", app.base))
-        .send()
-        .await
-        .expect("500");
+    let failed = client.get(format!("{}/fail", app.base)).send().await.expect("500");
     assert_eq!(failed.status(), 500);
     let text = failed.text().await.expect("body");
-    assert!(
-        !text.contains("connection refused") && !text.contains("user row"),
-        "{text}"
-    );
+    assert!(!text.contains("connection refused") && !text.contains("user row"), "{text}");
     assert!(text.contains("problem/internal"), "{text}");
 
-    let big = client
-        .post(format!("{}/echo", app.base))
-        .body("x".repeat(65))
-        .send()
-        .await
-        .expect("413");
+    let big = client.post(format!("{}/echo", app.base)).body("x".repeat(65)).send().await.expect("413");
     assert_eq!(big.status(), 413, "the body limit is on by default");
-    let small = client
-        .post(format!("{}/echo", app.base))
-        .body("x".repeat(64))
-        .send()
-        .await
-        .expect("200");
+    let small = client.post(format!("{}/echo", app.base)).body("x".repeat(64)).send().await.expect("200");
     assert_eq!(small.status(), 200);
 }
 
 #[tokio::test]
 async fn a_request_past_the_timeout_gets_a_503_problem() {
     let app = start(Duration::from_secs(1)).await;
-    let res = reqwest::get(format!("{}/hang", app.base))
-        .await
-        .expect("answers");
+    let res = reqwest::get(format!("{}/hang", app.base)).await.expect("answers");
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = res.json().await.expect("json");

@@ -14,10 +14,8 @@ async fn health_endpoints_answer_when_the_database_is_reachable() {
 async fn startup_applies_auth_migrations_into_the_auth_schema() {
     let app = spawn_app().await;
     let pool = app.db.pool().await;
-    let users: Option<String> = sqlx::query_scalar("SELECT to_regclass('auth.users')::text")
-        .fetch_one(&pool)
-        .await
-        .expect("query");
+    let users: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('auth.users')::text").fetch_one(&pool).await.expect("query");
     assert_eq!(users.as_deref(), Some("auth.users"));
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM auth.schema_migrations ORDER BY version")
@@ -50,14 +48,7 @@ async fn instances_starting_together_share_one_migration_run() {
         .fetch_one(&pool)
         .await
         .expect("count");
-    assert_eq!(
-        rows as usize,
-        auth::migrations()
-            .status(&test_config(&db).db)
-            .await
-            .expect("status")
-            .len()
-    );
+    assert_eq!(rows as usize, auth::migrations().status(&test_config(&db).db).await.expect("status").len());
 }
 
 #[tokio::test]

@@ -1,0 +1,37 @@
+//! `slipway db reset`.
+
+use clap::Subcommand;
+
+use crate::{Context, Failure, prompt, registry};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drop a service's schema and everything in it, then migrate it afresh (dev and test only).
+    Reset {
+        service: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
+    let Command::Reset { service, yes } = cmd;
+    let entry = registry::find(&service)?;
+    let sources = ctx.sources();
+    let environment = sources.environment();
+    if environment.is_production_like() {
+        return Err(Failure::Refused(format!(
+            "db reset deletes data and is for dev and test only; SLIPWAY_ENV is {environment}. \
+             To undo a migration in {environment}, use `slipway migrate down --service {service}`"
+        )));
+    }
+    let (Some(migrations), Some(db)) = (entry.migrations(), entry.db(&sources)?) else {
+        return Err(Failure::Failed(anyhow::anyhow!("{service} has no database schema to reset")));
+    };
+    let question = format!("Drop schema {:?} and all its data ({environment})?", migrations.schema());
+    prompt::confirm(&question, yes)?;
+    let applied = migrations.reset(&db).await?;
+    println!("{service}: schema {} reset, {} migration(s) applied", migrations.schema(), applied.len());
+    Ok(())
+}

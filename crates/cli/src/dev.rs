@@ -1,0 +1,107 @@
+//! `slipway dev`: every service in one process for development, with a throwaway Postgres
+//! unless one is given. Ctrl-C drains the services, then stops Postgres.
+
+use anyhow::Context as _;
+use kit::config::LogFormat;
+use kit::service::Shutdown;
+use sqlx::Connection;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::{Context, Failure, registry};
+
+const DEV_DATABASE: &str = "slipway";
+
+pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> {
+    if !ctx.vars.iter().any(|(k, _)| k == "SLIPWAY_ENV") && ctx.sources().get("SLIPWAY_ENV").is_none() {
+        ctx.vars.push(("SLIPWAY_ENV".into(), "dev".into()));
+    }
+    let environment = ctx.sources().environment();
+    if environment.is_production_like() {
+        return Err(Failure::Refused(format!(
+            "slipway dev runs the development stack, but SLIPWAY_ENV is {environment}; unset it or set it to dev"
+        )));
+    }
+
+    let mut cluster = None;
+    let configured = ctx.sources().get("SLIPWAY_DATABASE_URL").is_some();
+    if !database_given && !configured {
+        eprintln!("slipway: no DATABASE_URL: starting a throwaway Postgres (deleted on exit)");
+        let c = tokio::task::spawn_blocking(devdb::Cluster::start).await.context("devdb")??;
+        create_database(&c.url("postgres")).await?;
+        ctx.set_database_url(&c.url(DEV_DATABASE));
+        eprintln!("slipway: Postgres at {}", c.url(DEV_DATABASE));
+        cluster = Some(c);
+    }
+
+    let sources = ctx.sources();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown = || -> Shutdown {
+        let mut rx = stop_rx.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+    };
+    let mut started = Vec::new();
+    let mut problems = Vec::new();
+    for entry in registry::SERVICES {
+        match entry.start(&sources, shutdown()) {
+            Ok((common, running)) => started.push((entry.name(), common, running)),
+            Err(errors) => problems.extend(errors.0),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Config(kit::config::ConfigErrors(problems)));
+    }
+    let (log, format) = started
+        .first()
+        .map(|(_, c, _)| (c.log.clone(), c.log_format))
+        .unwrap_or(("info".into(), LogFormat::Pretty));
+    kit::telemetry::init_with_writer(&log, format, std::io::stderr)?;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, common, running) in started {
+        tracing::info!(service = name, url = %format!("http://{}", common.http.addr), "starting");
+        let stop = stop_tx.clone();
+        tasks.spawn(
+            async move {
+                let result = running.await;
+                if let Err(error) = &result {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "service stopped on error; stopping the others"
+                    );
+                    stop.send_replace(true);
+                }
+                result
+            }
+            .instrument(tracing::info_span!("service", name)),
+        );
+    }
+    let signal = kit::server::shutdown_signal();
+    let stop = stop_tx.clone();
+    tokio::spawn(async move {
+        signal.await;
+        stop.send_replace(true);
+    });
+
+    let mut failed = false;
+    while let Some(joined) = tasks.join_next().await {
+        failed |= !matches!(joined, Ok(Ok(())));
+    }
+    if let Some(mut c) = cluster.take() {
+        tracing::info!("stopping the throwaway Postgres");
+        tokio::task::spawn_blocking(move || c.stop()).await.context("devdb")?;
+    }
+    if failed {
+        Err(Failure::Failed(anyhow::anyhow!("a service failed; its error is logged above")))
+    } else {
+        Ok(())
+    }
+}
+
+async fn create_database(server: &str) -> anyhow::Result<()> {
+    let mut conn = sqlx::PgConnection::connect(server).await.context("connect to the throwaway Postgres")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {DEV_DATABASE}"))).execute(&mut conn).await?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The `slipway` command: dev stack, migrations, database tasks and configuration checks for
+//! every service in the workspace.
+
+mod db;
+mod dev;
+mod env;
+mod failure;
+mod migrate;
+mod prompt;
+mod registry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kit::config::Sources;
+
+pub use failure::Failure;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success
+  1   the operation failed (the message says why)
+  2   bad command line
+  3   refused: not allowed in this environment, or not confirmed
+  78  invalid configuration (every problem is listed)";
+
+#[derive(Debug, Parser)]
+#[command(name = "slipway", version, about = "Run, migrate and check a Slipway platform", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Postgres to use instead of each service's configured SLIPWAY_DATABASE_URL.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service natively for development, against DATABASE_URL or a throwaway
+    /// Postgres started for the session. Ctrl-C stops everything.
+    Dev,
+    /// Apply, revert, inspect or create schema migrations.
+    #[command(subcommand)]
+    Migrate(migrate::Command),
+    /// Database tasks.
+    #[command(subcommand)]
+    Db(db::Command),
+    /// Configuration tasks.
+    #[command(subcommand)]
+    Env(env::Command),
+}
+
+/// The configuration layers the command sees, with `--database-url` laid over every service.
+#[derive(Debug, Clone)]
+struct Context {
+    vars: Vec<(String, String)>,
+}
+
+impl Context {
+    fn new(database_url: Option<&str>) -> Self {
+        let mut ctx = Self { vars: std::env::vars().collect() };
+        if let Some(url) = database_url {
+            ctx.set_database_url(url);
+        }
+        ctx
+    }
+
+    /// Points every service at `url`, over anything configured.
+    fn set_database_url(&mut self, url: &str) {
+        for service in registry::SERVICES {
+            let var = format!("SLIPWAY_{}_DATABASE_URL", service.name().to_ascii_uppercase());
+            self.vars.push((var, url.to_string()));
+        }
+    }
+
+    fn sources(&self) -> Sources {
+        Sources::load(self.vars.clone(), std::path::Path::new("."))
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("slipway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Context::new(cli.database_url.as_deref());
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev => dev::run(ctx, cli.database_url.is_some()).await,
+            Command::Migrate(cmd) => migrate::run(&ctx, cmd).await,
+            Command::Db(cmd) => db::run(&ctx, cmd).await,
+            Command::Env(cmd) => env::run(&ctx, cmd),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("slipway: {failure}");
+            ExitCode::from(failure.code())
+        }
+    }
+}

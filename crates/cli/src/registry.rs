@@ -1,0 +1,66 @@
+//! The services this build knows, seen through one interface.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use kit::config::{Common, ConfigErrors, DbConfig, Sources};
+use kit::migrate::Migrations;
+use kit::service::{Service, Shutdown};
+
+pub type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// What the CLI can do with a service without knowing its type.
+pub trait Entry: Sync {
+    fn name(&self) -> &'static str;
+    fn check(&self, sources: &Sources) -> Result<(), ConfigErrors>;
+    fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors>;
+    fn migrations(&self) -> Option<Migrations>;
+    /// Loads the configuration and returns it with the future that runs the service.
+    fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors>;
+}
+
+struct Of<S>(PhantomData<fn() -> S>);
+
+impl<S: Service> Entry for Of<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn check(&self, sources: &Sources) -> Result<(), ConfigErrors> {
+        S::load(sources).map(drop)
+    }
+
+    fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors> {
+        Ok(S::load(sources)?.db().cloned())
+    }
+
+    fn migrations(&self) -> Option<Migrations> {
+        S::migrations()
+    }
+
+    fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors> {
+        let config = S::load(sources)?;
+        let common = config.common().clone();
+        Ok((common, Box::pin(config.run(shutdown))))
+    }
+}
+
+/// Every service, in start order. A new service adds its line here.
+pub static SERVICES: &[&dyn Entry] = &[&Of::<auth::Config>(PhantomData)];
+
+/// The service called `name`, or a message listing the known ones.
+pub fn find(name: &str) -> Result<&'static dyn Entry, crate::Failure> {
+    SERVICES.iter().copied().find(|s| s.name() == name).ok_or_else(|| {
+        let known: Vec<_> = SERVICES.iter().map(|s| s.name()).collect();
+        crate::Failure::Failed(anyhow::anyhow!("no service called {name:?}; known: {}", known.join(", ")))
+    })
+}
+
+/// The services a command applies to: the one named, or all.
+pub fn select(name: Option<&str>) -> Result<Vec<&'static dyn Entry>, crate::Failure> {
+    match name {
+        Some(n) => Ok(vec![find(n)?]),
+        None => Ok(SERVICES.to_vec()),
+    }
+}

@@ -1,0 +1,7 @@
+//! The `slipway` binary, run as a user runs it, against real Postgres.
+
+mod db;
+mod dev;
+mod env;
+mod helpers;
+mod migrate;
