@@ -1,4 +1,4 @@
-//! Project automation, run as `cargo xtask <command>`.
+//! Project automation, run as `cargo xtask <command>`; `.ci/run` is what CI runs.
 
 use std::process::ExitCode;
 
@@ -21,8 +21,6 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// What CI checks: formatting, clippy with warnings as errors, then the tests.
-    Ci,
 }
 
 #[tokio::main]
@@ -32,7 +30,6 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Test { args } => test(&args).await,
-        Cmd::Ci => ci().await,
     };
     match result {
         Ok(code) => code,
@@ -41,23 +38,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(program: &str, args: &[&str]) -> anyhow::Result<bool> {
-    eprintln!("xtask: {program} {}", args.join(" "));
-    let status =
-        Command::new(program).args(args).status().await.with_context(|| format!("cannot run {program}"))?;
-    Ok(status.success())
-}
-
-async fn ci() -> anyhow::Result<ExitCode> {
-    if !run("cargo", &["fmt", "--all", "--", "--check"]).await? {
-        anyhow::bail!("formatting differs: run `cargo fmt --all`");
-    }
-    if !run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]).await? {
-        anyhow::bail!("clippy found problems");
-    }
-    test(&[]).await
 }
 
 async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
