@@ -10,12 +10,14 @@ mod common;
 mod dotenv;
 mod duration;
 mod environment;
+mod rate;
 mod reader;
 mod sources;
 
 pub use common::{Common, DbConfig, HttpConfig, LogFormat};
 pub use duration::parse_duration;
 pub use environment::Environment;
+pub use rate::{Limit, Rate};
 pub use reader::{ConfigError, ConfigErrors, Reader, Setting};
 pub use sources::{Origin, Sources};
 
@@ -43,4 +45,5 @@ pub const SHARED_KEYS: &[&str] = &[
     "DATABASE_STATEMENT_TIMEOUT",
     "MIGRATE_ON_START",
     "PUBLIC_URL",
+    "TRUSTED_PROXIES",
 ];

@@ -1,8 +1,10 @@
 //! What every Slipway service shares: configuration, telemetry, health, errors, graceful
 //! shutdown, the Postgres pool and migrations — and only that.
 
+pub mod client_ip;
 pub mod config;
 pub mod db;
+pub mod extract;
 pub mod health;
 pub mod migrate;
 pub mod problem;

@@ -19,7 +19,10 @@ use crate::request_id;
 /// Wraps a service's API with what every service has: health routes, a problem+json 404,
 /// the request-id span, the request timeout and the body limit.
 pub fn service_router(api: Router, readiness: Readiness, http: &HttpConfig) -> Router {
-    let mut router = api.merge(health::routes(readiness)).fallback(problem::not_found);
+    let mut router = api
+        .merge(health::routes(readiness))
+        .fallback(problem::not_found)
+        .method_not_allowed_fallback(async || Problem::method_not_allowed());
     if !http.request_timeout.is_zero() {
         let limit = http.request_timeout;
         router = router.layer(middleware::from_fn(move |req: Request, next: Next| timeout(limit, req, next)));

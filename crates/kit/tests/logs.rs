@@ -40,6 +40,7 @@ async fn an_internal_error_logs_its_cause_chain_with_the_request_id_in_json() {
         shutdown_grace: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
         body_limit: 1024,
+        trusted_proxies: Default::default(),
     };
     let router = service_router(Router::new().route("/fail", failing), Readiness::new(), &config);
     let server = Server::bind(config.addr, router, config.shutdown_grace).await.expect("bind");

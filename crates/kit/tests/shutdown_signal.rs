@@ -16,6 +16,7 @@ async fn a_slow_in_flight_request_finishes_after_sigterm_and_the_server_then_sto
         shutdown_grace: Duration::from_secs(10),
         request_timeout: Duration::from_secs(10),
         body_limit: 1024,
+        trusted_proxies: Default::default(),
     };
     let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
     let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(arrived_tx)));

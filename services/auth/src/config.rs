@@ -1,6 +1,8 @@
 //! Auth's configuration: the shared settings plus its own, read from `SLIPWAY_AUTH_…`.
 
-use kit::config::{Common, ConfigErrors, DbConfig, Sources};
+use std::time::Duration;
+
+use kit::config::{Common, ConfigErrors, DbConfig, Limit, Rate, Reader, Sources};
 use kit::migrate::Migrations;
 use kit::service::{Service, Shutdown};
 use secrecy::SecretString;
@@ -12,18 +14,122 @@ const DEV_TOKEN_KEY: &str = "dev-only-token-key-not-secret";
 pub struct Config {
     pub common: Common,
     pub db: DbConfig,
-    /// The HMAC key for stored one-time tokens (activation, reset).
+    /// The HMAC key under which one-time and refresh tokens are stored.
     pub token_key: SecretString,
+    /// The site's public address; emailed links start with it (never with a request's Host).
+    pub public_url: String,
+    pub jwt: JwtConfig,
+    pub sessions: SessionConfig,
+    pub argon: ArgonConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// The signing key, an Ed25519 private key in PKCS#8 PEM. Empty in dev and test: a key is
+    /// generated once and kept in the database.
+    pub key: SecretString,
+    /// Public keys (SPKI PEM, concatenated) of earlier signers, still accepted and published
+    /// until the tokens they signed have expired.
+    pub previous_keys: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub refresh_ttl: Duration,
+    /// How long an already-used refresh token is still honoured (parallel tabs) before its
+    /// reuse is treated as theft.
+    pub reuse_grace: Duration,
+    pub activation_ttl: Duration,
+    pub reset_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArgonConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; more wait their turn off the async executor.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub signup_ip: Option<Rate>,
+    pub signup_email: Option<Rate>,
+    pub login_ip: Option<Rate>,
+    pub login_email: Option<Rate>,
+    /// Failed logins on one account before it is locked for the rest of the period.
+    pub lockout: Option<Rate>,
+    pub resend_ip: Option<Rate>,
+    pub resend_email: Option<Rate>,
+    pub reset_ip: Option<Rate>,
+    pub reset_email: Option<Rate>,
+}
+
+fn limit(r: &mut Reader<'_>, key: &str, max: u32, per_secs: u64) -> Option<Rate> {
+    r.get(key, Limit(Some(Rate::new(max, Duration::from_secs(per_secs))))).0
 }
 
 impl Config {
     pub fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
         let mut r = sources.reader(crate::NAME);
+        let common = Common::read(&mut r, 8081);
+        let public_url: String = r.get("PUBLIC_URL", "http://localhost:8080".to_string());
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            r.error("PUBLIC_URL", "expected an http:// or https:// URL such as https://example.com");
+        }
+        let public_url = public_url.trim_end_matches('/').to_string();
+        let production = common.environment.is_production_like();
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let config = Self {
-            common: Common::read(&mut r, 8081),
             db: DbConfig::read(&mut r),
             token_key: r.secret("TOKEN_KEY", DEV_TOKEN_KEY),
+            jwt: JwtConfig {
+                issuer: r.get("JWT_ISSUER", public_url.clone()),
+                audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
+                access_ttl: r.get("ACCESS_TTL", Duration::from_secs(15 * 60)),
+                key: r.secret("JWT_KEY", ""),
+                previous_keys: r.get("JWT_PREVIOUS_KEYS", String::new()),
+            },
+            sessions: SessionConfig {
+                refresh_ttl: r.get("REFRESH_TTL", Duration::from_secs(30 * 86_400)),
+                reuse_grace: r.get("REFRESH_REUSE_GRACE", Duration::from_secs(10)),
+                activation_ttl: r.get("ACTIVATION_TTL", Duration::from_secs(24 * 3600)),
+                reset_ttl: r.get("RESET_TTL", Duration::from_secs(45 * 60)),
+            },
+            argon: ArgonConfig {
+                memory_kib: r.get("ARGON2_MEMORY_KIB", 19_456),
+                iterations: r.get("ARGON2_ITERATIONS", 2),
+                parallelism: r.get("ARGON2_PARALLELISM", 1),
+                concurrency: r.get("HASH_CONCURRENCY", cores),
+            },
+            limits: Limits {
+                signup_ip: limit(&mut r, "LIMIT_SIGNUP_IP", 20, 3600),
+                signup_email: limit(&mut r, "LIMIT_SIGNUP_EMAIL", 5, 3600),
+                login_ip: limit(&mut r, "LIMIT_LOGIN_IP", 60, 60),
+                login_email: limit(&mut r, "LIMIT_LOGIN_EMAIL", 10, 60),
+                lockout: limit(&mut r, "LOCKOUT", 5, 15 * 60),
+                resend_ip: limit(&mut r, "LIMIT_RESEND_IP", 10, 3600),
+                resend_email: limit(&mut r, "LIMIT_RESEND_EMAIL", 3, 3600),
+                reset_ip: limit(&mut r, "LIMIT_RESET_IP", 10, 3600),
+                reset_email: limit(&mut r, "LIMIT_RESET_EMAIL", 3, 3600),
+            },
+            public_url,
+            common,
         };
+        if production && (config.argon.memory_kib < 19_456 || config.argon.iterations < 2) {
+            r.error(
+                "ARGON2_MEMORY_KIB",
+                "below the OWASP minimum (19456 KiB and 2 iterations) in staging or prod",
+            );
+        }
+        if config.argon.concurrency == 0 {
+            r.error("HASH_CONCURRENCY", "expected at least 1");
+        }
         r.finish()?;
         Ok(config)
     }

@@ -1,26 +1,126 @@
 //! Auth's API errors: one enum, each variant a status and a stable problem type.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kit::problem::{Problem, log_internal};
+use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("not found")]
-    NotFound,
+    /// A field failed its rules (422), with what is expected.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account not activated")]
+    NotActivated,
+    #[error("missing or invalid access token")]
+    Unauthorized,
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    #[error("token {0}")]
+    Token(TokenProblem),
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
+    #[error("account locked")]
+    Locked { retry_after: u64 },
     /// Anything unexpected: logged with its cause chain, answered with a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// Why a one-time token (activation, reset) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    Invalid,
+    Used,
+    Expired,
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Invalid => "invalid",
+            Self::Used => "used",
+            Self::Expired => "expired",
+        })
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { field, message: message.into() }
+    }
+
+    fn problem(self) -> Problem {
+        use StatusCode as S;
         match self {
-            Self::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").into_response(),
+            Self::Invalid { field, message } => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, "validation", "Invalid input")
+                    .detail(format!("{field}: {message}"))
+                    .extension("errors", json!([{ "field": field, "message": message }]))
+            }
+            Self::InvalidCredentials => {
+                Problem::new(S::UNAUTHORIZED, "invalid-credentials", "Wrong email or password")
+            }
+            Self::NotActivated => {
+                Problem::new(S::FORBIDDEN, "account-not-activated", "Account not activated")
+                    .detail(
+                        "Open the link in the email we sent to activate the account, or ask for a new one.",
+                    )
+                    .extension("resend", "/activation/resend")
+            }
+            Self::Unauthorized => Problem::new(S::UNAUTHORIZED, "unauthorized", "Sign in required")
+                .detail("Send a valid access token: `Authorization: Bearer <token>`."),
+            Self::InvalidRefreshToken => {
+                Problem::new(S::UNAUTHORIZED, "invalid-refresh-token", "Session expired")
+                    .detail("Sign in again.")
+            }
+            Self::Token(TokenProblem::Invalid) => {
+                Problem::new(S::BAD_REQUEST, "token-invalid", "This link is not valid")
+            }
+            Self::Token(TokenProblem::Used) => {
+                Problem::new(S::BAD_REQUEST, "token-used", "This link was already used")
+            }
+            Self::Token(TokenProblem::Expired) => {
+                Problem::new(S::BAD_REQUEST, "token-expired", "This link has expired")
+                    .detail("Ask for a new one.")
+            }
+            Self::RateLimited { retry_after } => {
+                Problem::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+                    .detail(format!("Try again in {retry_after} seconds."))
+                    .retry_after(retry_after)
+            }
+            Self::Locked { retry_after } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "account-locked",
+                "Too many failed sign-ins",
+            )
+            .detail(format!(
+                "Sign-in to this account is paused; try again in {retry_after} seconds or reset the password."
+            ))
+            .retry_after(retry_after),
             Self::Internal(error) => {
                 log_internal(&error);
-                Problem::internal().into_response()
+                Problem::internal()
             }
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = matches!(self, Self::Unauthorized);
+        let mut response = self.problem().into_response();
+        if unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }

@@ -1,11 +1,20 @@
-//! The auth service: accounts, sessions and the keys that sign them. Owns the `auth` schema.
+//! The auth service: signup, activation, login, sessions, password reset, and the keys that
+//! sign access tokens. Owns the `auth` schema.
 
 mod config;
+mod context;
+pub mod domain;
 mod error;
+mod hashing;
+pub mod jwt;
+mod routes;
 mod startup;
+mod state;
+mod store;
 
 pub use config::Config;
 pub use error::ApiError;
+pub use routes::ApiDoc;
 pub use startup::Application;
 
 /// The service's name, which is also its configuration scope (`SLIPWAY_AUTH_…`).

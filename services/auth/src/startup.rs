@@ -1,23 +1,32 @@
-//! Builds the auth application: migrations, pool, routes, listener.
+//! Builds the auth application: migrations, pool, keys, hasher, routes, listener.
 
 use std::future::Future;
+use std::time::Duration;
 
-use axum::Router;
+use anyhow::Context;
 use kit::health::Readiness;
 use kit::server::{Server, service_router};
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
 use crate::Config;
+use crate::domain::TokenHasher;
+use crate::hashing::Hasher;
+use crate::jwt::{self, Keys};
+use crate::state::{AppState, Inner};
+use crate::store::limiter;
 
 /// A built, bound auth service, ready to run.
 #[derive(Debug)]
 pub struct Application {
     server: Server,
     pool: PgPool,
+    janitor: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
-    /// Applies migrations (unless turned off), connects the pool and binds the listener.
+    /// Applies migrations (unless turned off), connects the pool, loads the signing keys and
+    /// binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         if config.db.migrate_on_start {
             let applied = crate::migrations().up(&config.db).await?;
@@ -26,10 +35,23 @@ impl Application {
             }
         }
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
+        let signer = signing_key(&config, &pool).await?;
+        let keys = Keys::new(&config.jwt, &signer)?;
+        tracing::info!(kid = keys.signer_kid(), "signing access tokens");
+        let argon = config.argon.clone();
+        let hasher = tokio::task::spawn_blocking(move || Hasher::new(&argon)).await??;
+        let state = AppState::new(Inner {
+            pool: pool.clone(),
+            hasher,
+            keys,
+            tokens: TokenHasher::new(config.token_key.clone()),
+            config: config.clone(),
+        });
         let readiness = Readiness::new().postgres(pool.clone());
-        let router = service_router(api(pool.clone()), readiness, &config.common.http);
+        let router = service_router(crate::routes::router(state), readiness, &config.common.http);
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
-        Ok(Self { server, pool })
+        let janitor = tokio::spawn(janitor(pool.clone()));
+        Ok(Self { server, pool, janitor })
     }
 
     pub fn port(&self) -> u16 {
@@ -42,20 +64,50 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C, then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.run_until_stopped().await?;
-        self.pool.close().await;
-        Ok(())
+        self.run_until(kit::server::shutdown_signal()).await
     }
 
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        self.server.run_until(shutdown).await?;
+        let result = self.server.run_until(shutdown).await;
+        self.janitor.abort();
         self.pool.close().await;
-        Ok(())
+        result
     }
 }
 
-/// Auth's own routes. The flows arrive with the auth issue; the skeleton serves health only.
-fn api(pool: PgPool) -> Router {
-    Router::new().with_state(pool)
+/// The configured signing key; in dev and test, one generated on first start and kept in the
+/// database so every instance and every restart signs with the same key.
+async fn signing_key(config: &Config, pool: &PgPool) -> anyhow::Result<String> {
+    let configured = config.jwt.key.expose_secret();
+    if !configured.is_empty() {
+        return Ok(configured.to_string());
+    }
+    anyhow::ensure!(
+        !config.common.environment.is_production_like(),
+        "SLIPWAY_AUTH_JWT_KEY is required in {}",
+        config.common.environment
+    );
+    sqlx::query("INSERT INTO dev_signing_key (pkcs8_pem) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(jwt::generate_pem()?)
+        .execute(pool)
+        .await
+        .context("storing the development signing key")?;
+    sqlx::query_scalar("SELECT pkcs8_pem FROM dev_signing_key")
+        .fetch_one(pool)
+        .await
+        .context("reading the development signing key")
+}
+
+/// Keeps the rate-limit table small.
+async fn janitor(pool: PgPool) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match limiter::purge(&pool).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "purged old rate-limit counters"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "purging rate-limit counters failed"),
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{Environment, Reader, Setting};
+use crate::client_ip::TrustedProxies;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes; `0` turns the limit off.
     pub body_limit: usize,
+    /// Peers whose `X-Forwarded-For` is believed (the gateway). Nobody by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The Postgres pool.
@@ -83,6 +86,7 @@ impl Common {
                 shutdown_grace: r.get("SHUTDOWN_GRACE", Duration::from_secs(30)),
                 request_timeout: r.get("REQUEST_TIMEOUT", Duration::from_secs(30)),
                 body_limit: r.get("BODY_LIMIT", 1024 * 1024),
+                trusted_proxies: r.get("TRUSTED_PROXIES", TrustedProxies::default()),
             },
         }
     }

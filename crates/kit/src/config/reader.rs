@@ -84,7 +84,7 @@ impl Setting for bool {
 }
 
 impl Setting for Duration {
-    const EXPECTED: &'static str = "a duration such as 250ms, 30s, 5m or 1h";
+    const EXPECTED: &'static str = "a duration such as 250ms, 30s, 5m, 1h or 30d";
     fn parse_setting(s: &str) -> Option<Self> {
         parse_duration(s).ok()
     }

@@ -12,6 +12,7 @@ fn http() -> HttpConfig {
         shutdown_grace: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
         body_limit: 1024,
+        trusted_proxies: Default::default(),
     }
 }
 

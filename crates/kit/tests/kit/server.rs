@@ -16,6 +16,7 @@ fn http(grace: Duration) -> HttpConfig {
         shutdown_grace: grace,
         request_timeout: Duration::from_secs(2),
         body_limit: 64,
+        trusted_proxies: Default::default(),
     }
 }
 

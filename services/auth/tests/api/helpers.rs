@@ -1,16 +1,26 @@
-//! `spawn_app()`: the real auth application on a random port against a fresh database.
+//! `spawn_app()`: the real auth application on a random port against a fresh database, and
+//! typed helpers for its flows.
 
 use auth::{Application, Config};
 use kit::config::Sources;
+use reqwest::Response;
+use serde_json::{Value, json};
 use testkit::TestDb;
 use tokio::sync::oneshot;
 
-#[allow(dead_code)]
 pub struct TestApp {
     pub address: String,
     pub db: TestDb,
+    pub pool: sqlx::PgPool,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// An activated account and its password.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
 }
 
 /// The variables a test configuration starts from: test environment, its database, port 0.
@@ -21,29 +31,134 @@ pub fn test_vars(db: &TestDb) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn test_config(db: &TestDb) -> Config {
-    Config::load(&Sources::from_vars(test_vars(db))).expect("valid test configuration")
+pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
+    let mut vars = test_vars(db);
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::load(&Sources::from_vars(vars)).expect("valid test configuration")
 }
 
 pub async fn spawn_app() -> TestApp {
-    let db = TestDb::create().await;
-    spawn_app_on(db).await
+    spawn_app_with(&[]).await
 }
 
-pub async fn spawn_app_on(db: TestDb) -> TestApp {
-    let app = Application::build(test_config(&db)).await.expect("auth builds");
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(TestDb::create().await, extra).await
+}
+
+pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let app = Application::build(test_config(&db, extra)).await.expect("auth builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    TestApp { address, db, client: reqwest::Client::new(), stop: Some(stop) }
+    let pool = db.pool().await;
+    TestApp { address, db, pool, client: reqwest::Client::new(), stop: Some(stop) }
 }
 
 impl TestApp {
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.expect("auth answers")
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
     }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("auth answers")
+    }
+
+    pub async fn get_auth(&self, path: &str, access_token: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(access_token).send().await.expect("auth answers")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client.post(self.url(path)).json(&body).send().await.expect("auth answers")
+    }
+
+    pub async fn post_auth(&self, path: &str, access_token: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(access_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("auth answers")
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Response {
+        self.post("/signup", json!({ "email": email, "password": password })).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post("/login", json!({ "email": email, "password": password })).await
+    }
+
+    /// The events auth wrote to its outbox on a topic, oldest first.
+    pub async fn events(&self, topic: &str) -> Vec<Value> {
+        sqlx::query_scalar("SELECT payload FROM auth.outbox WHERE topic = $1 ORDER BY created_at, id")
+            .bind(topic)
+            .fetch_all(&self.pool)
+            .await
+            .expect("outbox")
+    }
+
+    /// The token in the newest emailed link of a topic for an address.
+    pub async fn emailed_token(&self, topic: &str, url_field: &str, email: &str) -> String {
+        let events = self.events(topic).await;
+        let event = events
+            .iter()
+            .rev()
+            .find(|e| e["email"] == email)
+            .unwrap_or_else(|| panic!("no {topic} for {email}"));
+        let url = event[url_field].as_str().expect("url");
+        url.split("token=").nth(1).expect("token in link").to_string()
+    }
+
+    pub async fn activation_token(&self, email: &str) -> String {
+        self.emailed_token("auth.activation_requested", "activation_url", email).await
+    }
+
+    /// Signs up and activates a fresh account.
+    pub async fn active_user(&self) -> TestUser {
+        let user = TestUser {
+            email: format!("user-{}@example.com", uuid::Uuid::new_v4().simple()),
+            password: "correct horse battery staple".into(),
+        };
+        assert_eq!(self.signup(&user.email, &user.password).await.status(), 202);
+        let token = self.activation_token(&user.email).await;
+        assert_eq!(self.post("/activation", json!({ "token": token })).await.status(), 200);
+        user
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn tokens(&self, user: &TestUser) -> Value {
+        let res = self.login(&user.email, &user.password).await;
+        assert_eq!(res.status(), 200, "login");
+        res.json().await.expect("tokens")
+    }
+
+    pub async fn audit(&self, event: &str) -> Vec<(String, Option<String>, Option<String>)> {
+        sqlx::query_as(
+            "SELECT outcome, host(ip), user_agent FROM auth.audit_events WHERE event = $1 ORDER BY id",
+        )
+        .bind(event)
+        .fetch_all(&self.pool)
+        .await
+        .expect("audit")
+    }
+}
+
+/// A response's status and body, for comparing two answers byte for byte.
+pub async fn status_and_body(res: Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+/// The problem `type` slug of a response.
+pub async fn problem_slug(res: Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    assert_eq!(res.headers()["content-type"], "application/problem+json", "status {status}");
+    let body: Value = res.json().await.expect("problem json");
+    let slug = body["type"].as_str().expect("type").rsplit('/').next().expect("slug").to_string();
+    (status, slug)
 }
 
 impl Drop for TestApp {

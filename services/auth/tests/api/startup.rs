@@ -35,7 +35,7 @@ async fn startup_applies_auth_migrations_into_the_auth_schema() {
 #[tokio::test]
 async fn instances_starting_together_share_one_migration_run() {
     let db = testkit::TestDb::create().await;
-    let starts = (0..4).map(|_| tokio::spawn(spawn_app_on(db.clone())));
+    let starts = (0..4).map(|_| tokio::spawn(spawn_app_on(db.clone(), &[])));
     let mut apps = Vec::new();
     for start in starts {
         apps.push(start.await.expect("every instance starts"));
@@ -48,7 +48,10 @@ async fn instances_starting_together_share_one_migration_run() {
         .fetch_one(&pool)
         .await
         .expect("count");
-    assert_eq!(rows as usize, auth::migrations().status(&test_config(&db).db).await.expect("status").len());
+    assert_eq!(
+        rows as usize,
+        auth::migrations().status(&test_config(&db, &[]).db).await.expect("status").len()
+    );
 }
 
 #[tokio::test]

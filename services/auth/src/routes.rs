@@ -1,0 +1,92 @@
+//! Auth's HTTP API and its OpenAPI document.
+
+mod account;
+mod login;
+mod password;
+mod sessions;
+mod signup;
+
+use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, extract::State};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/signup", post(signup::signup))
+        .route("/activation", post(signup::activate))
+        .route("/activation/resend", post(signup::resend))
+        .route("/login", post(login::login))
+        .route("/token/refresh", post(sessions::refresh))
+        .route("/logout", post(sessions::logout))
+        .route("/logout/all", post(sessions::logout_all))
+        .route("/password/reset", post(password::request_reset))
+        .route("/password/reset/confirm", post(password::confirm_reset))
+        .route("/password/change", post(password::change))
+        .route("/me", get(account::me))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .with_state(state)
+}
+
+/// A response that says only that the request was taken; the same whatever the account's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+/// A status change that succeeded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    pub status: &'static str,
+}
+
+/// An RFC 9457 problem (`application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemDoc {
+    /// A stable `tag:slipway.dev,2026:problem/<slug>` URI.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: Option<String>,
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    responses((status = 200, description = "JWK set: Ed25519 keys (OKP), the current signer first")))]
+async fn jwks(
+    State(app): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], Json<serde_json::Value>) {
+    ([(axum::http::header::CACHE_CONTROL, "public, max-age=300")], Json(app.keys.jwks()))
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Slipway auth", description = "Accounts, sessions and the keys that sign them. \
+        Errors are RFC 9457 problem+json."),
+    paths(
+        signup::signup, signup::activate, signup::resend, login::login,
+        sessions::refresh, sessions::logout, sessions::logout_all,
+        password::request_reset, password::confirm_reset, password::change,
+        account::me, jwks,
+    ),
+    components(schemas(Accepted, Done, ProblemDoc)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}

@@ -1,0 +1,167 @@
+//! Password reset (by emailed link) and password change (knowing the current one).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kit::extract::Json as JsonBody;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::signup::{CHECK_EMAIL, EmailRequest, email, refused_outcome, token_problem};
+use super::{Accepted, Done, ProblemDoc};
+use crate::context::{Authenticated, RequestCtx};
+use crate::domain::{Password, Purpose, SecretToken};
+use crate::error::{ApiError, TokenProblem};
+use crate::hashing::Verified;
+use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::outbox::{self, topic};
+use crate::store::tokens::{self, Consumed};
+use crate::store::{sessions, users};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmResetRequest {
+    pub token: String,
+    #[schema(value_type = String, min_length = 8, max_length = 256)]
+    pub new_password: SecretString,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    #[schema(value_type = String)]
+    pub current_password: SecretString,
+    #[schema(value_type = String, min_length = 8, max_length = 256)]
+    pub new_password: SecretString,
+}
+
+fn new_password(raw: SecretString) -> Result<Password, ApiError> {
+    Password::parse(raw).map_err(|e| ApiError::invalid("new_password", e.to_string()))
+}
+
+/// Emails a reset link if the account exists; the same answer either way.
+#[utoipa::path(post, path = "/password/reset", tag = "passwords", request_body = EmailRequest, responses(
+    (status = 202, body = Accepted),
+    (status = 429, body = ProblemDoc, description = "rate limited")))]
+pub async fn request_reset(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    JsonBody(req): JsonBody<EmailRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let email = email(&req.email)?;
+    let limits = app.config.limits;
+    app.limit("reset", &ctx, &email, limits.reset_ip, limits.reset_email).await?;
+    let mut tx = app.pool.begin().await?;
+    let user = users::by_email(&mut *tx, &email).await?;
+    if let Some(u) = &user {
+        let ttl = app.config.sessions.reset_ttl;
+        let token = tokens::create(&mut *tx, &app.tokens, u.id, Purpose::PasswordReset, ttl).await?;
+        let payload = json!({
+            "user_id": u.id, "email": email.as_str(),
+            "reset_url": app.link(&format!("/reset-password?token={}", token.expose())),
+            "expires_at": chrono::Utc::now() + ttl,
+        });
+        outbox::publish(&mut *tx, topic::PASSWORD_RESET_REQUESTED, payload, ctx.request_id.as_deref())
+            .await?;
+    }
+    let outcome = if user.is_some() { "sent" } else { "unknown-email" };
+    let entry =
+        Entry { event: "reset-request", outcome, user: user.map(|u| u.id), email: Some(email.as_str()) };
+    audit::record(&mut *tx, &ctx, entry).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+}
+
+/// Sets a new password with a reset token, ends every session, and activates a pending
+/// account (the link proved the address).
+#[utoipa::path(post, path = "/password/reset/confirm", tag = "passwords", request_body = ConfirmResetRequest, responses(
+    (status = 200, body = Done),
+    (status = 400, body = ProblemDoc, description = "token invalid, used or expired"),
+    (status = 422, body = ProblemDoc, description = "the new password breaks a rule")))]
+pub async fn confirm_reset(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    JsonBody(req): JsonBody<ConfirmResetRequest>,
+) -> Result<Json<Done>, ApiError> {
+    let token = SecretToken::parse(&req.token).ok_or(ApiError::Token(TokenProblem::Invalid))?;
+    let password = new_password(req.new_password)?;
+    let hash = app.hasher.hash(&password).await?;
+    let mut tx = app.pool.begin().await?;
+    let user = match tokens::consume(&mut tx, &app.tokens, &token, Purpose::PasswordReset).await? {
+        Consumed::User(user) => user,
+        refused => {
+            let problem = token_problem(refused);
+            let entry = Entry { event: "reset", outcome: refused_outcome(problem), user: None, email: None };
+            audit::record(&app.pool, &ctx, entry).await?;
+            return Err(ApiError::Token(problem));
+        }
+    };
+    users::set_password(&mut *tx, user, &hash).await?;
+    users::activate(&mut *tx, user).await?;
+    tokens::retire_all(&mut *tx, user, Purpose::PasswordReset).await?;
+    sessions::revoke_all(&mut *tx, user, None, "password-reset").await?;
+    changed(&mut tx, &app, user, &ctx).await?;
+    audit::record(
+        &mut *tx,
+        &ctx,
+        Entry { event: "reset", outcome: "success", user: Some(user), email: None },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Done { status: "password-changed" }))
+}
+
+/// Changes the signed-in user's password, given the current one; ends their other sessions.
+#[utoipa::path(post, path = "/password/change", tag = "passwords", request_body = ChangeRequest,
+    security(("bearer" = [])), responses(
+    (status = 200, body = Done),
+    (status = 401, body = ProblemDoc),
+    (status = 422, body = ProblemDoc, description = "wrong current password, or the new one breaks a rule")))]
+pub async fn change(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    auth: Authenticated,
+    JsonBody(req): JsonBody<ChangeRequest>,
+) -> Result<Json<Done>, ApiError> {
+    let user = users::by_id(&app.pool, auth.user).await?.ok_or(ApiError::Unauthorized)?;
+    if app.hasher.verify(&req.current_password, Some(&user.password_hash)).await? == Verified::NoMatch {
+        let entry = Entry {
+            event: "password-change",
+            outcome: "bad-current-password",
+            user: Some(user.id),
+            email: None,
+        };
+        audit::record(&app.pool, &ctx, entry).await?;
+        return Err(ApiError::invalid("current_password", "is not your current password"));
+    }
+    let password = new_password(req.new_password)?;
+    let hash = app.hasher.hash(&password).await?;
+    let mut tx = app.pool.begin().await?;
+    users::set_password(&mut *tx, user.id, &hash).await?;
+    sessions::revoke_all(&mut *tx, user.id, Some(auth.session), "password-changed").await?;
+    changed(&mut tx, &app, user.id, &ctx).await?;
+    audit::record(
+        &mut *tx,
+        &ctx,
+        Entry { event: "password-change", outcome: "success", user: Some(user.id), email: None },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Done { status: "password-changed" }))
+}
+
+/// Tells the account's owner their password changed.
+async fn changed(
+    tx: &mut sqlx::PgConnection,
+    app: &AppState,
+    user: uuid::Uuid,
+    ctx: &RequestCtx,
+) -> Result<(), ApiError> {
+    let email = users::by_id(&mut *tx, user).await?.map(|u| u.email).unwrap_or_default();
+    let payload = json!({ "user_id": user, "email": email, "reset_url": app.link("/forgot-password") });
+    outbox::publish(&mut *tx, topic::PASSWORD_CHANGED, payload, ctx.request_id.as_deref()).await?;
+    Ok(())
+}

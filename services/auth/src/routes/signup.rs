@@ -1,0 +1,202 @@
+//! Signup, activation and resending the activation email.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kit::extract::Json as JsonBody;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Accepted, Done, ProblemDoc};
+use crate::context::RequestCtx;
+use crate::domain::{Email, Password, Purpose};
+use crate::error::{ApiError, TokenProblem};
+use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::outbox::{self, topic};
+use crate::store::tokens::{self, Consumed};
+use crate::store::users;
+
+pub const CHECK_EMAIL: Accepted = Accepted {
+    status: "accepted",
+    message: "If this address can be used, an email is on its way to it. Follow the link inside to continue.",
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    pub email: String,
+    #[schema(value_type = String, min_length = 8, max_length = 256)]
+    pub password: SecretString,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The token from the emailed link.
+    pub token: String,
+}
+
+pub fn email(raw: &str) -> Result<Email, ApiError> {
+    Email::parse(raw).map_err(|expected| ApiError::invalid("email", format!("expected {expected}")))
+}
+
+/// Creates an account pending activation and emails the link. The answer is the same whether
+/// or not the address is registered; an active account's owner is told someone tried.
+#[utoipa::path(post, path = "/signup", tag = "accounts", request_body = SignupRequest, responses(
+    (status = 202, body = Accepted),
+    (status = 422, body = ProblemDoc, description = "invalid email or password"),
+    (status = 429, body = ProblemDoc, description = "rate limited")))]
+pub async fn signup(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    JsonBody(req): JsonBody<SignupRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let email = email(&req.email)?;
+    let password = Password::parse(req.password).map_err(|e| ApiError::invalid("password", e.to_string()))?;
+    let limits = app.config.limits;
+    app.limit("signup", &ctx, &email, limits.signup_ip, limits.signup_email).await?;
+    // Hash whatever happens next, so a taken address answers in the same time.
+    let hash = app.hasher.hash(&password).await?;
+
+    let mut tx = app.pool.begin().await?;
+    let (outcome, user) = match users::insert(&mut *tx, &email, &hash).await? {
+        Some(id) => {
+            send_activation(&mut tx, &app, id, &email, &ctx).await?;
+            ("created", id)
+        }
+        None => {
+            let existing = users::by_email(&mut *tx, &email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("taken address vanished"))?;
+            if existing.activated_at.is_some() {
+                let payload = json!({
+                    "user_id": existing.id, "email": email.as_str(),
+                    "login_url": app.link("/login"), "reset_url": app.link("/forgot-password"),
+                });
+                outbox::publish(&mut *tx, topic::SIGNUP_EXISTING, payload, ctx.request_id.as_deref()).await?;
+                ("existing-active", existing.id)
+            } else {
+                send_activation(&mut tx, &app, existing.id, &email, &ctx).await?;
+                ("existing-pending", existing.id)
+            }
+        }
+    };
+    let entry = Entry { event: "signup", outcome, user: Some(user), email: Some(email.as_str()) };
+    audit::record(&mut *tx, &ctx, entry).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+}
+
+/// A new activation token and the event that emails its link, in the caller's transaction.
+async fn send_activation(
+    tx: &mut PgConnection,
+    app: &AppState,
+    user: Uuid,
+    email: &Email,
+    ctx: &RequestCtx,
+) -> Result<(), ApiError> {
+    let ttl = app.config.sessions.activation_ttl;
+    let token = tokens::create(&mut *tx, &app.tokens, user, Purpose::Activation, ttl).await?;
+    let expires_at = chrono::Utc::now() + ttl;
+    let payload = json!({
+        "user_id": user, "email": email.as_str(),
+        "activation_url": app.link(&format!("/activate?token={}", token.expose())),
+        "expires_at": expires_at,
+    });
+    outbox::publish(&mut *tx, topic::ACTIVATION_REQUESTED, payload, ctx.request_id.as_deref()).await?;
+    Ok(())
+}
+
+/// Activates the account a token was sent for. Only this POST consumes the token, so a mail
+/// scanner fetching the link cannot.
+#[utoipa::path(post, path = "/activation", tag = "accounts", request_body = TokenRequest, responses(
+    (status = 200, body = Done),
+    (status = 400, body = ProblemDoc, description = "token invalid, used or expired")))]
+pub async fn activate(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<Json<Done>, ApiError> {
+    let token =
+        crate::domain::SecretToken::parse(&req.token).ok_or(ApiError::Token(TokenProblem::Invalid))?;
+    let mut tx = app.pool.begin().await?;
+    let user = match tokens::consume(&mut tx, &app.tokens, &token, Purpose::Activation).await? {
+        Consumed::User(user) => user,
+        refused => {
+            let problem = token_problem(refused);
+            audit::record(
+                &app.pool,
+                &ctx,
+                Entry { event: "activation", outcome: refused_outcome(problem), user: None, email: None },
+            )
+            .await?;
+            return Err(ApiError::Token(problem));
+        }
+    };
+    users::activate(&mut *tx, user).await?;
+    tokens::retire_all(&mut *tx, user, Purpose::Activation).await?;
+    audit::record(
+        &mut *tx,
+        &ctx,
+        Entry { event: "activation", outcome: "success", user: Some(user), email: None },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Done { status: "activated" }))
+}
+
+/// Sends a new activation email to a pending account; the same answer for any address.
+#[utoipa::path(post, path = "/activation/resend", tag = "accounts", request_body = EmailRequest, responses(
+    (status = 202, body = Accepted),
+    (status = 429, body = ProblemDoc, description = "rate limited")))]
+pub async fn resend(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    JsonBody(req): JsonBody<EmailRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let email = email(&req.email)?;
+    let limits = app.config.limits;
+    app.limit("resend", &ctx, &email, limits.resend_ip, limits.resend_email).await?;
+    let mut tx = app.pool.begin().await?;
+    let user = users::by_email(&mut *tx, &email).await?;
+    let outcome = match &user {
+        Some(u) if u.activated_at.is_none() => {
+            send_activation(&mut tx, &app, u.id, &email, &ctx).await?;
+            "sent"
+        }
+        Some(_) => "already-active",
+        None => "unknown-email",
+    };
+    let entry =
+        Entry { event: "activation-resend", outcome, user: user.map(|u| u.id), email: Some(email.as_str()) };
+    audit::record(&mut *tx, &ctx, entry).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+}
+
+pub fn token_problem(refused: Consumed) -> TokenProblem {
+    match refused {
+        Consumed::AlreadyUsed => TokenProblem::Used,
+        Consumed::Expired => TokenProblem::Expired,
+        Consumed::User(_) | Consumed::Invalid => TokenProblem::Invalid,
+    }
+}
+
+pub fn refused_outcome(problem: TokenProblem) -> &'static str {
+    match problem {
+        TokenProblem::Invalid => "token-invalid",
+        TokenProblem::Used => "token-used",
+        TokenProblem::Expired => "token-expired",
+    }
+}

@@ -1,0 +1,62 @@
+//! Rate limits kept in Postgres, so every instance of auth counts against the same limit.
+//! Fixed windows: the first hit opens a window of `per`; hits beyond `max` in it are refused
+//! until it closes.
+
+use kit::config::Rate;
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Limited { retry_after: u64 },
+}
+
+/// Counts a hit on `key` and decides.
+pub async fn hit(pool: &PgPool, key: &str, rate: Rate) -> sqlx::Result<Decision> {
+    let (hits, remaining): (i32, f64) = sqlx::query_as(
+        "INSERT INTO rate_limits AS r (key, window_start, hits) VALUES ($1, now(), 1) \
+         ON CONFLICT (key) DO UPDATE SET \
+           window_start = CASE WHEN r.window_start + make_interval(secs => $2) <= now() THEN now() ELSE r.window_start END, \
+           hits = CASE WHEN r.window_start + make_interval(secs => $2) <= now() THEN 1 ELSE r.hits + 1 END \
+         RETURNING hits, extract(epoch FROM r.window_start + make_interval(secs => $2) - now())::float8",
+    )
+    .bind(key)
+    .bind(rate.per.as_secs_f64())
+    .fetch_one(pool)
+    .await?;
+    Ok(decide(hits, remaining, rate.max))
+}
+
+/// Decides without counting: limited once `max` hits are in the current window.
+pub async fn peek(pool: &PgPool, key: &str, rate: Rate) -> sqlx::Result<Decision> {
+    let row: Option<(i32, f64)> = sqlx::query_as(
+        "SELECT hits, extract(epoch FROM window_start + make_interval(secs => $2) - now())::float8 \
+         FROM rate_limits WHERE key = $1 AND window_start + make_interval(secs => $2) > now()",
+    )
+    .bind(key)
+    .bind(rate.per.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map_or(Decision::Allowed, |(hits, remaining)| decide(hits + 1, remaining, rate.max)))
+}
+
+pub async fn clear(pool: &PgPool, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM rate_limits WHERE key = $1").bind(key).execute(pool).await?;
+    Ok(())
+}
+
+/// Deletes counters whose window closed long ago, so the table stays small.
+pub async fn purge(pool: &PgPool) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM rate_limits WHERE window_start < now() - interval '2 days'")
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+fn decide(hits: i32, remaining_secs: f64, max: u32) -> Decision {
+    if u32::try_from(hits).unwrap_or(0) <= max {
+        Decision::Allowed
+    } else {
+        Decision::Limited { retry_after: remaining_secs.ceil().max(1.0) as u64 }
+    }
+}
