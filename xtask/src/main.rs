@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio::process::Command;
+
+mod bench;
+mod test;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Slipway's project automation")]
@@ -21,6 +22,11 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure a component; prints figures and writes them to target/bench/<target>.json.
+    Bench {
+        #[arg(value_enum)]
+        target: bench::Target,
+    },
 }
 
 #[tokio::main]
@@ -29,7 +35,8 @@ async fn main() -> ExitCode {
     let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Test { args } => test(&args).await,
+        Cmd::Test { args } => test::test(&args).await,
+        Cmd::Bench { target } => bench::run(target).await.map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -38,64 +45,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
-    let mut cluster = None;
-    let url = match std::env::var("DATABASE_URL") {
-        Ok(url) => {
-            eprintln!("xtask: testing against DATABASE_URL");
-            url
-        }
-        Err(_) => {
-            eprintln!("xtask: DATABASE_URL not set: starting a throwaway Postgres");
-            let c = devdb::Cluster::start()?;
-            let url = c.url("postgres");
-            eprintln!("xtask: throwaway Postgres on port {}", c.port());
-            cluster = Some(c);
-            url
-        }
-    };
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let nextest =
-        Command::new("cargo").args(["nextest", "--version"]).output().await.is_ok_and(|o| o.status.success());
-    let mut args: Vec<&str> =
-        if nextest { vec!["nextest", "run", "--no-fail-fast"] } else { vec!["test", "--no-fail-fast"] };
-    if !extra.iter().any(|a| a == "-p" || a.starts_with("--package")) {
-        args.push("--workspace");
-    }
-    args.extend(extra.iter().map(String::as_str));
-    eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new("cargo")
-        .args(&args)
-        .env("DATABASE_URL", &url)
-        .env("SLIPWAY_TEST_RUN", &run_id)
-        .status()
-        .await
-        .context("cannot run cargo")?;
-    if cluster.is_none() {
-        drop_test_databases(&url, &run_id).await;
-    }
-    drop(cluster);
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// Removes the databases this run's tests created on a server the caller owns.
-async fn drop_test_databases(url: &str, run_id: &str) {
-    let Ok(pool) = sqlx::PgPool::connect(url).await else {
-        return;
-    };
-    let pattern = format!("slipway\\_t\\_{run_id}\\_%");
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind(&pattern)
-        .fetch_all(&pool)
-        .await
-        .unwrap_or_default();
-    for name in &names {
-        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await {
-            eprintln!("xtask: could not drop test database {name}: {e}");
-        }
-    }
-    eprintln!("xtask: dropped {} test databases", names.len());
 }

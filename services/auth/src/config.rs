@@ -5,7 +5,7 @@ use std::time::Duration;
 use kit::config::{Common, ConfigErrors, DbConfig, Limit, Rate, Reader, Sources};
 use kit::migrate::Migrations;
 use kit::service::{Service, Shutdown};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The development default of the token key; staging and prod refuse it.
 const DEV_TOKEN_KEY: &str = "dev-only-token-key-not-secret";
@@ -126,6 +126,11 @@ impl Config {
                 "ARGON2_MEMORY_KIB",
                 "below the OWASP minimum (19456 KiB and 2 iterations) in staging or prod",
             );
+        }
+        for (key, problem) in
+            crate::jwt::check_pems(config.jwt.key.expose_secret(), &config.jwt.previous_keys)
+        {
+            r.error(key, problem);
         }
         if config.argon.concurrency == 0 {
             r.error("HASH_CONCURRENCY", "expected at least 1");

@@ -76,19 +76,50 @@ pub fn kid(key: &VerifyingKey) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// Checks configured keys parse; returns `(setting, message)` for each that does not.
+pub fn check_pems(signer_pem: &str, previous: &str) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if !signer_pem.trim().is_empty()
+        && let Err(e) = parse_signer(signer_pem)
+    {
+        problems.push(("JWT_KEY", e));
+    }
+    if let Err(e) = parse_previous(previous) {
+        problems.push(("JWT_PREVIOUS_KEYS", e));
+    }
+    problems
+}
+
+fn parse_signer(pem: &str) -> Result<SigningKey, String> {
+    SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
+        format!("expected an Ed25519 private key in PKCS#8 PEM (`openssl genpkey -algorithm ed25519`): {e}")
+    })
+}
+
+fn parse_previous(pems: &str) -> Result<Vec<VerifyingKey>, String> {
+    let blocks = pem_blocks(pems);
+    if blocks.is_empty() && !pems.trim().is_empty() {
+        return Err(
+            "expected Ed25519 public keys in PEM, one or more `-----BEGIN PUBLIC KEY-----` blocks".into()
+        );
+    }
+    blocks
+        .iter()
+        .map(|block| {
+            VerifyingKey::from_public_key_pem(block).map_err(|e| {
+                format!("expected Ed25519 public keys in PEM (`openssl pkey -in old.pem -pubout`): {e}")
+            })
+        })
+        .collect()
+}
+
 impl Keys {
     /// The signer from `signer_pem`; earlier signers' public keys from the config.
     pub fn new(config: &JwtConfig, signer_pem: &str) -> anyhow::Result<Self> {
-        let signer = SigningKey::from_pkcs8_pem(signer_pem.trim()).map_err(|e| {
-            anyhow::anyhow!("SLIPWAY_AUTH_JWT_KEY is not an Ed25519 PKCS#8 PEM private key: {e}")
-        })?;
+        let signer = parse_signer(signer_pem).map_err(|e| anyhow::anyhow!("SLIPWAY_AUTH_JWT_KEY: {e}"))?;
         let mut verifiers = BTreeMap::new();
-        for block in pem_blocks(&config.previous_keys) {
-            let key = VerifyingKey::from_public_key_pem(&block).map_err(|e| {
-                anyhow::anyhow!(
-                    "SLIPWAY_AUTH_JWT_PREVIOUS_KEYS holds a key that is not an Ed25519 public key: {e}"
-                )
-            })?;
+        let previous = parse_previous(&config.previous_keys);
+        for key in previous.map_err(|e| anyhow::anyhow!("SLIPWAY_AUTH_JWT_PREVIOUS_KEYS: {e}"))? {
             verifiers.insert(kid(&key), key);
         }
         let signer_kid = kid(&signer.verifying_key());

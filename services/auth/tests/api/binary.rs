@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
 use testkit::{TestDb, eventually};
 
 use crate::helpers::test_vars;
@@ -19,38 +20,62 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-#[tokio::test]
-async fn the_binary_migrates_serves_logs_request_ids_in_json_and_exits_0_on_sigterm() {
-    let db = TestDb::create().await;
+/// The auth binary running on a free port with JSON logs.
+struct Running {
+    base: String,
+    pid: nix::unistd::Pid,
+    child: std::process::Child,
+}
+
+async fn start_binary(db: &TestDb, extra: &[(&str, &str)]) -> Running {
     let port = free_port().to_string();
-    let mut vars = test_vars(&db);
+    let mut vars = test_vars(db);
     vars.retain(|(k, _)| k != "SLIPWAY_AUTH_PORT");
     vars.push(("SLIPWAY_AUTH_PORT".into(), port.clone()));
     vars.push(("SLIPWAY_LOG_FORMAT".into(), "json".into()));
-
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let child = auth(&vars).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("auth starts");
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     let healthcheck =
         || auth(&vars).arg("healthcheck").stderr(Stdio::null()).status().expect("healthcheck runs");
     eventually(Duration::from_secs(20), "`auth healthcheck` passes", async || healthcheck().success()).await;
+    Running { base: format!("http://127.0.0.1:{port}"), pid, child }
+}
 
+impl Running {
+    /// SIGTERM; returns the exit code and every log line, parsed.
+    async fn stop(self) -> (Option<i32>, String, Vec<serde_json::Value>) {
+        nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let child = self.child;
+        let out =
+            tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines = stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        (out.status.code(), stderr, lines)
+    }
+}
+
+fn message(line: &serde_json::Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_binary_migrates_serves_logs_request_ids_in_json_and_exits_0_on_sigterm() {
+    let db = TestDb::create().await;
+    let running = start_binary(&db, &[]).await;
     let res = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .get(format!("{}/readyz", running.base))
         .header("x-request-id", "req-from-gateway-7")
         .send()
         .await
         .expect("auth answers");
     assert_eq!(res.headers()["x-request-id"], "req-from-gateway-7");
 
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    let out =
-        tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    assert_eq!(out.status.code(), Some(0), "a SIGTERM stop is a clean exit");
-
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<serde_json::Value> =
-        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
-    let message = |l: &serde_json::Value| l["fields"]["message"].as_str().unwrap_or_default().to_string();
+    let (code, stderr, lines) = running.stop().await;
+    assert_eq!(code, Some(0), "a SIGTERM stop is a clean exit");
     assert!(lines.iter().any(|l| message(l) == "migration applied"), "{stderr}");
     let served = lines
         .iter()
@@ -59,6 +84,73 @@ async fn the_binary_migrates_serves_logs_request_ids_in_json_and_exits_0_on_sigt
     assert_eq!(served["fields"]["status"], 200);
     assert!(lines.iter().any(|l| message(l) == "drained, stopped"), "{stderr}");
     assert!(!stderr.contains(&db.url), "the database URL is a secret and never logged");
+}
+
+#[tokio::test]
+async fn passwords_and_tokens_never_reach_the_logs_even_at_debug_level() {
+    let db = TestDb::create().await;
+    let running = start_binary(&db, &[("SLIPWAY_LOG", "debug")]).await;
+    let c = reqwest::Client::new();
+    let post = async |path: &str, body: serde_json::Value, rid: &str| {
+        let res = c
+            .post(format!("{}{path}", running.base))
+            .header("x-request-id", rid)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        let status = res.status().as_u16();
+        (status, res.json::<serde_json::Value>().await.unwrap_or_default())
+    };
+    let (p1, p2) = ("first secret passphrase", "second secret passphrase");
+    assert_eq!(
+        post("/signup", json!({ "email": "ada@example.com", "password": p1 }), "rid-signup").await.0,
+        202
+    );
+    let pool = db.pool().await;
+    let link: String = sqlx::query_scalar("SELECT payload->>'activation_url' FROM auth.outbox")
+        .fetch_one(&pool)
+        .await
+        .expect("event");
+    let activation = link.split("token=").nth(1).expect("token").to_string();
+    assert_eq!(post("/activation", json!({ "token": activation }), "rid-activate").await.0, 200);
+    let (status, tokens) =
+        post("/login", json!({ "email": "ada@example.com", "password": p1 }), "rid-login").await;
+    assert_eq!(status, 200);
+    let refresh = tokens["refresh_token"].as_str().expect("rt").to_string();
+    let access = tokens["access_token"].as_str().expect("at").to_string();
+    let (_, rotated) = post("/token/refresh", json!({ "refresh_token": refresh }), "rid-refresh").await;
+    post("/login", json!({ "email": "ada@example.com", "password": p2 }), "rid-wrong").await;
+    post("/password/reset", json!({ "email": "ada@example.com" }), "rid-reset").await;
+    let reset_link: String = sqlx::query_scalar(
+        "SELECT payload->>'reset_url' FROM auth.outbox WHERE topic = 'auth.password_reset_requested'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("event");
+    let reset = reset_link.split("token=").nth(1).expect("token").to_string();
+    assert_eq!(
+        post("/password/reset/confirm", json!({ "token": reset, "new_password": p2 }), "rid-confirm").await.0,
+        200
+    );
+
+    let (code, stderr, lines) = running.stop().await;
+    assert_eq!(code, Some(0));
+    let rotated_refresh = rotated["refresh_token"].as_str().expect("rt");
+    let rotated_access = rotated["access_token"].as_str().expect("at");
+    for secret in [p1, p2, &activation, &refresh, &access, rotated_refresh, rotated_access, &reset] {
+        assert!(!stderr.contains(secret), "a secret reached the logs: {secret}");
+    }
+    for rid in
+        ["rid-signup", "rid-activate", "rid-login", "rid-refresh", "rid-wrong", "rid-reset", "rid-confirm"]
+    {
+        assert!(lines.iter().any(|l| l["span"]["request_id"] == rid), "{rid} is not on any log line");
+    }
+    let audit_line = lines
+        .iter()
+        .find(|l| message(l) == "audit" && l["span"]["request_id"] == "rid-wrong")
+        .expect("audit log");
+    assert_eq!(audit_line["fields"]["outcome"], "bad-credentials");
 }
 
 #[test]

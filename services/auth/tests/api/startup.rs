@@ -62,3 +62,31 @@ async fn an_unknown_path_is_a_problem_json_404_with_a_request_id() {
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     assert!(res.headers().contains_key("x-request-id"));
 }
+
+#[test]
+fn a_malformed_signing_key_is_a_configuration_error_that_says_what_to_generate() {
+    let vars = [
+        ("SLIPWAY_ENV", "prod"),
+        ("SLIPWAY_DATABASE_URL", "postgres://auth:pw@db/slipway"),
+        ("SLIPWAY_AUTH_TOKEN_KEY", "a-real-token-key"),
+        ("SLIPWAY_AUTH_JWT_KEY", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"),
+        ("SLIPWAY_AUTH_JWT_PREVIOUS_KEYS", "junk"),
+    ];
+    let err = auth::Config::load(&kit::config::Sources::from_vars(vars)).expect_err("bad key");
+    let text = err.to_string();
+    assert!(text.contains("SLIPWAY_AUTH_JWT_KEY: expected an Ed25519 private key"), "{text}");
+    assert!(text.contains("openssl genpkey -algorithm ed25519"), "{text}");
+    assert!(text.contains("SLIPWAY_AUTH_JWT_PREVIOUS_KEYS: expected Ed25519 public keys"), "{text}");
+    assert!(!text.contains("not a key"), "the secret is not echoed: {text}");
+}
+
+#[test]
+fn prod_requires_a_signing_key() {
+    let vars = [
+        ("SLIPWAY_ENV", "prod"),
+        ("SLIPWAY_DATABASE_URL", "postgres://auth:pw@db/slipway"),
+        ("SLIPWAY_AUTH_TOKEN_KEY", "a-real-token-key"),
+    ];
+    let err = auth::Config::load(&kit::config::Sources::from_vars(vars)).expect_err("no key");
+    assert!(err.to_string().contains("SLIPWAY_AUTH_JWT_KEY: required in prod"), "{err}");
+}

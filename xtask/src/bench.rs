@@ -1,0 +1,34 @@
+//! `cargo xtask bench <target>`: measurements, each beside a peer measured in the same run.
+
+mod auth;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Target {
+    /// Logins/s against the argon2 ceiling, refreshes/s, /me latency under a login flood.
+    Auth,
+}
+
+pub async fn run(target: Target) -> anyhow::Result<()> {
+    match target {
+        Target::Auth => auth::run().await,
+    }
+}
+
+/// Where results go: target/bench/<name>.json.
+fn results_path(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    target.join("bench").join(format!("{name}.json"))
+}
+
+/// The q-quantile of durations (sorted in place), in milliseconds.
+fn quantile_ms(samples: &mut [Duration], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_unstable();
+    let i = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[i].as_secs_f64() * 1000.0
+}
