@@ -2,6 +2,7 @@
 
 mod account;
 mod login;
+mod one_time;
 mod password;
 mod sessions;
 mod signup;

@@ -18,9 +18,17 @@ async fn migrate_up_status_and_down_report_what_they_did() {
     let status = text(&run(&vars, &["migrate", "status", "--service", "auth"]));
     assert!(status.contains("applied 20") && !status.contains("pending"), "{status}");
 
+    let embedded = auth::migrations().status(&db.db_config()).await.expect("status");
+    let newest = embedded.last().expect("auth has migrations").file.replace(".up.sql", ".down.sql");
+    let newest = newest.rsplit('/').next().expect("file name");
     let down = run(&vars, &["migrate", "down", "--service", "auth"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(text(&down).contains("auth: reverted 20261128000001_users.down.sql"), "{}", text(&down));
+    assert_eq!(text(&down).lines().count(), 1, "one step by default: {}", text(&down));
+    assert!(text(&down).contains(&format!("auth: reverted {newest}")), "{}", text(&down));
+
+    let all = embedded.len().to_string();
+    let down_all = run(&vars, &["migrate", "down", &all, "--service", "auth"]);
+    assert!(text(&down_all).contains("auth: reverted 20261128000001_users.down.sql"), "{}", text(&down_all));
     let gone: Option<String> = sqlx::query_scalar("SELECT to_regclass('auth.users')::text")
         .fetch_one(&db.pool().await)
         .await

@@ -9,16 +9,16 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::signup::{CHECK_EMAIL, EmailRequest, email, refused_outcome, token_problem};
-use super::{Accepted, Done, ProblemDoc};
+use super::signup::{CHECK_EMAIL, EmailRequest, email};
+use super::{Accepted, Done, ProblemDoc, one_time};
 use crate::context::{Authenticated, RequestCtx};
-use crate::domain::{Password, Purpose, SecretToken};
-use crate::error::{ApiError, TokenProblem};
+use crate::domain::{Password, Purpose};
+use crate::error::ApiError;
 use crate::hashing::Verified;
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
 use crate::store::outbox::{self, topic};
-use crate::store::tokens::{self, Consumed};
+use crate::store::tokens;
 use crate::store::{sessions, users};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,19 +86,11 @@ pub async fn confirm_reset(
     ctx: RequestCtx,
     JsonBody(req): JsonBody<ConfirmResetRequest>,
 ) -> Result<Json<Done>, ApiError> {
-    let token = SecretToken::parse(&req.token).ok_or(ApiError::Token(TokenProblem::Invalid))?;
+    let token = one_time::parse(&req.token)?;
     let password = new_password(req.new_password)?;
     let hash = app.hasher.hash(&password).await?;
     let mut tx = app.pool.begin().await?;
-    let user = match tokens::consume(&mut tx, &app.tokens, &token, Purpose::PasswordReset).await? {
-        Consumed::User(user) => user,
-        refused => {
-            let problem = token_problem(refused);
-            let entry = Entry { event: "reset", outcome: refused_outcome(problem), user: None, email: None };
-            audit::record(&app.pool, &ctx, entry).await?;
-            return Err(ApiError::Token(problem));
-        }
-    };
+    let user = one_time::spend(&mut tx, &app, &ctx, &token, Purpose::PasswordReset, "reset").await?;
     users::set_password(&mut *tx, user, &hash).await?;
     users::activate(&mut *tx, user).await?;
     tokens::retire_all(&mut *tx, user, Purpose::PasswordReset).await?;

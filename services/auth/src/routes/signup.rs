@@ -11,14 +11,14 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Accepted, Done, ProblemDoc};
+use super::{Accepted, Done, ProblemDoc, one_time};
 use crate::context::RequestCtx;
 use crate::domain::{Email, Password, Purpose};
-use crate::error::{ApiError, TokenProblem};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
 use crate::store::outbox::{self, topic};
-use crate::store::tokens::{self, Consumed};
+use crate::store::tokens;
 use crate::store::users;
 
 pub const CHECK_EMAIL: Accepted = Accepted {
@@ -128,22 +128,9 @@ pub async fn activate(
     ctx: RequestCtx,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> Result<Json<Done>, ApiError> {
-    let token =
-        crate::domain::SecretToken::parse(&req.token).ok_or(ApiError::Token(TokenProblem::Invalid))?;
+    let token = one_time::parse(&req.token)?;
     let mut tx = app.pool.begin().await?;
-    let user = match tokens::consume(&mut tx, &app.tokens, &token, Purpose::Activation).await? {
-        Consumed::User(user) => user,
-        refused => {
-            let problem = token_problem(refused);
-            audit::record(
-                &app.pool,
-                &ctx,
-                Entry { event: "activation", outcome: refused_outcome(problem), user: None, email: None },
-            )
-            .await?;
-            return Err(ApiError::Token(problem));
-        }
-    };
+    let user = one_time::spend(&mut tx, &app, &ctx, &token, Purpose::Activation, "activation").await?;
     users::activate(&mut *tx, user).await?;
     tokens::retire_all(&mut *tx, user, Purpose::Activation).await?;
     audit::record(
@@ -183,20 +170,4 @@ pub async fn resend(
     audit::record(&mut *tx, &ctx, entry).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
-}
-
-pub fn token_problem(refused: Consumed) -> TokenProblem {
-    match refused {
-        Consumed::AlreadyUsed => TokenProblem::Used,
-        Consumed::Expired => TokenProblem::Expired,
-        Consumed::User(_) | Consumed::Invalid => TokenProblem::Invalid,
-    }
-}
-
-pub fn refused_outcome(problem: TokenProblem) -> &'static str {
-    match problem {
-        TokenProblem::Invalid => "token-invalid",
-        TokenProblem::Used => "token-used",
-        TokenProblem::Expired => "token-expired",
-    }
 }
