@@ -83,11 +83,7 @@ pub fn db_config(url: &str) -> kit::config::DbConfig {
 }
 
 /// Awaits `condition` until it holds, checking every 20 ms, failing after `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
+pub async fn eventually(limit: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
         assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");

@@ -1,0 +1,262 @@
+//! The Postgres backend: the `bus` schema's functions, a pooled connection each call, and
+//! LISTEN/NOTIFY wake-ups with the group's next due time as the fallback.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::backend::{Backend, Result, Waiter};
+use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
+
+/// The channel `bus.publish` notifies, once per publishing transaction.
+pub const CHANNEL: &str = "bus";
+
+#[derive(Debug, Clone)]
+pub struct PgBus {
+    pool: PgPool,
+}
+
+impl PgBus {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Publishes in the caller's transaction: the event exists if and only if it commits.
+pub async fn publish(conn: &mut PgConnection, message: &Publish) -> Result<Option<Uuid>> {
+    publish_with(conn, message).await
+}
+
+async fn publish_with(db: impl PgExecutor<'_>, m: &Publish) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT bus.publish($1, $2, $3, $4, $5, $6)")
+        .bind(&m.topic)
+        .bind(&m.payload)
+        .bind(&m.headers)
+        .bind(m.dedupe_key.as_deref())
+        .bind(m.deliver_at)
+        .bind(m.id)
+        .fetch_one(db)
+        .await?)
+}
+
+/// Completes a delivery in the handler's own transaction, so what the handler wrote and the
+/// acknowledgement commit together: a redelivery cannot repeat the side effect. False if the
+/// attempt was fenced out (roll back then).
+pub async fn complete_in(conn: &mut PgConnection, delivery: &Delivery) -> Result<bool> {
+    complete_with(conn, delivery).await
+}
+
+async fn complete_with(db: impl PgExecutor<'_>, d: &Delivery) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT bus.complete($1, $2, $3)")
+        .bind(&d.group)
+        .bind(d.id)
+        .bind(d.attempt)
+        .fetch_one(db)
+        .await?)
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+type ClaimRow = (Uuid, String, Value, Value, i32, DateTime<Utc>);
+
+impl Backend for PgBus {
+    type Waiter = PgWaiter;
+
+    async fn publish(&self, message: &Publish) -> Result<Option<Uuid>> {
+        publish_with(&self.pool, message).await
+    }
+
+    async fn subscribe(&self, group: &Group, topics: &[&str]) -> Result<()> {
+        for topic in topics {
+            sqlx::query("SELECT bus.subscribe($1, $2, $3, $4, $5)")
+                .bind(&group.name)
+                .bind(topic)
+                .bind(group.max_attempts)
+                .bind(millis(group.backoff_base))
+                .bind(millis(group.backoff_max))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, group: &str, worker: &str, max: usize, lease: Duration) -> Result<Vec<Delivery>> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "SELECT message_id, topic, payload, headers, attempt, published_at \
+             FROM bus.claim($1, $2, $3, make_interval(secs => $4))",
+        )
+        .bind(group)
+        .bind(worker)
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
+        .bind(secs(lease))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, topic, payload, headers, attempt, published_at)| Delivery {
+                id,
+                group: group.to_string(),
+                topic,
+                payload,
+                headers,
+                attempt,
+                published_at,
+            })
+            .collect())
+    }
+
+    async fn extend(&self, d: &Delivery, lease: Duration) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT bus.extend($1, $2, $3, make_interval(secs => $4))")
+            .bind(&d.group)
+            .bind(d.id)
+            .bind(d.attempt)
+            .bind(secs(lease))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn complete(&self, d: &Delivery) -> Result<bool> {
+        complete_with(&self.pool, d).await
+    }
+
+    async fn fail(&self, d: &Delivery, error: &str, permanent: bool) -> Result<FailState> {
+        let state: Option<String> = sqlx::query_scalar("SELECT bus.fail($1, $2, $3, $4, $5)")
+            .bind(&d.group)
+            .bind(d.id)
+            .bind(d.attempt)
+            .bind(error)
+            .bind(permanent)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(match state.as_deref() {
+            Some("dead") => FailState::Dead,
+            Some(_) => FailState::Retrying,
+            None => FailState::Fenced,
+        })
+    }
+
+    async fn release(&self, d: &Delivery) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT bus.release($1, $2, $3)")
+            .bind(&d.group)
+            .bind(d.id)
+            .bind(d.attempt)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn waiter(&self, group: &str) -> Result<PgWaiter> {
+        let mut waiter = PgWaiter { pool: self.pool.clone(), group: group.to_string(), listener: None };
+        waiter.listen().await;
+        Ok(waiter)
+    }
+
+    async fn dead_letters(&self, group: &str) -> Result<Vec<DeadLetter>> {
+        let rows: Vec<(Uuid, String, i32, Option<String>, DateTime<Utc>, Value)> = sqlx::query_as(
+            "SELECT message_id, topic, attempt, last_error, failed_at, payload FROM bus.dead_letters($1)",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(message_id, topic, attempt, last_error, failed_at, payload)| DeadLetter {
+                message_id,
+                topic,
+                attempt,
+                last_error,
+                failed_at,
+                payload,
+            })
+            .collect())
+    }
+
+    async fn retry_dead(&self, group: &str, message: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT bus.retry_dead($1, $2)")
+            .bind(group)
+            .bind(message)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn discard_dead(&self, group: &str, message: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT bus.discard_dead($1, $2)")
+            .bind(group)
+            .bind(message)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT bus.sweep()").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Sleeps until a NOTIFY on the bus channel, the group's next due time, or the poll interval;
+/// if the listening connection breaks, it polls until it can listen again.
+#[derive(Debug)]
+pub struct PgWaiter {
+    pool: PgPool,
+    group: String,
+    listener: Option<PgListener>,
+}
+
+impl PgWaiter {
+    async fn listen(&mut self) {
+        let listener = async {
+            let mut l = PgListener::connect_with(&self.pool).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match listener.await {
+            Ok(l) => self.listener = Some(l),
+            Err(error) => tracing::warn!(%error, "cannot LISTEN for bus wake-ups; polling instead"),
+        }
+    }
+
+    /// How long until the group's next delivery is due, if it has one.
+    async fn until_due(&self) -> Option<Duration> {
+        let due: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT bus.next_due($1)")
+            .bind(&self.group)
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        due.map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+    }
+}
+
+impl Waiter for PgWaiter {
+    async fn wait(&mut self, max: Duration) {
+        let sleep = self.until_due().await.map_or(max, |due| due.min(max));
+        if sleep.is_zero() {
+            return;
+        }
+        if self.listener.is_none() {
+            self.listen().await;
+        }
+        match &mut self.listener {
+            Some(listener) => match tokio::time::timeout(sleep, listener.recv()).await {
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "bus wake-up connection lost; reconnecting");
+                    self.listener = None;
+                }
+            },
+            None => tokio::time::sleep(sleep).await,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Runs a consumer group's handler: claims in batches up to a concurrency limit, keeps each
+//! lease alive while the handler works, reports the outcome, and on shutdown stops claiming,
+//! lets in-flight work finish within a grace period and gives back what is left.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::backend::{Backend, Waiter};
+use crate::message::{Delivery, FailState, Group};
+
+/// What a handler did with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done: the worker completes the delivery.
+    Done,
+    /// The handler already completed it in its own transaction (`pg::complete_in`).
+    Acknowledged,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth another attempt later (a timeout, a 4xx from a mail server).
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Will never succeed (a malformed event, a mailbox that does not exist): dead-letter now.
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+}
+
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub group: Group,
+    pub topics: Vec<String>,
+    /// Deliveries this instance handles at once.
+    pub concurrency: usize,
+    pub lease: Duration,
+    /// The longest sleep without a wake-up (the polling fallback).
+    pub poll: Duration,
+    /// How long in-flight deliveries may take to finish after shutdown begins.
+    pub drain: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(group: Group, topics: &[&str]) -> Self {
+        Self {
+            group,
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            concurrency: 8,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(5),
+            drain: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Worker<B, H> {
+    backend: B,
+    handler: Arc<H>,
+    config: WorkerConfig,
+    id: String,
+}
+
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl<B: Backend, H: Handler> Worker<B, H> {
+    pub fn new(backend: B, handler: H, config: WorkerConfig) -> Self {
+        let id = format!("{}-{}", config.group.name, uuid::Uuid::new_v4().simple());
+        Self { backend, handler: Arc::new(handler), config, id }
+    }
+
+    /// Subscribes, then works until `shutdown` resolves; then drains.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), crate::BusError> {
+        let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
+        self.backend.subscribe(&self.config.group, &topics).await?;
+        let group = self.config.group.name.clone();
+        let mut waiter = self.backend.waiter(&group).await?;
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut last_sweep = Instant::now();
+        tracing::info!(group, worker = %self.id, topics = ?topics, "bus worker started");
+        tokio::pin!(shutdown);
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tasks.join_next() => continue,
+                }
+            }
+            let batch = match self.backend.claim(&group, &self.id, free, self.config.lease).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{:#}", anyhow::Error::from(error)),
+                        "claiming failed; retrying"
+                    );
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(self.config.poll) => continue,
+                    }
+                }
+            };
+            let claimed = batch.len();
+            for delivery in batch {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let job = process(
+                    self.backend.clone(),
+                    self.handler.clone(),
+                    delivery,
+                    self.config.lease,
+                    stop_rx.clone(),
+                );
+                tasks.spawn(async move {
+                    job.await;
+                    drop(permit);
+                });
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = Instant::now();
+                if let Err(error) = self.backend.sweep().await {
+                    tracing::warn!(error = %error, "bus sweep failed");
+                }
+            }
+            if claimed < free {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = waiter.wait(self.config.poll) => {}
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+        }
+        tracing::info!(group, in_flight = tasks.len(), drain = ?self.config.drain, "bus worker stopping: no new claims");
+        let deadline = tokio::time::sleep(self.config.drain);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                _ = &mut deadline, if !*stop_rx.borrow() => {
+                    tracing::warn!(group, left = tasks.len(), "drain time over: releasing unfinished deliveries");
+                    let _ = stop_tx.send(true);
+                }
+            }
+        }
+        tracing::info!(group, "bus worker stopped");
+        Ok(())
+    }
+}
+
+/// Handles one delivery under a heartbeat, and reports the outcome.
+async fn process<B: Backend, H: Handler>(
+    backend: B,
+    handler: Arc<H>,
+    delivery: Delivery,
+    lease: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!(
+        "message",
+        group = %delivery.group,
+        topic = %delivery.topic,
+        message_id = %delivery.id,
+        attempt = delivery.attempt,
+        request_id = delivery.request_id().unwrap_or("-"),
+    );
+    async move {
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match backend.extend(&delivery, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!("lease lost to a newer attempt; this attempt's result will be ignored");
+                        std::future::pending::<()>().await;
+                    }
+                    Err(error) => tracing::warn!(%error, "extending the lease failed"),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = handler.handle(&delivery) => outcome,
+            _ = heartbeat => unreachable!("the heartbeat never ends"),
+            () = async { let _ = stop.wait_for(|stop| *stop).await; } => {
+                if let Err(error) = backend.release(&delivery).await {
+                    tracing::warn!(%error, "releasing the delivery failed; its lease will expire");
+                }
+                return;
+            }
+        };
+        let reported = match outcome {
+            Ok(Handled::Acknowledged) => Ok(()),
+            Ok(Handled::Done) => backend.complete(&delivery).await.map(|done| {
+                if !done {
+                    tracing::warn!("completed after a newer attempt took over; ignored");
+                }
+            }),
+            Err(error) => {
+                let permanent = matches!(error, HandlerError::Permanent(_));
+                let text = error.to_string();
+                backend.fail(&delivery, &text, permanent).await.map(|state| match state {
+                    FailState::Retrying => tracing::warn!(error = %text, "handler failed; will retry"),
+                    FailState::Dead => tracing::error!(error = %text, "handler failed; dead-lettered"),
+                    FailState::Fenced => tracing::warn!(error = %text, "handler failed after a newer attempt took over"),
+                })
+            }
+        };
+        if let Err(error) = reported {
+            tracing::warn!(%error, "reporting the outcome failed; the lease will expire and it will run again");
+        }
+    }
+    .instrument(span)
+    .await;
+}

@@ -1,0 +1,45 @@
+//! The bus conformance suite: behaviour any backend must show. `suite` holds the checks,
+//! generic over [`bus::Backend`]; each backend instantiates them (Postgres here; NATS
+//! JetStream will add its own `conformance!` line).
+
+mod suite;
+mod transactional;
+
+use bus::pg::PgBus;
+use testkit::TestDb;
+
+/// A Postgres bus on a fresh database.
+pub async fn pg() -> PgBus {
+    let db = TestDb::create().await;
+    bus::migrations().up(&db.db_config()).await.expect("bus migrations");
+    PgBus::new(db.pool().await)
+}
+
+/// Instantiates every check of the suite for one backend.
+macro_rules! conformance {
+    ($backend:ident => $make:expr; $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crate::suite::$name($make).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(postgres => crate::pg().await;
+    fan_out_reaches_every_subscribed_group_once,
+    a_group_gets_what_was_published_while_none_of_its_instances_ran,
+    competing_consumers_in_a_group_handle_each_message_once,
+    a_dead_workers_lease_expires_and_another_instance_takes_over,
+    a_completion_from_a_stale_attempt_is_ignored,
+    failures_back_off_then_dead_letter_with_the_last_error,
+    a_permanent_failure_dead_letters_at_once,
+    a_delayed_message_waits_for_its_time,
+    a_second_publish_with_the_same_dedupe_key_is_a_no_op,
+    shutdown_gives_back_unfinished_deliveries_without_spending_an_attempt,
+    a_worker_never_runs_more_than_its_concurrency,
+    a_sleeping_worker_is_woken_by_a_publish_not_by_its_poll_interval,
+);
