@@ -72,6 +72,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 type ClaimRow = (Uuid, String, Value, Value, i32, DateTime<Utc>);
+type DeadRow = (Uuid, String, i32, Option<String>, DateTime<Utc>, Value);
 
 impl Backend for PgBus {
     type Waiter = PgWaiter;
@@ -165,7 +166,7 @@ impl Backend for PgBus {
     }
 
     async fn dead_letters(&self, group: &str) -> Result<Vec<DeadLetter>> {
-        let rows: Vec<(Uuid, String, i32, Option<String>, DateTime<Utc>, Value)> = sqlx::query_as(
+        let rows: Vec<DeadRow> = sqlx::query_as(
             "SELECT message_id, topic, attempt, last_error, failed_at, payload FROM bus.dead_letters($1)",
         )
         .bind(group)
