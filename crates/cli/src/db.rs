@@ -6,7 +6,7 @@ use crate::{Context, Failure, prompt, registry};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Drop a service's schema and everything in it, then migrate it afresh (dev and test only).
+    /// Drop a schema (a service's, or `bus`) and everything in it, then migrate it afresh (dev and test only).
     Reset {
         service: String,
         /// Do not ask for confirmation.
@@ -17,7 +17,6 @@ pub enum Command {
 
 pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
     let Command::Reset { service, yes } = cmd;
-    let entry = registry::find(&service)?;
     let sources = ctx.sources();
     let environment = sources.environment();
     if environment.is_production_like() {
@@ -26,7 +25,7 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
              To undo a migration in {environment}, use `slipway migrate down --service {service}`"
         )));
     }
-    let (Some(migrations), Some(db)) = (entry.migrations(), entry.db(&sources)?) else {
+    let Some((migrations, db)) = registry::schemas(&sources, Some(&service))?.pop() else {
         return Err(Failure::Failed(anyhow::anyhow!("{service} has no database schema to reset")));
     };
     let question = format!("Drop schema {:?} and all its data ({environment})?", migrations.schema());

@@ -3,20 +3,19 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use kit::config::DbConfig;
-use kit::migrate::{MigrationState, Migrations, Step};
+use kit::migrate::{MigrationState, Step};
 
-use crate::registry::{self, Entry};
+use crate::registry;
 use crate::{Context, Failure, prompt};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply every pending migration (of one service, or of all).
+    /// Apply every pending migration (of one schema, or of all).
     Up {
         #[arg(long, short)]
         service: Option<String>,
     },
-    /// Revert the newest migrations of one service.
+    /// Revert the newest migrations of one schema (a service's, or `bus`).
     Down {
         /// How many to revert.
         #[arg(default_value_t = 1)]
@@ -43,27 +42,25 @@ pub enum Command {
 pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
     match cmd {
         Command::Up { service } => {
-            for (entry, m, db) in with_db(ctx, service.as_deref())? {
-                report(entry.name(), "applied", &m.up(&db).await?);
+            for (m, db) in registry::schemas(&ctx.sources(), service.as_deref())? {
+                report(m.schema(), "applied", &m.up(&db).await?);
             }
         }
         Command::Down { steps, service, yes } => {
             let sources = ctx.sources();
-            for (entry, m, db) in with_db(ctx, Some(&service))? {
-                if sources.environment().is_production_like() {
-                    let q = format!(
-                        "Revert the {steps} newest migration(s) of {} in {}?",
-                        entry.name(),
-                        sources.environment()
-                    );
+            for (m, db) in registry::schemas(&sources, Some(&service))? {
+                let environment = sources.environment();
+                if environment.is_production_like() {
+                    let q =
+                        format!("Revert the {steps} newest migration(s) of {} in {environment}?", m.schema());
                     prompt::confirm(&q, yes)?;
                 }
-                report(entry.name(), "reverted", &m.down(&db, steps).await?);
+                report(m.schema(), "reverted", &m.down(&db, steps).await?);
             }
         }
         Command::Status { service } => {
-            for (entry, m, db) in with_db(ctx, service.as_deref())? {
-                println!("{}:", entry.name());
+            for (m, db) in registry::schemas(&ctx.sources(), service.as_deref())? {
+                println!("{}:", m.schema());
                 for s in m.status(&db).await? {
                     let state = match s.state {
                         MigrationState::Applied { on, duration } => {
@@ -84,20 +81,6 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// The selected services that have a schema, with their migrations and database settings.
-fn with_db(
-    ctx: &Context,
-    service: Option<&str>,
-) -> Result<Vec<(&'static dyn Entry, Migrations, DbConfig)>, Failure> {
-    let sources = ctx.sources();
-    let mut out = Vec::new();
-    for entry in registry::select(service)? {
-        let (Some(m), Some(db)) = (entry.migrations(), entry.db(&sources)?) else { continue };
-        out.push((entry, m, db));
-    }
-    Ok(out)
 }
 
 fn report(service: &str, verb: &str, steps: &[Step]) {

@@ -15,7 +15,7 @@ pub trait Entry: Sync {
     fn name(&self) -> &'static str;
     fn check(&self, sources: &Sources) -> Result<(), ConfigErrors>;
     fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors>;
-    fn migrations(&self) -> Option<Migrations>;
+    fn migrations(&self) -> Vec<Migrations>;
     /// Loads the configuration and returns it with the future that runs the service.
     fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors>;
 }
@@ -35,7 +35,7 @@ impl<S: Service> Entry for Of<S> {
         Ok(S::load(sources)?.db().cloned())
     }
 
-    fn migrations(&self) -> Option<Migrations> {
+    fn migrations(&self) -> Vec<Migrations> {
         S::migrations()
     }
 
@@ -49,18 +49,39 @@ impl<S: Service> Entry for Of<S> {
 /// Every service, in start order. A new service adds its line here.
 pub static SERVICES: &[&dyn Entry] = &[&Of::<auth::Config>(PhantomData)];
 
+/// Every schema the services migrate, once each, in migration order (the bus before the
+/// services that use it), with the database of the first service that uses it; or only the
+/// schema called `only`.
+pub fn schemas(sources: &Sources, only: Option<&str>) -> Result<Vec<(Migrations, DbConfig)>, crate::Failure> {
+    let mut out: Vec<(Migrations, DbConfig)> = Vec::new();
+    for entry in SERVICES {
+        let Some(db) = entry.db(sources)? else { continue };
+        for m in entry.migrations() {
+            if !out.iter().any(|(seen, _)| seen.schema() == m.schema()) {
+                out.push((m, db.clone()));
+            }
+        }
+    }
+    match only {
+        None => Ok(out),
+        Some(name) => {
+            let known: Vec<String> = out.iter().map(|(m, _)| m.schema().to_string()).collect();
+            let found: Vec<_> = out.into_iter().filter(|(m, _)| m.schema() == name).collect();
+            if found.is_empty() {
+                return Err(crate::Failure::Failed(anyhow::anyhow!(
+                    "no schema called {name:?}; known: {}",
+                    known.join(", ")
+                )));
+            }
+            Ok(found)
+        }
+    }
+}
+
 /// The service called `name`, or a message listing the known ones.
 pub fn find(name: &str) -> Result<&'static dyn Entry, crate::Failure> {
     SERVICES.iter().copied().find(|s| s.name() == name).ok_or_else(|| {
         let known: Vec<_> = SERVICES.iter().map(|s| s.name()).collect();
         crate::Failure::Failed(anyhow::anyhow!("no service called {name:?}; known: {}", known.join(", ")))
     })
-}
-
-/// The services a command applies to: the one named, or all.
-pub fn select(name: Option<&str>) -> Result<Vec<&'static dyn Entry>, crate::Failure> {
-    match name {
-        Some(n) => Ok(vec![find(n)?]),
-        None => Ok(SERVICES.to_vec()),
-    }
 }

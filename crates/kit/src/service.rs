@@ -28,8 +28,8 @@ pub trait Service: Sized + Send + 'static {
     fn common(&self) -> &Common;
     /// The service's database, if it has one (for `slipway migrate` and `db reset`).
     fn db(&self) -> Option<&DbConfig>;
-    /// The service's migrations, if it has a schema.
-    fn migrations() -> Option<Migrations>;
+    /// The schemas the service migrates at start, in order (the bus's before its own).
+    fn migrations() -> Vec<Migrations>;
     /// Builds and runs the service until `shutdown` resolves, then drains.
     fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
 }

@@ -1,6 +1,5 @@
 DROP TABLE dev_signing_key;
 DROP TABLE rate_limits;
-DROP TABLE outbox;
 DROP TABLE audit_events;
 DROP TABLE refresh_tokens;
 DROP TABLE sessions;

@@ -1,5 +1,5 @@
 -- The auth flows: one-time tokens, sessions with rotating refresh tokens, the audit trail,
--- the event outbox, rate-limit counters and the development signing key.
+-- rate-limit counters and the development signing key. (Events go on the bus.)
 
 -- Activation and password-reset tokens. Only an HMAC of the token is stored.
 CREATE TABLE one_time_tokens (
@@ -46,15 +46,6 @@ CREATE TABLE audit_events (
     request_id text
 );
 CREATE INDEX audit_events_user ON audit_events (user_id, at);
-
--- Events written in the same transaction as the change they announce (transactional outbox).
-CREATE TABLE outbox (
-    id         uuid PRIMARY KEY,
-    topic      text NOT NULL,
-    payload    jsonb NOT NULL,
-    request_id text,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
 
 -- Fixed-window counters shared by every instance.
 CREATE TABLE rate_limits (

@@ -155,8 +155,8 @@ impl Service for Config {
         Some(&self.db)
     }
 
-    fn migrations() -> Option<Migrations> {
-        Some(crate::migrations())
+    fn migrations() -> Vec<Migrations> {
+        vec![bus::migrations(), crate::migrations()]
     }
 
     async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {

@@ -29,9 +29,10 @@ impl Application {
     /// binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         if config.db.migrate_on_start {
-            let applied = crate::migrations().up(&config.db).await?;
-            for step in &applied {
-                tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
+            for migrations in <Config as kit::service::Service>::migrations() {
+                for step in migrations.up(&config.db).await? {
+                    tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
+                }
             }
         }
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;

@@ -108,10 +108,12 @@ async fn passwords_and_tokens_never_reach_the_logs_even_at_debug_level() {
         202
     );
     let pool = db.pool().await;
-    let link: String = sqlx::query_scalar("SELECT payload->>'activation_url' FROM auth.outbox")
-        .fetch_one(&pool)
-        .await
-        .expect("event");
+    let link: String = sqlx::query_scalar(
+        "SELECT payload->>'activation_url' FROM bus.messages WHERE topic = 'auth.activation_requested'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("event");
     let activation = link.split("token=").nth(1).expect("token").to_string();
     assert_eq!(post("/activation", json!({ "token": activation }), "rid-activate").await.0, 200);
     let (status, tokens) =
@@ -123,7 +125,7 @@ async fn passwords_and_tokens_never_reach_the_logs_even_at_debug_level() {
     post("/login", json!({ "email": "ada@example.com", "password": p2 }), "rid-wrong").await;
     post("/password/reset", json!({ "email": "ada@example.com" }), "rid-reset").await;
     let reset_link: String = sqlx::query_scalar(
-        "SELECT payload->>'reset_url' FROM auth.outbox WHERE topic = 'auth.password_reset_requested'",
+        "SELECT payload->>'reset_url' FROM bus.messages WHERE topic = 'auth.password_reset_requested'",
     )
     .fetch_one(&pool)
     .await

@@ -91,13 +91,13 @@ impl TestApp {
         self.post("/login", json!({ "email": email, "password": password })).await
     }
 
-    /// The events auth wrote to its outbox on a topic, oldest first.
+    /// The events auth published on the bus on a topic, oldest first.
     pub async fn events(&self, topic: &str) -> Vec<Value> {
-        sqlx::query_scalar("SELECT payload FROM auth.outbox WHERE topic = $1 ORDER BY created_at, id")
+        sqlx::query_scalar("SELECT payload FROM bus.messages WHERE topic = $1 ORDER BY published_at, id")
             .bind(topic)
             .fetch_all(&self.pool)
             .await
-            .expect("outbox")
+            .expect("bus messages")
     }
 
     /// The token in the newest emailed link of a topic for an address.

@@ -1,9 +1,10 @@
-//! Events for other services (the mailer), written in the caller's transaction so an event
-//! exists exactly when the change it announces committed. The bus will deliver them.
+//! Events for other services (the mailer), published on the bus in the caller's transaction:
+//! an event exists exactly when the change it announces committed.
 
 use serde_json::Value;
-use sqlx::PgExecutor;
-use uuid::Uuid;
+use sqlx::PgConnection;
+
+use crate::error::ApiError;
 
 /// The topics auth publishes.
 pub mod topic {
@@ -13,23 +14,19 @@ pub mod topic {
     pub const SIGNUP_EXISTING: &str = "auth.signup_existing_account";
     /// A password reset was asked for: `{user_id, email, reset_url, expires_at}`.
     pub const PASSWORD_RESET_REQUESTED: &str = "auth.password_reset_requested";
-    /// A password was changed or reset: `{user_id, email}`.
+    /// A password was changed or reset: `{user_id, email, reset_url}`.
     pub const PASSWORD_CHANGED: &str = "auth.password_changed";
 }
 
 pub async fn publish(
-    db: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     topic: &str,
     payload: Value,
     request_id: Option<&str>,
-) -> sqlx::Result<Uuid> {
-    let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO outbox (id, topic, payload, request_id) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(topic)
-        .bind(payload)
-        .bind(request_id)
-        .execute(db)
-        .await?;
-    Ok(id)
+) -> Result<(), ApiError> {
+    let event = bus::Publish::new(topic, payload).request_id(request_id);
+    bus::pg::publish(conn, &event)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("publishing an event")))?;
+    Ok(())
 }
