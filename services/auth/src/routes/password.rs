@@ -64,8 +64,7 @@ pub async fn request_reset(
             "reset_url": app.link(&format!("/reset-password?token={}", token.expose())),
             "expires_at": chrono::Utc::now() + ttl,
         });
-        events::publish(&mut *tx, topic::PASSWORD_RESET_REQUESTED, payload, ctx.request_id.as_deref())
-            .await?;
+        events::publish(&mut tx, topic::PASSWORD_RESET_REQUESTED, payload, ctx.request_id.as_deref()).await?;
     }
     let outcome = if user.is_some() { "sent" } else { "unknown-email" };
     let entry =
@@ -154,6 +153,6 @@ async fn changed(
 ) -> Result<(), ApiError> {
     let email = users::by_id(&mut *tx, user).await?.map(|u| u.email).unwrap_or_default();
     let payload = json!({ "user_id": user, "email": email, "reset_url": app.link("/forgot-password") });
-    events::publish(&mut *tx, topic::PASSWORD_CHANGED, payload, ctx.request_id.as_deref()).await?;
+    events::publish(tx, topic::PASSWORD_CHANGED, payload, ctx.request_id.as_deref()).await?;
     Ok(())
 }

@@ -84,7 +84,7 @@ pub async fn signup(
                     "user_id": existing.id, "email": email.as_str(),
                     "login_url": app.link("/login"), "reset_url": app.link("/forgot-password"),
                 });
-                events::publish(&mut *tx, topic::SIGNUP_EXISTING, payload, ctx.request_id.as_deref()).await?;
+                events::publish(&mut tx, topic::SIGNUP_EXISTING, payload, ctx.request_id.as_deref()).await?;
                 ("existing-active", existing.id)
             } else {
                 send_activation(&mut tx, &app, existing.id, &email, &ctx).await?;
@@ -114,7 +114,7 @@ async fn send_activation(
         "activation_url": app.link(&format!("/activate?token={}", token.expose())),
         "expires_at": expires_at,
     });
-    events::publish(&mut *tx, topic::ACTIVATION_REQUESTED, payload, ctx.request_id.as_deref()).await?;
+    events::publish(tx, topic::ACTIVATION_REQUESTED, payload, ctx.request_id.as_deref()).await?;
     Ok(())
 }
 
