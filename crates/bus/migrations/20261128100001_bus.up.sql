@@ -63,6 +63,9 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_new bigint;
 BEGIN
+    -- Waits for publishes to this topic in flight, and holds new ones until this commits, so
+    -- an event published meanwhile is either fanned out to the group or adopted below.
+    PERFORM pg_advisory_xact_lock(hashtext('bus.topic:' || p_topic));
     INSERT INTO bus.groups (name, max_attempts, backoff_base_ms, backoff_max_ms)
     VALUES (p_group, p_max_attempts, p_backoff_base_ms, p_backoff_max_ms)
     ON CONFLICT (name) DO UPDATE SET max_attempts = EXCLUDED.max_attempts,
@@ -99,6 +102,7 @@ BEGIN
             RETURN NULL;
         END IF;
     END IF;
+    PERFORM pg_advisory_xact_lock_shared(hashtext('bus.topic:' || p_topic));
     SELECT count(*) INTO v_fanout FROM bus.subscriptions WHERE topic = p_topic;
     INSERT INTO bus.messages (id, topic, payload, headers, dedupe_key, fanout, deliver_at)
     VALUES (v_id, p_topic, p_payload, coalesce(p_headers, '{}'), p_dedupe_key, v_fanout, v_at);

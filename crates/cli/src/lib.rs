@@ -1,6 +1,7 @@
 //! The `slipway` command: dev stack, migrations, database tasks and configuration checks for
 //! every service in the workspace.
 
+mod bus;
 mod db;
 mod dev;
 mod env;
@@ -48,6 +49,9 @@ enum Command {
     /// Configuration tasks.
     #[command(subcommand)]
     Env(env::Command),
+    /// Bus tasks: dead letters.
+    #[command(subcommand)]
+    Bus(bus::Command),
 }
 
 /// The configuration layers the command sees, with `--database-url` laid over every service.
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(cmd) => migrate::run(&ctx, cmd).await,
             Command::Db(cmd) => db::run(&ctx, cmd).await,
             Command::Env(cmd) => env::run(&ctx, cmd),
+            Command::Bus(cmd) => bus::run(&ctx, cmd).await,
         }
     });
     match result {

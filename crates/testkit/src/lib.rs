@@ -2,6 +2,7 @@
 //! provides (`DATABASE_URL`), and a TCP proxy lets a test take Postgres away and give it back.
 
 mod proxy;
+pub mod smtp;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -42,4 +42,5 @@ conformance!(postgres => crate::pg().await;
     shutdown_gives_back_unfinished_deliveries_without_spending_an_attempt,
     a_worker_never_runs_more_than_its_concurrency,
     a_sleeping_worker_is_woken_by_a_publish_not_by_its_poll_interval,
+    a_publish_racing_a_groups_first_subscribe_is_not_lost,
 );

@@ -300,3 +300,23 @@ pub async fn a_sleeping_worker_is_woken_by_a_publish_not_by_its_poll_interval<B:
     let _ = stop.send(());
     task.await.expect("task");
 }
+
+pub async fn a_publish_racing_a_groups_first_subscribe_is_not_lost<B: Backend>(bus: B) {
+    let publishers: Vec<_> = (0..40)
+        .map(|i| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                bus.publish(&Publish::new("race", json!({ "i": i }))).await.expect("publish")
+            })
+        })
+        .collect();
+    bus.subscribe(&group("late"), &["race"]).await.expect("subscribe");
+    for p in publishers {
+        p.await.expect("publisher");
+    }
+    assert_eq!(
+        claim_all(&bus, "late").await.len(),
+        40,
+        "every event reaches the group, before or after it subscribed"
+    );
+}

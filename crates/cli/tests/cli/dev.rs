@@ -25,8 +25,13 @@ async fn dev_session(vars: &[(&str, &str)], port: &str) -> (Option<i32>, String)
 #[tokio::test]
 async fn slipway_dev_runs_the_services_against_database_url_and_stops_cleanly_on_ctrl_c() {
     let db = TestDb::create().await;
-    let port = free_port().to_string();
-    let vars = [("DATABASE_URL", db.url.as_str()), ("SLIPWAY_AUTH_PORT", &port), ("NO_COLOR", "1")];
+    let (port, mailer) = (free_port().to_string(), free_port().to_string());
+    let vars = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("SLIPWAY_AUTH_PORT", &port),
+        ("SLIPWAY_MAILER_PORT", &mailer),
+        ("NO_COLOR", "1"),
+    ];
     let (code, log) = dev_session(&vars, &port).await;
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("drained, stopped"), "{log}");
@@ -35,8 +40,8 @@ async fn slipway_dev_runs_the_services_against_database_url_and_stops_cleanly_on
 
 #[tokio::test]
 async fn slipway_dev_without_a_database_starts_and_removes_a_throwaway_postgres() {
-    let port = free_port().to_string();
-    let vars = [("SLIPWAY_AUTH_PORT", port.as_str()), ("NO_COLOR", "1")];
+    let (port, mailer) = (free_port().to_string(), free_port().to_string());
+    let vars = [("SLIPWAY_AUTH_PORT", port.as_str()), ("SLIPWAY_MAILER_PORT", &mailer), ("NO_COLOR", "1")];
     let (code, log) = dev_session(&vars, &port).await;
     assert_eq!(code, Some(0), "{log}");
     let url = log

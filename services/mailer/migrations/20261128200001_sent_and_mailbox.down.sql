@@ -1,0 +1,2 @@
+DROP TABLE mailbox;
+DROP TABLE sent;

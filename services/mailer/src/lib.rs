@@ -1,0 +1,33 @@
+//! The mailer: subscribes to the events that need an email (auth's), renders them from
+//! templates, and sends each exactly once over SMTP — or, in development, keeps them in a
+//! mailbox shown at `/dev/mail`. Owns the `mailer` schema.
+
+mod config;
+mod handler;
+mod mailbox;
+mod smtp;
+mod startup;
+pub mod templates;
+
+pub use config::{Config, SmtpConfig, SmtpTls, Transport};
+pub use startup::Application;
+
+/// The service's name, configuration scope and bus consumer group.
+pub const NAME: &str = "mailer";
+
+/// The Postgres schema the mailer owns.
+pub const SCHEMA: &str = "mailer";
+
+/// The topics the mailer handles.
+pub const TOPICS: &[&str] = &[
+    "auth.activation_requested",
+    "auth.signup_existing_account",
+    "auth.password_reset_requested",
+    "auth.password_changed",
+];
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub fn migrations() -> kit::migrate::Migrations {
+    kit::migrate::Migrations::new(NAME, SCHEMA, "services/mailer/migrations", &MIGRATOR)
+}

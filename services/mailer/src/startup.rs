@@ -1,0 +1,87 @@
+//! Builds the mailer: migrations, pool, the bus worker, and the HTTP side (health, dev mailbox).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use bus::pg::PgBus;
+use bus::{Group, Worker, WorkerConfig};
+use kit::health::Readiness;
+use kit::server::{Server, service_router};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::Config;
+use crate::handler::MailHandler;
+use crate::templates::Templates;
+
+#[derive(Debug)]
+pub struct Application {
+    server: Server,
+    worker: Worker<PgBus, MailHandler>,
+    pool: PgPool,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.db.migrate_on_start {
+            for migrations in <Config as kit::service::Service>::migrations() {
+                for step in migrations.up(&config.db).await? {
+                    tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
+                }
+            }
+        }
+        let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
+        let dev = !config.common.environment.is_production_like();
+        let api = if dev { crate::mailbox::routes(pool.clone()) } else { Router::new() };
+        let router = service_router(api, Readiness::new().postgres(pool.clone()), &config.common.http);
+        let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
+
+        let group = Group {
+            max_attempts: config.max_attempts,
+            backoff_base: config.backoff_base,
+            backoff_max: Duration::from_secs(3600),
+            ..Group::new(crate::NAME)
+        };
+        let worker_config = WorkerConfig {
+            concurrency: config.concurrency,
+            lease: config.lease,
+            poll: config.poll,
+            drain: config.common.http.shutdown_grace,
+            ..WorkerConfig::new(group, crate::TOPICS)
+        };
+        let handler = MailHandler {
+            pool: pool.clone(),
+            templates: Arc::new(Templates::new(&config.site_name, &config.public_url)),
+            config: Arc::new(config.clone()),
+        };
+        tracing::info!(transport = ?config.transport, "mailer ready");
+        let worker = Worker::new(PgBus::new(pool.clone()), handler, worker_config);
+        Ok(Self { server, worker, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Serves and works until `shutdown`; then stops claiming, drains both, closes the pool.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let (served, worked) = tokio::join!(
+            self.server.run_until(stopped(stop_rx.clone())),
+            self.worker.run_until(stopped(stop_rx))
+        );
+        self.pool.close().await;
+        served?;
+        worked?;
+        Ok(())
+    }
+}

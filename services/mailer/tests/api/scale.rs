@@ -1,0 +1,95 @@
+//! Three mailer processes, 500 events, one instance killed with SIGKILL midway: every email
+//! is delivered, none twice.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bus::Publish;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use testkit::smtp::SmtpSink;
+use testkit::{TestDb, eventually};
+
+use crate::helpers::{activation, smtp_vars, vars};
+
+const MAILER: &str = env!("CARGO_BIN_EXE_mailer");
+const EVENTS: usize = 500;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn start(db: &TestDb, sink: &SmtpSink) -> (Child, u16) {
+    let port = free_port();
+    let mut env = vars(
+        db,
+        &[("SLIPWAY_MAILER_LEASE", "2s"), ("SLIPWAY_MAILER_CONCURRENCY", "4"), ("SLIPWAY_LOG", "warn")],
+    );
+    env.retain(|(k, _)| k != "SLIPWAY_MAILER_PORT");
+    env.push(("SLIPWAY_MAILER_PORT".into(), port.to_string()));
+    env.extend(smtp_vars(sink));
+    let child = Command::new(MAILER)
+        .env_clear()
+        .envs(env)
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mailer starts");
+    (child, port)
+}
+
+#[tokio::test]
+async fn three_instances_send_500_emails_exactly_once_though_one_is_killed_midway() {
+    let db = TestDb::create().await;
+    let sink = SmtpSink::start().await;
+    let mut instances: Vec<(Child, u16)> = (0..3).map(|_| start(&db, &sink)).collect();
+    for (_, port) in &instances {
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        eventually(Duration::from_secs(30), "a mailer instance is ready", async || {
+            reqwest::get(&url).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+    let pool = db.pool().await;
+    let mut tx = pool.begin().await.expect("begin");
+    for i in 0..EVENTS {
+        let event = Publish::new("auth.activation_requested", activation(&format!("user{i}@example.com")));
+        bus::pg::publish(&mut tx, &event).await.expect("publish");
+    }
+    tx.commit().await.expect("commit");
+
+    eventually(Duration::from_secs(60), "a third of the emails are out", async || {
+        sink.received().len() >= EVENTS / 3
+    })
+    .await;
+    let (victim, _) = &mut instances[0];
+    kill(Pid::from_raw(i32::try_from(victim.id()).expect("pid")), Signal::SIGKILL).expect("SIGKILL");
+    let _ = victim.wait();
+
+    let unfinished = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM bus.deliveries WHERE group_name = 'mailer'")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    eventually(Duration::from_secs(90), "every event acknowledged", async || unfinished().await == 0).await;
+    for (child, _) in &mut instances[1..] {
+        let _ = kill(Pid::from_raw(i32::try_from(child.id()).expect("pid")), Signal::SIGTERM);
+        let _ = child.wait();
+    }
+
+    let received = sink.received();
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for mail in &received {
+        *per_id.entry(mail.header("Message-ID").expect("Message-ID")).or_default() += 1;
+    }
+    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(per_id.len(), EVENTS, "every event's email arrived");
+    assert_eq!(received.len(), EVENTS);
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM mailer.sent").fetch_one(&pool).await.expect("count");
+    assert_eq!(recorded, EVENTS as i64);
+}
