@@ -1,6 +1,7 @@
 //! `cargo xtask bench <target>`: measurements, each beside a peer measured in the same run.
 
 mod auth;
+mod bus;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,11 +10,22 @@ use std::time::Duration;
 pub enum Target {
     /// Logins/s against the argon2 ceiling, refreshes/s, /me latency under a login flood.
     Auth,
+    /// Publish and handle rates, publish-to-handler latency with NOTIFY.
+    Bus,
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Auth => auth::run().await,
+        Target::Bus => bus::run().await,
+    }
+}
+
+/// A server URL with another database.
+pub(super) fn replace_database(url: &str, name: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => url.to_string(),
     }
 }
 

@@ -45,8 +45,7 @@ impl TestDb {
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .await
             .expect("create test database");
-        let url = server.database(&name).to_url_lossy().to_string();
-        Self { name, url }
+        Self { url: with_database(&server_url(), &name), name }
     }
 
     /// The address of the server holding this database (to put a [`TcpProxy`] in front of).
@@ -68,6 +67,19 @@ impl TestDb {
 
     pub async fn pool(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.url).await.expect("connect to the test database")
+    }
+}
+
+/// `url` with its database replaced (a plain libpq URL, usable from any language's driver).
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = match base.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => base.to_string(),
+    };
+    match query {
+        Some(q) => format!("{prefix}/{database}?{q}"),
+        None => format!("{prefix}/{database}"),
     }
 }
 

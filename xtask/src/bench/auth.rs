@@ -38,19 +38,12 @@ pub async fn run() -> anyhow::Result<()> {
     let name = format!("slipway_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let admin = sqlx::PgPool::connect(&server).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
-    let db_url = replace_database(&server, &name);
+    let db_url = super::replace_database(&server, &name);
     let result = measure(&db_url).await;
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&admin)
         .await;
     result
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    match url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => url.to_string(),
-    }
 }
 
 async fn measure(db_url: &str) -> anyhow::Result<()> {

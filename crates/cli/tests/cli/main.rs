@@ -1,5 +1,6 @@
 //! The `slipway` binary, run as a user runs it, against real Postgres.
 
+mod bus;
 mod db;
 mod dev;
 mod env;
