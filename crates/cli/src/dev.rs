@@ -34,6 +34,13 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
         cluster = Some(c);
     }
 
+    // Until the gateway fronts the stack, web is the front door: emailed links point at it.
+    if ctx.sources().get("SLIPWAY_PUBLIC_URL").is_none()
+        && ctx.sources().get("SLIPWAY_AUTH_PUBLIC_URL").is_none()
+    {
+        let web = web::Config::load(&ctx.sources()).map(|c| c.common.http.addr.port()).unwrap_or(8082);
+        ctx.vars.push(("SLIPWAY_PUBLIC_URL".into(), format!("http://127.0.0.1:{web}")));
+    }
     let sources = ctx.sources();
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown = || -> Shutdown {

@@ -19,10 +19,15 @@ use crate::request_id;
 /// Wraps a service's API with what every service has: health routes, a problem+json 404,
 /// the request-id span, the request timeout and the body limit.
 pub fn service_router(api: Router, readiness: Readiness, http: &HttpConfig) -> Router {
-    let mut router = api
-        .merge(health::routes(readiness))
-        .fallback(problem::not_found)
-        .method_not_allowed_fallback(async || Problem::method_not_allowed());
+    let api =
+        api.fallback(problem::not_found).method_not_allowed_fallback(async || Problem::method_not_allowed());
+    site_router(api, readiness, http)
+}
+
+/// Like [`service_router`] for a site that answers unknown paths with its own page: the
+/// router's fallback is kept.
+pub fn site_router(pages: Router, readiness: Readiness, http: &HttpConfig) -> Router {
+    let mut router = pages.merge(health::routes(readiness));
     if !http.request_timeout.is_zero() {
         let limit = http.request_timeout;
         router = router.layer(middleware::from_fn(move |req: Request, next: Next| timeout(limit, req, next)));

@@ -40,8 +40,13 @@ async fn slipway_dev_runs_the_services_against_database_url_and_stops_cleanly_on
 
 #[tokio::test]
 async fn slipway_dev_without_a_database_starts_and_removes_a_throwaway_postgres() {
-    let (port, mailer) = (free_port().to_string(), free_port().to_string());
-    let vars = [("SLIPWAY_AUTH_PORT", port.as_str()), ("SLIPWAY_MAILER_PORT", &mailer), ("NO_COLOR", "1")];
+    let (port, mailer, web) = (free_port().to_string(), free_port().to_string(), free_port().to_string());
+    let vars = [
+        ("SLIPWAY_AUTH_PORT", port.as_str()),
+        ("SLIPWAY_MAILER_PORT", &mailer),
+        ("SLIPWAY_WEB_PORT", &web),
+        ("NO_COLOR", "1"),
+    ];
     let (code, log) = dev_session(&vars, &port).await;
     assert_eq!(code, Some(0), "{log}");
     let url = log

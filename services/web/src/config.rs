@@ -1,0 +1,68 @@
+//! The web's configuration: the shared settings plus `SLIPWAY_WEB_…`.
+
+use kit::config::{Common, ConfigErrors, DbConfig, Sources};
+use kit::migrate::Migrations;
+use kit::service::{Service, Shutdown};
+use secrecy::SecretString;
+
+const DEV_COOKIE_KEY: &str = "dev-only-cookie-key-not-secret";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub db: DbConfig,
+    /// Where the auth API answers (server to server).
+    pub auth_url: String,
+    /// Where the mailer answers; the dev mailbox page reads it (dev only).
+    pub mailer_url: String,
+    /// The HMAC key of CSRF tokens.
+    pub cookie_key: SecretString,
+    pub site_name: String,
+}
+
+impl Config {
+    pub fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
+        let mut r = sources.reader(crate::NAME);
+        let common = Common::read(&mut r, 8082);
+        let trim = |s: String| s.trim_end_matches('/').to_string();
+        let config = Self {
+            db: DbConfig::read(&mut r),
+            auth_url: trim(r.get("AUTH_URL", "http://127.0.0.1:8081".to_string())),
+            mailer_url: trim(r.get("MAILER_URL", "http://127.0.0.1:8083".to_string())),
+            cookie_key: r.secret("COOKIE_KEY", DEV_COOKIE_KEY),
+            site_name: r.get("SITE_NAME", "Slipway".to_string()),
+            common,
+        };
+        r.finish()?;
+        Ok(config)
+    }
+
+    /// Outside dev, cookies are `Secure` and `__Host-` prefixed (HTTPS only, this host only).
+    pub fn secure_cookies(&self) -> bool {
+        self.common.environment != kit::config::Environment::Dev
+    }
+}
+
+impl Service for Config {
+    const NAME: &'static str = crate::NAME;
+
+    fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
+        Config::load(sources)
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn db(&self) -> Option<&DbConfig> {
+        Some(&self.db)
+    }
+
+    fn migrations() -> Vec<Migrations> {
+        vec![crate::migrations()]
+    }
+
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        crate::Application::build(self).await?.run_until(shutdown).await
+    }
+}

@@ -1,0 +1,206 @@
+//! Log in, the account page (profile, change password, log out, log out everywhere).
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::{Browser, Layout, render, see_other, unavailable};
+use crate::auth_client::AuthError;
+use crate::session::{self, NoSession, Session};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/account", get(account))
+        .route("/account/password", post(change_password))
+        .route("/logout", post(logout))
+        .route("/logout/all", post(logout_all))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    l: Layout,
+    email: String,
+    not_activated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    activated: Option<String>,
+    expired: Option<String>,
+    logged_out: Option<String>,
+    reset: Option<String>,
+}
+
+async fn login_page(State(app): State<AppState>, b: Browser, Query(q): Query<LoginQuery>) -> Response {
+    let mut l = b.layout(&app, "Log in", false);
+    l.notice = if q.activated.is_some() {
+        Some("Your account is active. Log in to continue.".into())
+    } else if q.logged_out.is_some() {
+        Some("You are logged out.".into())
+    } else if q.reset.is_some() {
+        Some("Your password is changed. Log in with the new one.".into())
+    } else {
+        None
+    };
+    if q.expired.is_some() {
+        l.error = Some("Your session has expired. Please log in again.".into());
+    }
+    b.reply(&app, render(&LoginPage { l, email: String::new(), not_activated: false }))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+async fn login(State(app): State<AppState>, b: Browser, Form(f): Form<LoginForm>) -> Response {
+    if !b.csrf_ok(&app, &f.csrf) {
+        return b.forbidden(&app);
+    }
+    match app.auth.login(&f.email, &f.password, &b.request_id).await {
+        Ok(tokens) => match session::create(&app, &tokens).await {
+            Ok((id, max_age)) => {
+                let cookie = session::set_cookie(&app, session::session_cookie(&app), &id, max_age, "Lax");
+                see_other("/account", &[cookie])
+            }
+            Err(e) => unavailable(&app, &b, &AuthError::Unavailable(e)),
+        },
+        Err(AuthError::Refused(r)) => {
+            let mut l = b.layout(&app, "Log in", false);
+            let not_activated = r.slug == "account-not-activated";
+            let status = if r.slug == "rate-limited" || r.slug == "account-locked" {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            l.error = Some(r.message);
+            b.reply(&app, (status, render(&LoginPage { l, email: f.email, not_activated })))
+        }
+        Err(e) => unavailable(&app, &b, &e),
+    }
+}
+
+/// The session, or the answer to give instead: the login page (saying so if it expired).
+async fn signed_in(app: &AppState, b: &Browser) -> Result<Session, Response> {
+    match session::load(app, &b.headers, &b.request_id).await {
+        Ok(s) => Ok(s),
+        Err(NoSession::Anonymous) => Err(see_other("/login", &[])),
+        Err(NoSession::Expired) => {
+            let clear = session::set_cookie(app, session::session_cookie(app), "", 0, "Lax");
+            Err(see_other("/login?expired=1", &[clear]))
+        }
+        Err(NoSession::Failed(e)) => Err(unavailable(app, b, &AuthError::Unavailable(e))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    l: Layout,
+    email: String,
+    member_since: String,
+}
+
+async fn account_page(
+    app: &AppState,
+    b: &Browser,
+    s: &Session,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    match app.auth.me(&s.access_token, &b.request_id).await {
+        Ok(me) => {
+            let mut l = b.layout(app, "Your account", true);
+            let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+            l.notice = notice;
+            l.error = error;
+            let page = AccountPage {
+                l,
+                email: me.email,
+                member_since: me.created_at.format("%-d %B %Y").to_string(),
+            };
+            b.reply(app, (status, render(&page)))
+        }
+        Err(AuthError::Refused(_)) => {
+            session::destroy(app, s).await;
+            let clear = session::set_cookie(app, session::session_cookie(app), "", 0, "Lax");
+            see_other("/login?expired=1", &[clear])
+        }
+        Err(e) => unavailable(app, b, &e),
+    }
+}
+
+async fn account(State(app): State<AppState>, b: Browser) -> Response {
+    match signed_in(&app, &b).await {
+        Ok(s) => account_page(&app, &b, &s, None, None).await,
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeForm {
+    csrf: String,
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(State(app): State<AppState>, b: Browser, Form(f): Form<ChangeForm>) -> Response {
+    if !b.csrf_ok(&app, &f.csrf) {
+        return b.forbidden(&app);
+    }
+    let s = match signed_in(&app, &b).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match app.auth.change_password(&s.access_token, &f.current_password, &f.new_password, &b.request_id).await
+    {
+        Ok(()) => {
+            let notice = "Your password is changed. Your other sessions were logged out.".to_string();
+            account_page(&app, &b, &s, Some(notice), None).await
+        }
+        Err(AuthError::Refused(r)) => account_page(&app, &b, &s, None, Some(r.message)).await,
+        Err(e) => unavailable(&app, &b, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn end_session(app: &AppState, b: &Browser, csrf: &str, everywhere: bool) -> Response {
+    if !b.csrf_ok(app, csrf) {
+        return b.forbidden(app);
+    }
+    let clear = session::set_cookie(app, session::session_cookie(app), "", 0, "Lax");
+    let Ok(s) = session::load(app, &b.headers, &b.request_id).await else {
+        return see_other("/login?logged_out=1", &[clear]);
+    };
+    let told = if everywhere {
+        app.auth.logout_all(&s.access_token, &b.request_id).await
+    } else {
+        app.auth.logout(&s.refresh_token, &b.request_id).await
+    };
+    if let Err(e) = told {
+        tracing::warn!(error = %e, "auth could not end the session; ending it here");
+    }
+    session::destroy(app, &s).await;
+    see_other("/login?logged_out=1", &[clear])
+}
+
+async fn logout(State(app): State<AppState>, b: Browser, Form(f): Form<CsrfForm>) -> Response {
+    end_session(&app, &b, &f.csrf, false).await
+}
+
+async fn logout_all(State(app): State<AppState>, b: Browser, Form(f): Form<CsrfForm>) -> Response {
+    end_session(&app, &b, &f.csrf, true).await
+}

@@ -1,0 +1,85 @@
+//! Forgot password and the reset-password landing page.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::signup::TokenQuery;
+use super::{Browser, Layout, render, see_other, unavailable};
+use crate::auth_client::AuthError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/forgot-password", get(forgot_page).post(forgot))
+        .route("/reset-password", get(reset_page).post(reset))
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage {
+    l: Layout,
+}
+
+#[derive(Debug, Deserialize)]
+struct EmailForm {
+    csrf: String,
+    email: String,
+}
+
+async fn forgot_page(State(app): State<AppState>, b: Browser) -> Response {
+    b.reply(&app, render(&ForgotPage { l: b.layout(&app, "Forgot password", false) }))
+}
+
+async fn forgot(State(app): State<AppState>, b: Browser, Form(f): Form<EmailForm>) -> Response {
+    if !b.csrf_ok(&app, &f.csrf) {
+        return b.forbidden(&app);
+    }
+    match app.auth.request_reset(&f.email, &b.request_id).await {
+        Ok(()) => see_other("/check-email", &[]),
+        Err(AuthError::Refused(r)) => {
+            let mut l = b.layout(&app, "Forgot password", false);
+            l.error = Some(r.message);
+            b.reply(&app, (StatusCode::UNPROCESSABLE_ENTITY, render(&ForgotPage { l })))
+        }
+        Err(e) => unavailable(&app, &b, &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage {
+    l: Layout,
+    token: Option<String>,
+}
+
+async fn reset_page(State(app): State<AppState>, b: Browser, Query(q): Query<TokenQuery>) -> Response {
+    b.reply(&app, render(&ResetPage { l: b.layout(&app, "New password", false), token: q.token }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetForm {
+    csrf: String,
+    token: String,
+    new_password: String,
+}
+
+async fn reset(State(app): State<AppState>, b: Browser, Form(f): Form<ResetForm>) -> Response {
+    if !b.csrf_ok(&app, &f.csrf) {
+        return b.forbidden(&app);
+    }
+    match app.auth.confirm_reset(&f.token, &f.new_password, &b.request_id).await {
+        Ok(()) => see_other("/login?reset=1", &[]),
+        Err(AuthError::Refused(r)) => {
+            let mut l = b.layout(&app, "New password", false);
+            let keep = (r.slug == "validation").then_some(f.token);
+            l.error = Some(r.message);
+            b.reply(&app, (StatusCode::UNPROCESSABLE_ENTITY, render(&ResetPage { l, token: keep })))
+        }
+        Err(e) => unavailable(&app, &b, &e),
+    }
+}

@@ -1,0 +1,137 @@
+//! Browser sessions: an opaque random id in an HttpOnly cookie, the auth tokens kept
+//! server-side in the `web` schema and refreshed transparently before they expire.
+
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::auth_client::{AuthError, Tokens};
+use crate::state::AppState;
+
+/// Cookie names: `__Host-` prefixed (HTTPS only, this exact host, path /) outside dev.
+pub fn session_cookie(app: &AppState) -> &'static str {
+    if app.config.secure_cookies() { "__Host-slipway_session" } else { "slipway_session" }
+}
+
+pub fn csrf_cookie(app: &AppState) -> &'static str {
+    if app.config.secure_cookies() { "__Host-slipway_csrf" } else { "slipway_csrf" }
+}
+
+/// A `Set-Cookie` value: HttpOnly, Path=/, SameSite, Secure outside dev; `max_age` 0 deletes.
+pub fn set_cookie(app: &AppState, name: &str, value: &str, max_age: i64, same_site: &str) -> String {
+    let secure = if app.config.secure_cookies() { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}")
+}
+
+/// A cookie's value from the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn hash(id: &str) -> Vec<u8> {
+    Sha256::digest(id.as_bytes()).to_vec()
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    pub id_hash: Vec<u8>,
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+}
+
+/// Why a request has no usable session.
+#[derive(Debug)]
+pub enum NoSession {
+    /// No cookie, or it names nothing.
+    Anonymous,
+    /// It named a session that ended (refresh refused): the login page says so.
+    Expired,
+    Failed(anyhow::Error),
+}
+
+/// Stores a new session for tokens; returns the cookie value and its max age in seconds.
+pub async fn create(app: &AppState, tokens: &Tokens) -> anyhow::Result<(String, i64)> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let id = URL_SAFE_NO_PAD.encode(bytes);
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, access_token, access_expires_at, refresh_token, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash(&id))
+    .bind(&tokens.access_token)
+    .bind(Utc::now() + Duration::seconds(tokens.expires_in))
+    .bind(&tokens.refresh_token)
+    .bind(Utc::now() + Duration::seconds(tokens.refresh_expires_in))
+    .execute(&app.pool)
+    .await?;
+    Ok((id, tokens.refresh_expires_in))
+}
+
+/// The request's session, its access token refreshed if it is about to expire.
+pub async fn load(app: &AppState, headers: &HeaderMap, request_id: &str) -> Result<Session, NoSession> {
+    let Some(id) = cookie(headers, session_cookie(app)) else { return Err(NoSession::Anonymous) };
+    let row: Option<(Session, bool)> = sqlx::query_as::<_, (Vec<u8>, String, DateTime<Utc>, String, bool)>(
+        "SELECT id_hash, access_token, access_expires_at, refresh_token, expires_at <= now() FROM sessions WHERE id_hash = $1",
+    )
+    .bind(hash(id))
+    .fetch_optional(&app.pool)
+    .await
+    .map_err(|e| NoSession::Failed(e.into()))?
+    .map(|(id_hash, access_token, access_expires_at, refresh_token, over)| {
+        (Session { id_hash, access_token, access_expires_at, refresh_token }, over)
+    });
+    let Some((session, over)) = row else { return Err(NoSession::Expired) };
+    if over {
+        destroy(app, &session).await;
+        return Err(NoSession::Expired);
+    }
+    if session.access_expires_at - Utc::now() > Duration::seconds(30) {
+        return Ok(session);
+    }
+    match app.auth.refresh(&session.refresh_token, request_id).await {
+        Ok(tokens) => {
+            let access_expires_at = Utc::now() + Duration::seconds(tokens.expires_in);
+            sqlx::query("UPDATE sessions SET access_token = $2, access_expires_at = $3, refresh_token = $4 WHERE id_hash = $1")
+                .bind(&session.id_hash)
+                .bind(&tokens.access_token)
+                .bind(access_expires_at)
+                .bind(&tokens.refresh_token)
+                .execute(&app.pool)
+                .await
+                .map_err(|e| NoSession::Failed(e.into()))?;
+            Ok(Session {
+                access_token: tokens.access_token,
+                access_expires_at,
+                refresh_token: tokens.refresh_token,
+                ..session
+            })
+        }
+        Err(AuthError::Refused(_)) => {
+            destroy(app, &session).await;
+            Err(NoSession::Expired)
+        }
+        Err(AuthError::Unavailable(e)) => Err(NoSession::Failed(e)),
+    }
+}
+
+/// Forgets a session here (auth is told separately).
+pub async fn destroy(app: &AppState, session: &Session) {
+    if let Err(error) =
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(&session.id_hash).execute(&app.pool).await
+    {
+        tracing::warn!(%error, "deleting a session failed");
+    }
+}

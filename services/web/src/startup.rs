@@ -1,0 +1,51 @@
+//! Builds the web application: migrations, pool, auth client, pages, listener.
+
+use std::future::Future;
+use std::time::Duration;
+
+use kit::health::Readiness;
+use kit::server::{Server, site_router};
+use sqlx::PgPool;
+
+use crate::Config;
+use crate::auth_client::AuthClient;
+use crate::csrf::Csrf;
+use crate::state::{AppState, Inner};
+
+#[derive(Debug)]
+pub struct Application {
+    server: Server,
+    pool: PgPool,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.db.migrate_on_start {
+            for step in crate::migrations().up(&config.db).await? {
+                tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
+            }
+        }
+        let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
+        let state = AppState::new(Inner {
+            pool: pool.clone(),
+            auth: AuthClient::new(&config.auth_url)?,
+            csrf: Csrf::new(config.cookie_key.clone()),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+            config: config.clone(),
+        });
+        let pages = crate::pages::router(state).layer(axum::middleware::from_fn(crate::security::headers));
+        let router = site_router(pages, Readiness::new().postgres(pool.clone()), &config.common.http);
+        let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
+        Ok(Self { server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let result = self.server.run_until(shutdown).await;
+        self.pool.close().await;
+        result
+    }
+}

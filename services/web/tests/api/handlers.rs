@@ -1,0 +1,215 @@
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response};
+
+use crate::helpers::{Stack, spawn_stack};
+
+fn client() -> Client {
+    Client::builder().redirect(Policy::none()).build().expect("client")
+}
+
+fn set_cookies(res: &Response) -> Vec<String> {
+    res.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().expect("ascii").to_string()).collect()
+}
+
+/// A browser-like visitor that keeps cookies and reads the CSRF token from forms.
+struct Visitor {
+    client: Client,
+    cookies: Vec<(String, String)>,
+    stack_web: String,
+}
+
+impl Visitor {
+    fn new(stack: &Stack) -> Self {
+        Self { client: client(), cookies: Vec::new(), stack_web: stack.web.clone() }
+    }
+
+    fn keep(&mut self, res: &Response) {
+        for c in set_cookies(res) {
+            let pair = c.split(';').next().expect("pair");
+            let (k, v) = pair.split_once('=').expect("k=v");
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> (Page, String) {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.stack_web))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .expect("get");
+        self.keep(&res);
+        let page = Page { status: res.status().as_u16(), headers: res.headers().clone() };
+        (page, res.text().await.expect("body"))
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.stack_web))
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .expect("post");
+        self.keep(&res);
+        res
+    }
+
+    async fn csrf(&mut self, page: &str) -> String {
+        let (_, body) = self.get(page).await;
+        let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+        body[at..].split('"').next().expect("token").to_string()
+    }
+}
+
+/// A page's status and headers (its body is returned beside it).
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    fn status(&self) -> u16 {
+        self.status
+    }
+
+    fn headers(&self) -> &reqwest::header::HeaderMap {
+        &self.headers
+    }
+}
+
+#[tokio::test]
+async fn a_form_post_without_a_valid_csrf_token_is_refused() {
+    let stack = spawn_stack("dev").await;
+    let mut v = Visitor::new(&stack);
+    let forged = v
+        .post(
+            "/signup",
+            &[("csrf", "forged"), ("email", "ada@example.com"), ("password", "a long passphrase")],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    let page = forged.text().await.expect("page");
+    assert!(page.contains("This form has expired"), "{page}");
+
+    let token = v.csrf("/signup").await;
+    let mut stranger = Visitor::new(&stack);
+    let replayed = stranger
+        .post("/signup", &[("csrf", &token), ("email", "ada@example.com"), ("password", "a long passphrase")])
+        .await;
+    assert_eq!(replayed.status(), 403, "a token is bound to its browser's cookie");
+
+    let ok = v
+        .post("/signup", &[("csrf", &token), ("email", "ada@example.com"), ("password", "a long passphrase")])
+        .await;
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()[LOCATION], "/check-email");
+}
+
+async fn signed_up_and_activated(stack: &Stack, v: &mut Visitor, email: &str, password: &str) {
+    let token = v.csrf("/signup").await;
+    assert_eq!(
+        v.post("/signup", &[("csrf", &token), ("email", email), ("password", password)]).await.status(),
+        303
+    );
+    let pool = stack.db.pool().await;
+    let mut link = None;
+    testkit::eventually(std::time::Duration::from_secs(10), "the activation email", async || {
+        link = sqlx::query_scalar::<_, String>(
+            "SELECT payload->>'activation_url' FROM bus.messages WHERE topic = 'auth.activation_requested'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .expect("query");
+        link.is_some()
+    })
+    .await;
+    let link = link.expect("link");
+    let activation = link.split("token=").nth(1).expect("token").to_string();
+    let csrf = v.csrf("/signup").await;
+    assert_eq!(v.post("/activate", &[("csrf", &csrf), ("token", &activation)]).await.status(), 303);
+}
+
+async fn log_in(v: &mut Visitor, email: &str, password: &str) -> Response {
+    let csrf = v.csrf("/login").await;
+    v.post("/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_lax_and_outside_dev_secure_and_host_prefixed() {
+    for (env, name, secure) in [("dev", "slipway_session=", false), ("test", "__Host-slipway_session=", true)]
+    {
+        let stack = spawn_stack(env).await;
+        let mut v = Visitor::new(&stack);
+        signed_up_and_activated(&stack, &mut v, "ada@example.com", "a long passphrase").await;
+        let res = log_in(&mut v, "ada@example.com", "a long passphrase").await;
+        assert_eq!(res.status(), 303, "{env}");
+        let cookie = set_cookies(&res)
+            .into_iter()
+            .find(|c| c.starts_with(name))
+            .unwrap_or_else(|| panic!("{env}: no {name}"));
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+            "{cookie}"
+        );
+        assert_eq!(cookie.contains("Secure"), secure, "{env}: {cookie}");
+        assert!(!cookie.contains("Domain="), "{cookie}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_lands_on_the_login_page_with_a_message() {
+    let stack = spawn_stack("dev").await;
+    let mut v = Visitor::new(&stack);
+    signed_up_and_activated(&stack, &mut v, "ada@example.com", "a long passphrase").await;
+    assert_eq!(log_in(&mut v, "ada@example.com", "a long passphrase").await.status(), 303);
+    let (account, body) = v.get("/account").await;
+    assert_eq!(account.status(), 200);
+    assert!(body.contains("ada@example.com"));
+
+    // The session ends at auth (say, logged out everywhere from another device), and the
+    // stored access token runs out: the next page must ask auth, and auth says no.
+    let pool = stack.db.pool().await;
+    sqlx::query("UPDATE auth.sessions SET revoked_at = now()").execute(&pool).await.expect("revoke");
+    sqlx::query("UPDATE web.sessions SET access_expires_at = now()").execute(&pool).await.expect("expire");
+    let (res, _) = v.get("/account").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()[LOCATION], "/login?expired=1");
+    let (_, login) = v.get("/login?expired=1").await;
+    assert!(login.contains("Your session has expired. Please log in again."), "{login}");
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM web.sessions").fetch_one(&pool).await.expect("count");
+    assert_eq!(left, 0, "the dead session is forgotten");
+}
+
+#[tokio::test]
+async fn pages_carry_strict_security_headers_and_unknown_pages_get_the_sites_404() {
+    let stack = spawn_stack("test").await;
+    let mut v = Visitor::new(&stack);
+    let (home, body) = v.get("/").await;
+    let csp = home.headers()["content-security-policy"].to_str().expect("csp").to_string();
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(home.headers()["referrer-policy"], "no-referrer");
+    assert!(!body.contains("<script"), "no JavaScript at all");
+    let (missing, page) = v.get("/no/such/page").await;
+    assert_eq!(missing.status(), 404);
+    assert!(page.contains("Page not found") && page.contains("/static/style.css"), "{page}");
+    assert!(missing.headers().contains_key("content-security-policy"));
+    let (dev_mail, _) = v.get("/dev/mail").await;
+    assert_eq!(dev_mail.status(), 200, "test is not production: the dev mailbox is there");
+}

@@ -1,0 +1,77 @@
+//! `spawn_stack()`: auth, the mailer (dev mailbox) and web, each the real application on its
+//! own port, sharing one fresh database (each in its own schema).
+
+use kit::config::Sources;
+use testkit::TestDb;
+use tokio::sync::oneshot;
+
+pub struct Stack {
+    pub web: String,
+    pub db: TestDb,
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+fn sources(pairs: &[(&str, String)]) -> Sources {
+    Sources::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn stopper() -> (oneshot::Sender<()>, impl Future<Output = ()> + Send + 'static) {
+    let (tx, rx) = oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+/// The three services; web runs in `web_env` (dev or test, which changes its cookies).
+pub async fn spawn_stack(web_env: &str) -> Stack {
+    let db = TestDb::create().await;
+    let web_port = free_port();
+    let web = format!("http://127.0.0.1:{web_port}");
+    let url = db.url.clone();
+
+    let auth_config = auth::Config::load(&sources(&[
+        ("SLIPWAY_ENV", "test".into()),
+        ("SLIPWAY_DATABASE_URL", url.clone()),
+        ("SLIPWAY_AUTH_PORT", "0".into()),
+        ("SLIPWAY_AUTH_PUBLIC_URL", web.clone()),
+    ]))
+    .expect("auth config");
+    let auth = auth::Application::build(auth_config).await.expect("auth builds");
+    let auth_url = format!("http://127.0.0.1:{}", auth.port());
+
+    let mailer_config = mailer::Config::load(&sources(&[
+        ("SLIPWAY_ENV", "test".into()),
+        ("SLIPWAY_DATABASE_URL", url.clone()),
+        ("SLIPWAY_MAILER_PORT", "0".into()),
+        ("SLIPWAY_MAILER_POLL", "200ms".into()),
+    ]))
+    .expect("mailer config");
+    let mailer = mailer::Application::build(mailer_config).await.expect("mailer builds");
+    let mailer_url = format!("http://127.0.0.1:{}", mailer.port());
+
+    let web_config = web::Config::load(&sources(&[
+        ("SLIPWAY_ENV", web_env.into()),
+        ("SLIPWAY_DATABASE_URL", url),
+        ("SLIPWAY_WEB_PORT", web_port.to_string()),
+        ("SLIPWAY_WEB_AUTH_URL", auth_url),
+        ("SLIPWAY_WEB_MAILER_URL", mailer_url),
+    ]))
+    .expect("web config");
+    let web_app = web::Application::build(web_config).await.expect("web builds");
+
+    let mut stops = Vec::new();
+    let (s, f) = stopper();
+    tokio::spawn(auth.run_until(f));
+    stops.push(s);
+    let (s, f) = stopper();
+    tokio::spawn(mailer.run_until(f));
+    stops.push(s);
+    let (s, f) = stopper();
+    tokio::spawn(web_app.run_until(f));
+    stops.push(s);
+    Stack { web, db, _stops: stops }
+}
