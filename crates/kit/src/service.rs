@@ -30,6 +30,10 @@ pub trait Service: Sized + Send + 'static {
     fn db(&self) -> Option<&DbConfig>;
     /// The schemas the service migrates at start, in order (the bus's before its own).
     fn migrations() -> Vec<Migrations>;
+    /// Where the `healthcheck` subcommand probes `/readyz`: the HTTP listener by default.
+    fn probe_addr(&self) -> SocketAddr {
+        self.common().http.addr
+    }
     /// Builds and runs the service until `shutdown` resolves, then drains.
     fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
@@ -73,7 +77,7 @@ pub fn main<S: Service>() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Healthcheck => {
-            let addr = probe_addr(config.common().http.addr);
+            let addr = probe_addr(config.probe_addr());
             match runtime.block_on(probe_ready(addr)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,0 +1,113 @@
+//! The admin listener (its own port, never public): routes and instances as JSON, Prometheus
+//! metrics, and the gateway's own health.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::proxy::Proxy;
+
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    Router::new().route("/routes", get(routes)).route("/metrics", get(metrics)).with_state(proxy)
+}
+
+async fn routes(State(p): State<Arc<Proxy>>) -> Json<serde_json::Value> {
+    let table = p.table.load();
+    let routes: Vec<_> = table
+        .routes
+        .iter()
+        .map(|r| {
+            let instances: Vec<_> = r
+                .instances
+                .iter()
+                .map(|i| {
+                    json!({
+                        "addr": i.addr.to_string(),
+                        "healthy": i.healthy.load(Ordering::Relaxed),
+                        "available": i.available(),
+                        "in_flight": i.outstanding.load(Ordering::Relaxed),
+                        "requests": i.requests.load(Ordering::Relaxed),
+                        "errors": i.errors.load(Ordering::Relaxed),
+                    })
+                })
+                .collect();
+            json!({ "name": r.name, "path": r.prefix, "protected": r.protected, "instances": instances })
+        })
+        .collect();
+    Json(json!({ "routes": routes }))
+}
+
+async fn metrics(State(p): State<Arc<Proxy>>) -> impl IntoResponse {
+    let m = &p.metrics;
+    let mut out = String::new();
+    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    };
+    counter(&mut out, "gateway_requests_total", "Requests answered.", m.requests.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP gateway_responses_total Responses by status class.\n# TYPE gateway_responses_total counter"
+    );
+    for (i, c) in m.by_class.iter().enumerate() {
+        let _ =
+            writeln!(out, "gateway_responses_total{{class=\"{}xx\"}} {}", i + 1, c.load(Ordering::Relaxed));
+    }
+    counter(
+        &mut out,
+        "gateway_unknown_route_total",
+        "Requests no route matched (404).",
+        m.unknown_host.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "gateway_no_healthy_instance_total",
+        "Requests refused for want of a healthy instance (503).",
+        m.no_healthy_instance.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "gateway_rate_limited_total",
+        "Requests refused by rate limits (429).",
+        m.rate_limited.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "gateway_unauthorized_total",
+        "Requests refused by token checks (401).",
+        m.unauthorized.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "gateway_retries_total",
+        "Requests retried on another instance.",
+        m.retries.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "gateway_reload_failures_total",
+        "Routes file reloads refused (the current routes stay).",
+        m.reload_failures.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP gateway_instance_healthy 1 if the instance passes its checks.\n# TYPE gateway_instance_healthy gauge"
+    );
+    for r in &p.table.load().routes {
+        for i in &r.instances {
+            let _ = writeln!(
+                out,
+                "gateway_instance_healthy{{route=\"{}\",instance=\"{}\"}} {}",
+                r.name,
+                i.addr,
+                u8::from(i.healthy.load(Ordering::Relaxed))
+            );
+        }
+    }
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

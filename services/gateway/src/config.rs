@@ -1,0 +1,82 @@
+//! The gateway's configuration: the shared settings plus `SLIPWAY_GATEWAY_…`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kit::config::{Common, ConfigErrors, DbConfig, Sources};
+use kit::migrate::Migrations;
+use kit::service::{Service, Shutdown};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    /// The routes file (TOML), reloaded when it changes.
+    pub routes_file: PathBuf,
+    /// How often the routes file is checked for changes.
+    pub reload_every: Duration,
+    /// The admin listener (routes, instances, metrics): never expose it publicly.
+    pub admin_addr: SocketAddr,
+    /// Where auth publishes its JWKS, for protected routes.
+    pub jwks_url: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Time allowed to read a request's headers (slowloris).
+    pub header_timeout: Duration,
+    /// How long an upstream may take to answer.
+    pub upstream_timeout: Duration,
+}
+
+impl Config {
+    pub fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
+        let mut r = sources.reader(crate::NAME);
+        let common = Common::read(&mut r, 8080);
+        let admin_default: SocketAddr = ([127, 0, 0, 1], 9090).into();
+        let public_url: String = r.get("PUBLIC_URL", "http://localhost:8080".to_string());
+        let config = Self {
+            routes_file: PathBuf::from(r.get("ROUTES_PATH", "gateway.toml".to_string())),
+            reload_every: r.get("RELOAD_EVERY", Duration::from_secs(1)),
+            admin_addr: SocketAddr::new(
+                r.get("ADMIN_HOST", admin_default.ip()),
+                r.get("ADMIN_PORT", admin_default.port()),
+            ),
+            jwks_url: r.get("JWKS_URL", "http://127.0.0.1:8081/.well-known/jwks.json".to_string()),
+            jwt_issuer: r.get("JWT_ISSUER", public_url.trim_end_matches('/').to_string()),
+            jwt_audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
+            header_timeout: r.get("HEADER_TIMEOUT", Duration::from_secs(10)),
+            upstream_timeout: r.get("UPSTREAM_TIMEOUT", Duration::from_secs(30)),
+            common,
+        };
+        r.finish()?;
+        Ok(config)
+    }
+}
+
+impl Service for Config {
+    const NAME: &'static str = crate::NAME;
+
+    fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
+        Config::load(sources)
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn db(&self) -> Option<&DbConfig> {
+        None
+    }
+
+    fn migrations() -> Vec<Migrations> {
+        Vec::new()
+    }
+
+    /// The proxy answers for the routes; the gateway's own health is on the admin listener.
+    fn probe_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        crate::Application::build(self).await?.run_until(shutdown).await
+    }
+}

@@ -1,0 +1,19 @@
+//! The gateway: the edge reverse proxy. It routes by host and path to instances it has seen
+//! pass a health check, balances by least outstanding requests (power of two choices), retries
+//! a request whose connection failed on another instance, rate-limits per client and route,
+//! verifies access tokens at the edge, and answers 404/503 as problem+json.
+
+mod admin;
+mod config;
+mod edge_auth;
+mod health;
+mod limiter;
+mod proxy;
+pub mod routes;
+mod startup;
+mod upstream;
+
+pub use config::Config;
+pub use startup::Application;
+
+pub const NAME: &str = "gateway";

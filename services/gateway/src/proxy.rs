@@ -1,0 +1,344 @@
+//! The proxy itself: route, limit, authenticate, pick an instance, forward, retry what is safe
+//! to retry, and log one access line per request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use kit::client_ip::TrustedProxies;
+
+use crate::edge_auth::EdgeAuth;
+use crate::limiter::Limiter;
+use crate::routes::Table;
+use crate::upstream::pick;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub by_class: [AtomicU64; 5],
+    pub unknown_host: AtomicU64,
+    pub no_healthy_instance: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub retries: AtomicU64,
+    pub reload_failures: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Proxy {
+    pub table: ArcSwap<Table>,
+    pub client: Client<HttpConnector, Body>,
+    pub limiter: Limiter,
+    pub edge: EdgeAuth,
+    pub trusted: TrustedProxies,
+    pub metrics: Metrics,
+    pub upstream_timeout: Duration,
+}
+
+const MAX_ATTEMPTS: usize = 3;
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+fn problem(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    retry_after: Option<u64>,
+    rid: &str,
+) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": kit::problem::type_uri(slug), "title": title, "status": status.as_u16(), "request_id": rid,
+    });
+    let mut res =
+        Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if let Some(s) = retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    res
+}
+
+/// Removes hop-by-hop headers, including those the Connection header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
+}
+
+/// The request's host, lowercased, without its port (IPv6 literals keep their brackets).
+fn host_of(req: &Request<Incoming>) -> String {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
+        .unwrap_or("");
+    let host = if raw.starts_with('[') {
+        raw.split_inclusive(']').next().unwrap_or(raw)
+    } else {
+        raw.split(':').next().unwrap_or(raw)
+    };
+    host.to_ascii_lowercase()
+}
+
+impl Proxy {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let rid = request_id(req.headers());
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (response, route, instance) = self.route(req, peer, &rid).await;
+        let status = response.status().as_u16();
+        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.metrics.by_class.get(usize::from(status / 100).saturating_sub(1)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(
+            target: "access",
+            request_id = %rid,
+            %method,
+            path,
+            route = route.as_deref().unwrap_or("-"),
+            instance = instance.map(|i| i.to_string()).as_deref().unwrap_or("-"),
+            status,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "access"
+        );
+        let mut response = response;
+        if let Ok(v) = HeaderValue::from_str(&rid) {
+            response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+        }
+        Ok(response)
+    }
+
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        rid: &str,
+    ) -> (Response<Body>, Option<String>, Option<SocketAddr>) {
+        let host = host_of(&req);
+        let table = self.table.load();
+        let Some(route) = table.find(&host, req.uri().path()).cloned() else {
+            self.metrics.unknown_host.fetch_add(1, Ordering::Relaxed);
+            return (
+                problem(StatusCode::NOT_FOUND, "no-route", "No route for this host and path", None, rid),
+                None,
+                None,
+            );
+        };
+        drop(table);
+        let name = Some(route.name.clone());
+        let client = self.trusted.client_ip(peer.ip(), req.headers());
+        if let Some(rate) = route.rate_limit
+            && let Err(wait) = self.limiter.check(&route.name, client, rate)
+        {
+            self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return (
+                problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", Some(wait), rid),
+                name,
+                None,
+            );
+        }
+        let (mut parts, body) = req.into_parts();
+        parts.headers.remove(&X_USER_ID);
+        if route.protected {
+            let token = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let verified = match token {
+                Some(t) => self.edge.verify(t.trim()).await,
+                None => Err("no token"),
+            };
+            match verified.ok().and_then(|user| HeaderValue::from_str(&user).ok()) {
+                Some(user) => {
+                    parts.headers.insert(X_USER_ID.clone(), user);
+                }
+                None => {
+                    self.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+                    let mut res =
+                        problem(StatusCode::UNAUTHORIZED, "unauthorized", "Sign in required", None, rid);
+                    res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    return (res, name, None);
+                }
+            }
+        }
+        let original_host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        let forwarded_for = match (
+            self.trusted.contains(peer.ip()),
+            parts.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+        ) {
+            (true, Some(prior)) => format!("{prior}, {}", peer.ip()),
+            _ => peer.ip().to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+            parts.headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        if !self.trusted.contains(peer.ip()) || !parts.headers.contains_key(&X_FORWARDED_PROTO) {
+            parts.headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        }
+        if let Some(h) = original_host {
+            parts.headers.insert(X_FORWARDED_HOST.clone(), h);
+        }
+        if let Ok(v) = HeaderValue::from_str(rid) {
+            parts.headers.insert(X_REQUEST_ID.clone(), v);
+        }
+        let path_and_query = {
+            let path = route.upstream_path(parts.uri.path());
+            match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.into_owned(),
+            }
+        };
+        let replayable = body.is_end_stream();
+        let idempotent = matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        let mut body = Some(body.boxed());
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        loop {
+            let Some(slot) = pick(&route.instances, &tried) else {
+                if tried.is_empty() {
+                    self.metrics.no_healthy_instance.fetch_add(1, Ordering::Relaxed);
+                    let res = problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no-healthy-instance",
+                        "No healthy instance",
+                        Some(2),
+                        rid,
+                    );
+                    return (res, name, None);
+                }
+                return (
+                    problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), rid),
+                    name,
+                    tried.last().copied(),
+                );
+            };
+            let addr = slot.0.addr;
+            tried.push(addr);
+            let this_body = if replayable { empty() } else { body.take().unwrap_or_else(empty) };
+            let Ok(uri) = Uri::builder()
+                .scheme("http")
+                .authority(addr.to_string())
+                .path_and_query(path_and_query.as_str())
+                .build()
+            else {
+                return (
+                    problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, rid),
+                    name,
+                    None,
+                );
+            };
+            let mut upstream = Request::new(this_body);
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri;
+            *upstream.headers_mut() = parts.headers.clone();
+            let can_retry = replayable && idempotent && tried.len() < MAX_ATTEMPTS;
+            match tokio::time::timeout(self.upstream_timeout, self.client.request(upstream)).await {
+                Ok(Ok(res)) => {
+                    let status = res.status();
+                    slot.0.answered(status.as_u16());
+                    if can_retry
+                        && matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
+                    {
+                        self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let (mut head, incoming) = res.into_parts();
+                    strip_hop_by_hop(&mut head.headers);
+                    return (Response::from_parts(head, incoming.boxed()), name, Some(addr));
+                }
+                Ok(Err(error)) => {
+                    if error.is_connect() {
+                        slot.0.eject();
+                    }
+                    tracing::warn!(instance = %addr, %error, "upstream request failed");
+                    if can_retry || (error.is_connect() && replayable) {
+                        self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    return (
+                        problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), rid),
+                        name,
+                        Some(addr),
+                    );
+                }
+                Err(_) => {
+                    return (
+                        problem(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "gateway-timeout",
+                            "The upstream took too long",
+                            None,
+                            rid,
+                        ),
+                        name,
+                        Some(addr),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Builds the gateway: loads the routes, starts health checks, binds the proxy and admin
+//! listeners; runs until shutdown, reloading the routes file when it changes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use kit::health::Readiness;
+use kit::server::{Server, service_router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Config;
+use crate::edge_auth::EdgeAuth;
+use crate::health::{self, CheckClient};
+use crate::proxy::{Metrics, Proxy};
+use crate::routes::Table;
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    admin: Server,
+    proxy: Arc<Proxy>,
+    checks: CheckClient,
+    config: Config,
+}
+
+fn read_routes(config: &Config, previous: &Table) -> anyhow::Result<(Table, Option<SystemTime>)> {
+    let path = &config.routes_file;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the routes file {} ({e}); set SLIPWAY_GATEWAY_ROUTES_PATH",
+            path.display()
+        )
+    })?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    Ok((Table::parse(&text, previous).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?, modified))
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (table, _) = read_routes(&config, &Table::default())?;
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector);
+        let checks: CheckClient =
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
+        let proxy = Arc::new(Proxy {
+            table: ArcSwap::from_pointee(table),
+            client,
+            limiter: Default::default(),
+            edge: EdgeAuth::new(&config.jwks_url, &config.jwt_issuer, &config.jwt_audience),
+            trusted: config.common.http.trusted_proxies.clone(),
+            metrics: Metrics::default(),
+            upstream_timeout: config.upstream_timeout,
+        });
+        let listener = TcpListener::bind(config.common.http.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.common.http.addr))?;
+        let admin_router =
+            service_router(crate::admin::router(proxy.clone()), Readiness::new(), &config.common.http);
+        let admin = Server::bind(config.admin_addr, admin_router, config.common.http.shutdown_grace).await?;
+        Ok(Self { listener, admin, proxy, checks, config })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin.port()
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        for route in &self.proxy.table.load().routes {
+            for instance in &route.instances {
+                tokio::spawn(health::watch(
+                    self.checks.clone(),
+                    instance.clone(),
+                    route.health.clone(),
+                    route.name.clone(),
+                ));
+            }
+        }
+        let reloader = tokio::spawn(reload(self.config.clone(), self.proxy.clone(), self.checks.clone()));
+        let admin = tokio::spawn(self.admin.run_until(stopped(stop_rx.clone())));
+        let served = serve(self.listener, self.proxy.clone(), &self.config, stopped(stop_rx)).await;
+        reloader.abort();
+        for route in &self.proxy.table.load().routes {
+            route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
+        }
+        admin.await??;
+        served
+    }
+}
+
+/// Accepts until `stopped`, then lets open connections finish within the grace period.
+async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    config: &Config,
+    stopped: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    tokio::pin!(stopped);
+    loop {
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let service = service_fn(move |req| proxy.clone().handle(req, peer));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("gateway shutting down: draining connections");
+    if tokio::time::timeout(config.common.http.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over: dropping unfinished connections");
+    }
+    Ok(())
+}
+
+fn modified_since(config: &Config, last: Option<SystemTime>) -> bool {
+    std::fs::metadata(&config.routes_file).and_then(|m| m.modified()).ok() != last
+}
+
+/// Watches the routes file; a changed file is parsed and swapped in atomically (requests in
+/// flight keep the table they started with), new instances get health checks, removed ones
+/// are retired. Names are re-resolved on every check, so DNS changes are followed too.
+async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
+    let mut last_modified = std::fs::metadata(&config.routes_file).and_then(|m| m.modified()).ok();
+    loop {
+        tokio::time::sleep(config.reload_every).await;
+        let current = proxy.table.load_full();
+        let (table, modified) = match read_routes(&config, &current) {
+            Ok(t) => t,
+            Err(error) => {
+                if proxy.metrics.reload_failures.fetch_add(1, Ordering::Relaxed) == 0
+                    || modified_since(&config, last_modified)
+                {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "routes file not reloaded; keeping the current routes"
+                    );
+                }
+                last_modified = std::fs::metadata(&config.routes_file).and_then(|m| m.modified()).ok();
+                continue;
+            }
+        };
+        if modified == last_modified && table.shape() == current.shape() {
+            continue;
+        }
+        last_modified = modified;
+        let old: Vec<_> = current.routes.iter().flat_map(|r| r.instances.iter().cloned()).collect();
+        let new: Vec<_> =
+            table.routes.iter().flat_map(|r| r.instances.iter().map(move |i| (r, i.clone()))).collect();
+        for (route, instance) in &new {
+            if !old.iter().any(|o| Arc::ptr_eq(o, instance)) {
+                tokio::spawn(health::watch(
+                    checks.clone(),
+                    instance.clone(),
+                    route.health.clone(),
+                    route.name.clone(),
+                ));
+            }
+        }
+        for o in &old {
+            if !new.iter().any(|(_, n)| Arc::ptr_eq(o, n)) {
+                o.retired.store(true, Ordering::Relaxed);
+            }
+        }
+        proxy.table.store(Arc::new(table));
+        tracing::info!(routes = proxy.table.load().routes.len(), "routes reloaded");
+    }
+}

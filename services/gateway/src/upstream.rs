@@ -1,0 +1,100 @@
+//! Instances of a route and how one is picked: healthy, not ejected, and of two random ones
+//! the one with fewer requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+
+/// One backend address. Starts unhealthy: it gets traffic only after passing a check.
+#[derive(Debug)]
+pub struct Instance {
+    pub addr: SocketAddr,
+    pub healthy: AtomicBool,
+    pub outstanding: AtomicUsize,
+    /// Milliseconds since the epoch until which passive ejection keeps it out.
+    ejected_until: AtomicU64,
+    error_streak: AtomicUsize,
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    /// Set when the instance leaves the routes: its health checker stops.
+    pub retired: AtomicBool,
+}
+
+/// Consecutive 5xx answers that eject an instance.
+const FIVE_XX_STREAK: usize = 5;
+/// How long an ejected instance stays out.
+const EJECTION: Duration = Duration::from_secs(5);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Instance {
+    pub fn new(addr: SocketAddr) -> Arc<Self> {
+        Arc::new(Self {
+            addr,
+            healthy: AtomicBool::new(false),
+            outstanding: AtomicUsize::new(0),
+            ejected_until: AtomicU64::new(0),
+            error_streak: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
+        })
+    }
+
+    pub fn available(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && self.ejected_until.load(Ordering::Relaxed) <= now_ms()
+    }
+
+    /// Passive ejection: out for a while after a connection failure or a 5xx streak.
+    pub fn eject(&self) {
+        self.ejected_until.store(now_ms() + EJECTION.as_millis() as u64, Ordering::Relaxed);
+        self.error_streak.store(0, Ordering::Relaxed);
+        tracing::warn!(instance = %self.addr, "instance ejected");
+    }
+
+    /// Records an answer's status; a 5xx streak ejects.
+    pub fn answered(&self, status: u16) {
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            if self.error_streak.fetch_add(1, Ordering::Relaxed) + 1 >= FIVE_XX_STREAK {
+                self.eject();
+            }
+        } else {
+            self.error_streak.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Holds a slot of an instance's outstanding count for the life of a request.
+#[derive(Debug)]
+pub struct InFlight(pub Arc<Instance>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Least outstanding of two random available instances, skipping `avoid`.
+pub fn pick(instances: &[Arc<Instance>], avoid: &[SocketAddr]) -> Option<InFlight> {
+    let candidates: Vec<&Arc<Instance>> =
+        instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr)).collect();
+    let chosen = match candidates.len() {
+        0 => return None,
+        1 => candidates[0],
+        n => {
+            let mut rng = rand::thread_rng();
+            let a = candidates[rng.gen_range(0..n)];
+            let b = candidates[rng.gen_range(0..n)];
+            if b.outstanding.load(Ordering::Relaxed) < a.outstanding.load(Ordering::Relaxed) { b } else { a }
+        }
+    };
+    chosen.outstanding.fetch_add(1, Ordering::Relaxed);
+    chosen.requests.fetch_add(1, Ordering::Relaxed);
+    Some(InFlight(chosen.clone()))
+}

@@ -1,0 +1,168 @@
+//! A small DSL: backends that say who they are and echo what they received, and a gateway
+//! started on a routes file that a test can rewrite.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use kit::config::Sources;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+#[derive(Clone)]
+struct BackendState {
+    name: String,
+    ready: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+}
+
+pub struct Backend {
+    pub addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn readyz(State(s): State<BackendState>) -> StatusCode {
+    if s.ready.load(Ordering::SeqCst) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+async fn echo(State(s): State<BackendState>, req: Request) -> impl IntoResponse {
+    s.hits.fetch_add(1, Ordering::SeqCst);
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let headers: serde_json::Map<String, serde_json::Value> =
+        req.headers().iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default()))).collect();
+    Json(json!({ "backend": s.name, "path": req.uri().to_string(), "headers": headers }))
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Self {
+        Self::start_with(name, true).await
+    }
+
+    /// A backend whose health check fails until `set_ready(true)`.
+    pub async fn start_unready(name: &str) -> Self {
+        Self::start_with(name, false).await
+    }
+
+    async fn start_with(name: &str, ready: bool) -> Self {
+        let state = BackendState {
+            name: name.to_string(),
+            ready: Arc::new(AtomicBool::new(ready)),
+            hits: Arc::new(AtomicUsize::new(0)),
+        };
+        let app = Router::new().route("/readyz", get(readyz)).fallback(echo).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { addr, ready: state.ready, hits: state.hits, _stop: stop }
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A `[[route]]` block with fast health checks.
+pub fn route(name: &str, extra: &str, instances: &[SocketAddr]) -> String {
+    let list: Vec<String> = instances.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "[[route]]\nname = \"{name}\"\n{extra}\ninstances = [{}]\nhealth = {{ interval = \"100ms\", timeout = \"500ms\" }}\n",
+        list.join(", ")
+    )
+}
+
+pub struct Gateway {
+    pub base: String,
+    pub admin: String,
+    pub routes_file: PathBuf,
+    pub client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)]) -> Gateway {
+    let routes_file = std::env::temp_dir().join(format!("gateway-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&routes_file, routes).expect("routes file");
+    let mut vars: Vec<(String, String)> = vec![
+        ("SLIPWAY_ENV".into(), "test".into()),
+        ("SLIPWAY_GATEWAY_PORT".into(), "0".into()),
+        ("SLIPWAY_GATEWAY_ADMIN_PORT".into(), "0".into()),
+        ("SLIPWAY_GATEWAY_ROUTES_PATH".into(), routes_file.display().to_string()),
+        ("SLIPWAY_GATEWAY_RELOAD_EVERY".into(), "100ms".into()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = gateway::Config::load(&Sources::from_vars(vars)).expect("gateway config");
+    let app = gateway::Application::build(config).await.expect("gateway builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Gateway { base, admin, routes_file, client: reqwest::Client::new(), _stop: stop }
+}
+
+impl Gateway {
+    pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("host", host)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    /// The backend that answered a path, or the status if none did.
+    pub async fn who(&self, host: &str, path: &str) -> Result<String, u16> {
+        let res = self.get(host, path).await;
+        if res.status() != 200 {
+            return Err(res.status().as_u16());
+        }
+        let body: serde_json::Value = res.json().await.expect("json");
+        Ok(body["backend"].as_str().expect("backend").to_string())
+    }
+
+    pub fn rewrite(&self, routes: &str) {
+        let tmp = self.routes_file.with_extension("tmp");
+        std::fs::write(&tmp, routes).expect("write");
+        std::fs::rename(&tmp, &self.routes_file).expect("replace the routes file atomically");
+    }
+
+    pub async fn healthy(&self, addr: SocketAddr) -> bool {
+        let routes: serde_json::Value = self
+            .client
+            .get(format!("{}/routes", self.admin))
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json");
+        routes["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["instances"].as_array().into_iter().flatten())
+            .any(|i| i["addr"] == addr.to_string() && i["healthy"] == true)
+    }
+}
