@@ -34,13 +34,7 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
         cluster = Some(c);
     }
 
-    // Until the gateway fronts the stack, web is the front door: emailed links point at it.
-    if ctx.sources().get("SLIPWAY_PUBLIC_URL").is_none()
-        && ctx.sources().get("SLIPWAY_AUTH_PUBLIC_URL").is_none()
-    {
-        let web = web::Config::load(&ctx.sources()).map(|c| c.common.http.addr.port()).unwrap_or(8082);
-        ctx.vars.push(("SLIPWAY_PUBLIC_URL".into(), format!("http://127.0.0.1:{web}")));
-    }
+    front_door(&mut ctx)?;
     let sources = ctx.sources();
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown = || -> Shutdown {
@@ -105,6 +99,34 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
     } else {
         Ok(())
     }
+}
+
+/// The gateway is the front door: unless configured otherwise, it routes `/api/auth` to auth
+/// and everything else to web, and emailed links point at it.
+fn front_door(ctx: &mut Context) -> Result<(), Failure> {
+    let sources = ctx.sources();
+    let port = |config: Result<kit::config::Common, kit::config::ConfigErrors>, default: u16| {
+        config.map(|c| c.http.addr.port()).unwrap_or(default)
+    };
+    let web = port(web::Config::load(&sources).map(|c| c.common), 8082);
+    let auth = port(auth::Config::load(&sources).map(|c| c.common), 8081);
+    let gateway = port(gateway::Config::load(&sources).map(|c| c.common), 8080);
+    if sources.get("SLIPWAY_GATEWAY_ROUTES_PATH").is_none() {
+        let routes = format!(
+            "# Written by `slipway dev`.\n\
+             [[route]]\nname = \"auth\"\npath = \"/api/auth\"\nstrip_prefix = true\ninstances = [\"127.0.0.1:{auth}\"]\n\
+             health = {{ interval = \"1s\" }}\n\n\
+             [[route]]\nname = \"web\"\ninstances = [\"127.0.0.1:{web}\"]\nhealth = {{ interval = \"1s\" }}\n"
+        );
+        let path = std::env::temp_dir().join(format!("slipway-dev-routes-{}.toml", std::process::id()));
+        std::fs::write(&path, routes)
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("writing {}: {e}", path.display())))?;
+        ctx.vars.push(("SLIPWAY_GATEWAY_ROUTES_PATH".into(), path.display().to_string()));
+    }
+    if sources.get("SLIPWAY_PUBLIC_URL").is_none() {
+        ctx.vars.push(("SLIPWAY_PUBLIC_URL".into(), format!("http://127.0.0.1:{gateway}")));
+    }
+    Ok(())
 }
 
 async fn create_database(server: &str) -> anyhow::Result<()> {

@@ -71,7 +71,7 @@ impl Context {
 
     /// Points every service at `url`, over anything configured.
     fn set_database_url(&mut self, url: &str) {
-        for service in registry::SERVICES {
+        for service in registry::SERVICES.iter().filter(|s| !s.migrations().is_empty()) {
             let var = format!("SLIPWAY_{}_DATABASE_URL", service.name().to_ascii_uppercase());
             self.vars.push((var, url.to_string()));
         }

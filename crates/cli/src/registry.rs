@@ -47,8 +47,12 @@ impl<S: Service> Entry for Of<S> {
 }
 
 /// Every service, in start order. A new service adds its line here.
-pub static SERVICES: &[&dyn Entry] =
-    &[&Of::<auth::Config>(PhantomData), &Of::<mailer::Config>(PhantomData), &Of::<web::Config>(PhantomData)];
+pub static SERVICES: &[&dyn Entry] = &[
+    &Of::<auth::Config>(PhantomData),
+    &Of::<mailer::Config>(PhantomData),
+    &Of::<web::Config>(PhantomData),
+    &Of::<gateway::Config>(PhantomData),
+];
 
 /// Every schema the services migrate, once each, in migration order (the bus before the
 /// services that use it), with the database of the first service that uses it; or only the

@@ -7,6 +7,33 @@ use testkit::{TestDb, eventually};
 
 use crate::helpers::{free_port, slipway};
 
+/// Free ports for every listener of the stack.
+struct Ports {
+    auth: String,
+    mailer: String,
+    web: String,
+    gateway: String,
+    admin: String,
+}
+
+impl Ports {
+    fn new() -> Self {
+        let p = || free_port().to_string();
+        Self { auth: p(), mailer: p(), web: p(), gateway: p(), admin: p() }
+    }
+
+    fn vars(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("SLIPWAY_AUTH_PORT", &self.auth),
+            ("SLIPWAY_MAILER_PORT", &self.mailer),
+            ("SLIPWAY_WEB_PORT", &self.web),
+            ("SLIPWAY_GATEWAY_PORT", &self.gateway),
+            ("SLIPWAY_GATEWAY_ADMIN_PORT", &self.admin),
+            ("NO_COLOR", "1"),
+        ]
+    }
+}
+
 async fn ready(port: &str) -> bool {
     reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.is_ok_and(|r| r.status() == 200)
 }
@@ -23,16 +50,34 @@ async fn dev_session(vars: &[(&str, &str)], port: &str) -> (Option<i32>, String)
 }
 
 #[tokio::test]
+async fn slipway_dev_puts_the_gateway_in_front_of_web_and_auth() {
+    let db = TestDb::create().await;
+    let ports = Ports::new();
+    let mut vars = ports.vars();
+    vars.push(("DATABASE_URL", db.url.as_str()));
+    let child =
+        slipway(&vars).arg("dev").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let front = format!("http://127.0.0.1:{}", ports.gateway);
+    eventually(Duration::from_secs(60), "the site answers through the gateway", async || {
+        reqwest::get(format!("{front}/login")).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let jwks = reqwest::get(format!("{front}/api/auth/.well-known/jwks.json")).await.expect("jwks");
+    assert_eq!(jwks.status(), 200, "auth is routed under /api/auth");
+    kill(pid, Signal::SIGINT).expect("Ctrl-C");
+    let out =
+        tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
 async fn slipway_dev_runs_the_services_against_database_url_and_stops_cleanly_on_ctrl_c() {
     let db = TestDb::create().await;
-    let (port, mailer) = (free_port().to_string(), free_port().to_string());
-    let vars = [
-        ("DATABASE_URL", db.url.as_str()),
-        ("SLIPWAY_AUTH_PORT", &port),
-        ("SLIPWAY_MAILER_PORT", &mailer),
-        ("NO_COLOR", "1"),
-    ];
-    let (code, log) = dev_session(&vars, &port).await;
+    let ports = Ports::new();
+    let mut vars = ports.vars();
+    vars.push(("DATABASE_URL", db.url.as_str()));
+    let (code, log) = dev_session(&vars, &ports.auth).await;
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("drained, stopped"), "{log}");
     assert!(!log.contains("throwaway"), "{log}");
@@ -40,14 +85,8 @@ async fn slipway_dev_runs_the_services_against_database_url_and_stops_cleanly_on
 
 #[tokio::test]
 async fn slipway_dev_without_a_database_starts_and_removes_a_throwaway_postgres() {
-    let (port, mailer, web) = (free_port().to_string(), free_port().to_string(), free_port().to_string());
-    let vars = [
-        ("SLIPWAY_AUTH_PORT", port.as_str()),
-        ("SLIPWAY_MAILER_PORT", &mailer),
-        ("SLIPWAY_WEB_PORT", &web),
-        ("NO_COLOR", "1"),
-    ];
-    let (code, log) = dev_session(&vars, &port).await;
+    let ports = Ports::new();
+    let (code, log) = dev_session(&ports.vars(), &ports.auth).await;
     assert_eq!(code, Some(0), "{log}");
     let url = log
         .lines()

@@ -72,7 +72,7 @@ fn migrate_new_creates_an_up_down_pair_and_refuses_bad_names() {
     let unknown =
         slipway(&[]).current_dir(&nested).args(["migrate", "new", "billing", "x"]).output().expect("runs");
     assert!(
-        text(&unknown).contains("no service called \"billing\"; known: auth, mailer, web"),
+        text(&unknown).contains("no service called \"billing\"; known: auth, mailer, web, gateway"),
         "{}",
         text(&unknown)
     );
