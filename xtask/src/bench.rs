@@ -2,6 +2,7 @@
 
 mod auth;
 mod bus;
+mod gateway;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,12 +13,15 @@ pub enum Target {
     Auth,
     /// Publish and handle rates, publish-to-handler latency with NOTIFY.
     Bus,
+    /// Throughput and p99 beside nginx and HAProxy in front of the same upstream.
+    Gateway,
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Auth => auth::run().await,
         Target::Bus => bus::run().await,
+        Target::Gateway => gateway::run().await,
     }
 }
 

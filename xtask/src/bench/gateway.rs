@@ -1,0 +1,180 @@
+//! The gateway benchmark: nginx and HAProxy (Debian's packages) as reverse proxies in front of
+//! the same upstream, and the gateway with routing, access logging and rate limiting on; each
+//! proxy pinned to core 0 with one worker, wrk pinned to core 1. Figures are ratios to the peers.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use super::results_path;
+
+const DURATION: &str = "10s";
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(program: &str, args: &[&str], envs: &[(&str, String)], log: &Path) -> anyhow::Result<Child> {
+    let out = std::fs::File::create(log)?;
+    Command::new("taskset")
+        .args(["-c", "0", program])
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {program}: {e} (apt-get install nginx-light haproxy wrk)"))
+}
+
+async fn wait_for(url: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{url} never answered 200")
+}
+
+/// Runs wrk against a URL: (requests per second, p99 latency in ms).
+async fn wrk(url: &str) -> anyhow::Result<(f64, f64)> {
+    let _warm = Command::new("taskset").args(["-c", "1", "wrk", "-t1", "-c64", "-d2s", url]).output().await?;
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in wrk output:\n{text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| millis(v.trim()))
+        .ok_or_else(|| anyhow::anyhow!("no 99% latency in wrk output:\n{text}"))?;
+    let errors =
+        text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors")).map(str::to_string);
+    if let Some(e) = errors {
+        eprintln!("bench: {url}: {e}");
+    }
+    Ok((rps, p99))
+}
+
+fn millis(v: &str) -> f64 {
+    let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = n.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    eprintln!("bench: building the gateway (release)");
+    let built =
+        Command::new("cargo").args(["build", "--release", "--quiet", "-p", "gateway"]).status().await?;
+    anyhow::ensure!(built.success(), "cargo build failed");
+    let dir = std::env::temp_dir().join(format!("slipway-bench-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let d = dir.display();
+    let (up, ngx, hap, gw, admin) = (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
+
+    std::fs::write(
+        dir.join("upstream.conf"),
+        format!(
+            "worker_processes 1; pid {d}/up.pid; error_log {d}/up-error.log; events {{ worker_connections 4096; }}\n\
+             http {{ access_log off; server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx-error.log; events {{ worker_connections 4096; }}\n\
+             http {{ access_log {d}/nginx-access.log; upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}\n\
+             server {{ listen 127.0.0.1:{ngx}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("haproxy.cfg"),
+        format!(
+            "global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n\
+             frontend f\n  bind 127.0.0.1:{hap}\n  default_backend b\nbackend b\n  server s1 127.0.0.1:{up}\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("routes.toml"),
+        format!(
+            "[[route]]\nname = \"bench\"\ninstances = [\"127.0.0.1:{up}\"]\nrate_limit = \"100000000/1s\"\nhealth = {{ path = \"/\", interval = \"1s\" }}\n"
+        ),
+    )?;
+
+    let _upstream = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            "nginx",
+            "-p",
+            &d.to_string(),
+            "-c",
+            &format!("{d}/upstream.conf"),
+            "-g",
+            "daemon off;",
+        ])
+        .kill_on_drop(true)
+        .spawn()?;
+    wait_for(&format!("http://127.0.0.1:{up}/")).await?;
+    let _nginx = spawn(
+        "nginx",
+        &["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"],
+        &[],
+        &dir.join("nginx.out"),
+    )?;
+    let _haproxy =
+        spawn("haproxy", &["-f", &format!("{d}/haproxy.cfg"), "-db"], &[], &dir.join("haproxy.out"))?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let gateway_env = vec![
+        ("SLIPWAY_ENV", "prod".to_string()),
+        ("SLIPWAY_LOG", "info".to_string()),
+        ("SLIPWAY_HOST", "127.0.0.1".to_string()),
+        ("SLIPWAY_GATEWAY_PORT", gw.to_string()),
+        ("SLIPWAY_GATEWAY_ADMIN_PORT", admin.to_string()),
+        ("SLIPWAY_GATEWAY_ROUTES_PATH", format!("{d}/routes.toml")),
+        ("TOKIO_WORKER_THREADS", "1".to_string()),
+    ];
+    let _gateway =
+        spawn(&format!("{target}/release/gateway"), &[], &gateway_env, &dir.join("gateway-access.log"))?;
+
+    let mut rows = Vec::new();
+    for (name, port) in [("nginx", ngx), ("haproxy", hap), ("gateway", gw)] {
+        let url = format!("http://127.0.0.1:{port}/");
+        wait_for(&url).await?;
+        eprintln!("bench: wrk -t1 -c64 -d{DURATION} against {name}");
+        rows.push((name, wrk(&url).await?));
+    }
+    let get = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or((f64::NAN, f64::NAN));
+    let ((nr, np), (hr, hp), (gr, gp)) = (get("nginx"), get("haproxy"), get("gateway"));
+    let access_lines =
+        std::fs::read_to_string(dir.join("gateway-access.log")).map(|t| t.lines().count()).unwrap_or(0);
+    let report = json!({
+        "nginx": { "rps": nr, "p99_ms": np },
+        "haproxy": { "rps": hr, "p99_ms": hp },
+        "gateway": { "rps": gr, "p99_ms": gp, "access_log_lines": access_lines },
+        "gateway_vs_nginx": { "throughput": gr / nr, "p99": gp / np },
+        "gateway_vs_haproxy": { "throughput": gr / hr, "p99": gp / hp },
+        "bar": "throughput >= 0.8 x nginx, p99 <= 1.25 x nginx",
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    let path = results_path("gateway");
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
