@@ -25,8 +25,28 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
     }
 }
 
+/// Runs `measure` on a new database (on DATABASE_URL's server, or a throwaway cluster), and
+/// drops the database afterwards.
+async fn on_fresh_database(measure: impl AsyncFnOnce(String) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let cluster;
+    let server = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            cluster = devdb::Cluster::start()?;
+            cluster.url("postgres")
+        }
+    };
+    let name = format!("slipway_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let admin = sqlx::PgPool::connect(&server).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
+    let result = measure(replace_database(&server, &name)).await;
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await;
+    result
+}
+
 /// A server URL with another database.
-pub(super) fn replace_database(url: &str, name: &str) -> String {
+fn replace_database(url: &str, name: &str) -> String {
     match url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => url.to_string(),

@@ -35,6 +35,17 @@ pub struct Migrations {
     migrations: Vec<Migration>,
 }
 
+/// Applies several schemas' migrations in order, logging each step: what a service does at
+/// start (the bus's schema before its own).
+pub async fn up_all(list: Vec<Migrations>, db: &DbConfig) -> Result<(), MigrateFailure> {
+    for migrations in list {
+        for step in migrations.up(db).await? {
+            tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
+        }
+    }
+    Ok(())
+}
+
 /// A migration applied or reverted by a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

@@ -26,11 +26,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         if config.db.migrate_on_start {
-            for migrations in <Config as kit::service::Service>::migrations() {
-                for step in migrations.up(&config.db).await? {
-                    tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
-                }
-            }
+            kit::migrate::up_all(<Config as kit::service::Service>::migrations(), &config.db).await?;
         }
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         let dev = !config.common.environment.is_production_like();

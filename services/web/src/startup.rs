@@ -21,9 +21,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         if config.db.migrate_on_start {
-            for step in crate::migrations().up(&config.db).await? {
-                tracing::info!(file = %step.file, duration = ?step.duration, "migration applied");
-            }
+            kit::migrate::up_all(vec![crate::migrations()], &config.db).await?;
         }
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         let state = AppState::new(Inner {

@@ -21,23 +21,7 @@ const BATCH: usize = 100;
 const LATENCY_SAMPLES: usize = 500;
 
 pub async fn run() -> anyhow::Result<()> {
-    let cluster;
-    let server = match std::env::var("DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            cluster = devdb::Cluster::start()?;
-            cluster.url("postgres")
-        }
-    };
-    let name = format!("slipway_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let admin = sqlx::PgPool::connect(&server).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
-    let url = super::replace_database(&server, &name);
-    let result = measure(&url).await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&admin)
-        .await;
-    result
+    super::on_fresh_database(async |url: String| measure(&url).await).await
 }
 
 #[derive(Clone, Default)]
