@@ -3,9 +3,9 @@
 
 use anyhow::Context as _;
 use kit::config::LogFormat;
+use kit::server::Stop;
 use kit::service::Shutdown;
 use sqlx::Connection;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::{Context, Failure, registry};
@@ -36,13 +36,8 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
 
     front_door(&mut ctx)?;
     let sources = ctx.sources();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let shutdown = || -> Shutdown {
-        let mut rx = stop_rx.clone();
-        Box::pin(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })
-    };
+    let stop = Stop::on(kit::server::shutdown_signal());
+    let shutdown = || -> Shutdown { Box::pin(stop.wait()) };
     let mut started = Vec::new();
     let mut problems = Vec::new();
     for entry in registry::SERVICES {
@@ -63,7 +58,7 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
     let mut tasks = tokio::task::JoinSet::new();
     for (name, common, running) in started {
         tracing::info!(service = name, url = %format!("http://{}", common.http.addr), "starting");
-        let stop = stop_tx.clone();
+        let stop = stop.clone();
         tasks.spawn(
             async move {
                 let result = running.await;
@@ -72,19 +67,13 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
                         error = format!("{error:#}"),
                         "service stopped on error; stopping the others"
                     );
-                    stop.send_replace(true);
+                    stop.trigger();
                 }
                 result
             }
             .instrument(tracing::info_span!("service", name)),
         );
     }
-    let signal = kit::server::shutdown_signal();
-    let stop = stop_tx.clone();
-    tokio::spawn(async move {
-        signal.await;
-        stop.send_replace(true);
-    });
 
     let mut failed = false;
     while let Some(joined) = tasks.join_next().await {

@@ -22,8 +22,10 @@ type CheckFn = dyn Fn() -> CheckFuture + Send + Sync;
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Arc<CheckFn>)>,
-    timeout: Option<Duration>,
 }
+
+/// A check taking longer than this counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +59,7 @@ impl Readiness {
 
     /// Runs every check; returns the names of those that failed.
     pub async fn failing(&self) -> Vec<&'static str> {
-        let timeout = self.timeout.unwrap_or(Duration::from_secs(3));
+        let timeout = CHECK_TIMEOUT;
         let mut set = tokio::task::JoinSet::new();
         for (name, check) in &self.checks {
             let fut = check();

@@ -15,7 +15,12 @@ pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// A client-supplied id is kept only if it is short and plain, so it cannot forge log lines.
+/// The request's id: the `X-Request-Id` it carries if that is short and plain (so it cannot
+/// forge log lines), else a new UUIDv7. The gateway and every service use this one rule.
+pub fn from_headers(headers: &http::HeaderMap) -> String {
+    headers.get(&HEADER).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
 fn acceptable(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
@@ -26,8 +31,7 @@ fn acceptable(v: &HeaderValue) -> Option<String> {
 
 /// Middleware: assigns the id, runs the request inside a span carrying it, logs the outcome.
 pub async fn layer(mut req: Request, next: Next) -> Response {
-    let id =
-        req.headers().get(&HEADER).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = from_headers(req.headers());
     let header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     req.headers_mut().insert(HEADER.clone(), header.clone());
     req.extensions_mut().insert(RequestId(id.clone()));

@@ -131,3 +131,39 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         }
     }
 }
+
+/// One stop signal shared by the parts of a process (a server and a bus worker, or every
+/// service of `slipway dev`): each [`Stop::wait`] resolves once [`Stop::trigger`] is called.
+#[derive(Debug, Clone)]
+pub struct Stop(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Stop {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl Stop {
+    /// A stop triggered when `shutdown` resolves.
+    pub fn on(shutdown: impl Future<Output = ()> + Send + 'static) -> Self {
+        let stop = Self::default();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.trigger();
+        });
+        stop
+    }
+
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the stop is triggered (at once if it already was).
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    }
+}

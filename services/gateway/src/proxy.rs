@@ -106,18 +106,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
-}
-
 /// The request's host, lowercased, without its port (IPv6 literals keep their brackets).
 fn host_of(req: &Request<Incoming>) -> String {
     let raw = req
@@ -141,7 +129,7 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
-        let rid = request_id(req.headers());
+        let rid = kit::request_id::from_headers(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (response, route, instance) = self.route(req, peer, &rid).await;

@@ -13,9 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use kit::health::Readiness;
-use kit::server::{Server, service_router};
+use kit::server::{Server, Stop, service_router};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::Config;
 use crate::edge_auth::EdgeAuth;
@@ -82,14 +81,7 @@ impl Application {
     }
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let stop = Stop::on(shutdown);
         for route in &self.proxy.table.load().routes {
             for instance in &route.instances {
                 tokio::spawn(health::watch(
@@ -101,8 +93,8 @@ impl Application {
             }
         }
         let reloader = tokio::spawn(reload(self.config.clone(), self.proxy.clone(), self.checks.clone()));
-        let admin = tokio::spawn(self.admin.run_until(stopped(stop_rx.clone())));
-        let served = serve(self.listener, self.proxy.clone(), &self.config, stopped(stop_rx)).await;
+        let admin = tokio::spawn(self.admin.run_until(stop.wait()));
+        let served = serve(self.listener, self.proxy.clone(), &self.config, stop.wait()).await;
         reloader.abort();
         for route in &self.proxy.table.load().routes {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));

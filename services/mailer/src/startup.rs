@@ -8,9 +8,8 @@ use axum::Router;
 use bus::pg::PgBus;
 use bus::{Group, Worker, WorkerConfig};
 use kit::health::Readiness;
-use kit::server::{Server, service_router};
+use kit::server::{Server, Stop, service_router};
 use sqlx::PgPool;
-use tokio::sync::watch;
 
 use crate::Config;
 use crate::handler::MailHandler;
@@ -63,18 +62,9 @@ impl Application {
 
     /// Serves and works until `shutdown`; then stops claiming, drains both, closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let (served, worked) = tokio::join!(
-            self.server.run_until(stopped(stop_rx.clone())),
-            self.worker.run_until(stopped(stop_rx))
-        );
+        let stop = Stop::on(shutdown);
+        let (served, worked) =
+            tokio::join!(self.server.run_until(stop.wait()), self.worker.run_until(stop.wait()));
         self.pool.close().await;
         served?;
         worked?;
