@@ -27,10 +27,14 @@ const BASE: &[(&str, &str)] = &[
 ];
 
 async fn advisory_locks_held(db: &TestDb) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-        .fetch_one(&db.pool().await)
-        .await
-        .expect("count locks")
+    // Only this test's database: other tests running beside it hold advisory locks of their own.
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_one(&db.pool().await)
+    .await
+    .expect("count locks")
 }
 
 #[tokio::test]
