@@ -1,6 +1,7 @@
 //! Test harness: each integration test gets a fresh database on the server the test command
 //! provides (`DATABASE_URL`), and a TCP proxy lets a test take Postgres away and give it back.
 
+pub mod docker;
 mod proxy;
 pub mod smtp;
 

@@ -11,8 +11,8 @@ use kit::service::{Service, Shutdown};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: Common,
-    /// The routes file (TOML), reloaded when it changes.
-    pub routes_file: PathBuf,
+    /// The routes file (TOML), reloaded when it changes; none when set to an empty value.
+    pub routes_file: Option<PathBuf>,
     /// How often the routes file is checked for changes.
     pub reload_every: Duration,
     /// The admin listener (routes, instances, metrics): never expose it publicly.
@@ -25,6 +25,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long an upstream may take to answer.
     pub upstream_timeout: Duration,
+    /// Docker discovery, when `SLIPWAY_GATEWAY_DOCKER_SOCKET` names the engine's socket.
+    pub docker: Option<crate::docker::Settings>,
 }
 
 impl Config {
@@ -34,7 +36,9 @@ impl Config {
         let admin_default: SocketAddr = ([127, 0, 0, 1], 9090).into();
         let public_url: String = r.get("PUBLIC_URL", "http://localhost:8080".to_string());
         let config = Self {
-            routes_file: PathBuf::from(r.get("ROUTES_PATH", "gateway.toml".to_string())),
+            routes_file: Some(r.get("ROUTES_PATH", "gateway.toml".to_string()))
+                .filter(|p| !p.trim().is_empty())
+                .map(PathBuf::from),
             reload_every: r.get("RELOAD_EVERY", Duration::from_secs(1)),
             admin_addr: SocketAddr::new(
                 r.get("ADMIN_HOST", admin_default.ip()),
@@ -45,6 +49,12 @@ impl Config {
             jwt_audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
             header_timeout: r.get("HEADER_TIMEOUT", Duration::from_secs(10)),
             upstream_timeout: r.get("UPSTREAM_TIMEOUT", Duration::from_secs(30)),
+            docker: {
+                let socket = r.optional::<String>("DOCKER_SOCKET").filter(|s| !s.trim().is_empty());
+                let network = r.optional::<String>("DOCKER_NETWORK").filter(|n| !n.trim().is_empty());
+                let resync = r.get("DOCKER_RESYNC", Duration::from_secs(30));
+                socket.map(|socket| crate::docker::Settings { socket, network, resync })
+            },
             common,
         };
         r.finish()?;

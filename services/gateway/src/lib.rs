@@ -5,6 +5,7 @@
 
 mod admin;
 mod config;
+mod docker;
 mod edge_auth;
 mod health;
 mod limiter;

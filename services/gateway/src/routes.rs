@@ -19,33 +19,35 @@ struct File {
     routes: Vec<RouteSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A route as a source describes it (the file, or Docker's labels), before it is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RouteSpec {
-    name: String,
+pub struct RouteSpec {
+    pub name: String,
     #[serde(default)]
-    host: Option<String>,
+    pub host: Option<String>,
     #[serde(default)]
-    path: Option<String>,
+    pub path: Option<String>,
     #[serde(default)]
-    strip_prefix: bool,
-    instances: Vec<String>,
+    pub strip_prefix: bool,
+    /// `ip:port` or `name:port`; a name stands for every address it resolves to.
+    pub instances: Vec<String>,
     #[serde(default)]
-    health: HealthSpec,
+    pub health: HealthSpec,
     #[serde(default)]
-    protected: bool,
+    pub protected: bool,
     #[serde(default)]
-    rate_limit: Option<String>,
+    pub rate_limit: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct HealthSpec {
-    path: String,
-    interval: String,
-    timeout: String,
-    healthy: u32,
-    unhealthy: u32,
+pub struct HealthSpec {
+    pub path: String,
+    pub interval: String,
+    pub timeout: String,
+    pub healthy: u32,
+    pub unhealthy: u32,
 }
 
 impl Default for HealthSpec {
@@ -136,6 +138,24 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
             && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
 }
 
+/// The routes a TOML routes file describes.
+pub fn parse_file(text: &str) -> Result<Vec<RouteSpec>, String> {
+    let file: File = toml::from_str(text).map_err(|e| format!("routes file: {e}"))?;
+    Ok(file.routes)
+}
+
+/// Adds `extra` routes to `base`; an extra route named like a base route lends it its
+/// instances (so a file can set the policy of a route whose instances Docker discovers).
+pub fn merge(mut base: Vec<RouteSpec>, extra: Vec<RouteSpec>) -> Vec<RouteSpec> {
+    for spec in extra {
+        match base.iter_mut().find(|b| b.name == spec.name) {
+            Some(b) => b.instances.extend(spec.instances),
+            None => base.push(spec),
+        }
+    }
+    base
+}
+
 impl Table {
     /// The route for a host (without port) and path: the most specific host, then the longest prefix.
     pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
@@ -156,17 +176,21 @@ impl Table {
             .collect()
     }
 
-    /// Parses a routes file; instances already known (same route and address) are reused with
-    /// their health and counters.
+    /// Parses a routes file into a table (see [`Table::build`]).
     pub fn parse(text: &str, previous: &Table) -> Result<Table, String> {
-        let file: File = toml::from_str(text).map_err(|e| format!("routes file: {e}"))?;
+        Table::build(parse_file(text)?, previous)
+    }
+
+    /// Checks and resolves route specs; instances already known (same route and address) are
+    /// reused with their health and counters.
+    pub fn build(specs: Vec<RouteSpec>, previous: &Table) -> Result<Table, String> {
         let known: HashMap<(&str, SocketAddr), &Arc<Instance>> = previous
             .routes
             .iter()
             .flat_map(|r| r.instances.iter().map(move |i| ((r.name.as_str(), i.addr), i)))
             .collect();
         let mut routes = Vec::new();
-        for spec in file.routes {
+        for spec in specs {
             let route = &spec.name;
             let duration = |field: &str, text: &str| {
                 parse_duration(text).map_err(|e| format!("route {route}: health.{field}: expected {e}"))

@@ -20,7 +20,7 @@ use crate::Config;
 use crate::edge_auth::EdgeAuth;
 use crate::health::{self, CheckClient};
 use crate::proxy::{Metrics, Proxy};
-use crate::routes::Table;
+use crate::routes::{self, RouteSpec, Table};
 
 #[derive(Debug)]
 pub struct Application {
@@ -31,21 +31,40 @@ pub struct Application {
     config: Config,
 }
 
-fn read_routes(config: &Config, previous: &Table) -> anyhow::Result<(Table, Option<SystemTime>)> {
-    let path = &config.routes_file;
+/// The routes file's specs and modification time; no file means no routes from it.
+fn read_file(config: &Config) -> anyhow::Result<(Vec<RouteSpec>, Option<SystemTime>)> {
+    let Some(path) = &config.routes_file else { return Ok((Vec::new(), None)) };
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!(
-            "cannot read the routes file {} ({e}); set SLIPWAY_GATEWAY_ROUTES_PATH",
+            "cannot read the routes file {} ({e}); set SLIPWAY_GATEWAY_ROUTES_PATH (empty for none)",
             path.display()
         )
     })?;
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    Ok((Table::parse(&text, previous).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?, modified))
+    Ok((routes::parse_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?, modified))
+}
+
+/// The table for the file's routes plus Docker's. A bad file route fails the whole build (the
+/// current table stays); a bad Docker route is logged and left out.
+fn build_table(file: &[RouteSpec], docker: &[RouteSpec], previous: &Table) -> anyhow::Result<Table> {
+    let table = Table::build(file.to_vec(), previous).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut accepted = Vec::new();
+    for spec in docker {
+        match Table::build(routes::merge(file.to_vec(), vec![spec.clone()]), previous) {
+            Ok(_) => accepted.push(spec.clone()),
+            Err(problem) => tracing::warn!(route = spec.name, problem, "docker route left out"),
+        }
+    }
+    if accepted.is_empty() {
+        return Ok(table);
+    }
+    Table::build(routes::merge(file.to_vec(), accepted), previous).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (table, _) = read_routes(&config, &Table::default())?;
+        let (file, _) = read_file(&config)?;
+        let table = build_table(&file, &[], &Table::default())?;
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
@@ -146,56 +165,89 @@ async fn serve(
     Ok(())
 }
 
-fn modified_since(config: &Config, last: Option<SystemTime>) -> bool {
-    std::fs::metadata(&config.routes_file).and_then(|m| m.modified()).ok() != last
+fn modified(config: &Config) -> Option<SystemTime> {
+    config.routes_file.as_ref().and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
 }
 
-/// Watches the routes file; a changed file is parsed and swapped in atomically (requests in
-/// flight keep the table they started with), new instances get health checks, removed ones
-/// are retired. Names are re-resolved on every check, so DNS changes are followed too.
+/// Keeps the table current: the routes file is re-read when it changes (names re-resolved on
+/// every tick, so DNS changes are followed too) and Docker's routes are taken as they come.
+/// A new table is swapped in atomically (requests in flight keep the one they started with);
+/// new instances get health checks, removed ones are retired.
 async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
-    let mut last_modified = std::fs::metadata(&config.routes_file).and_then(|m| m.modified()).ok();
+    let mut docker = config.docker.clone().map(crate::docker::spawn);
+    let mut file = read_file(&config).map(|(specs, _)| specs).unwrap_or_default();
+    let mut last_modified = modified(&config);
+    let mut tick = tokio::time::interval(config.reload_every);
     loop {
-        tokio::time::sleep(config.reload_every).await;
+        let docker_changed = async {
+            match docker.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tick.tick() => {
+                match read_file(&config) {
+                    Ok((specs, _)) => file = specs,
+                    Err(error) => {
+                        if proxy.metrics.reload_failures.fetch_add(1, Ordering::Relaxed) == 0
+                            || modified(&config) != last_modified
+                        {
+                            tracing::error!(error = format!("{error:#}"), "routes file not reloaded; keeping the current routes");
+                        }
+                        last_modified = modified(&config);
+                        continue;
+                    }
+                }
+            }
+            alive = docker_changed => if !alive { docker = None; }
+        }
+        let from_docker = docker.as_ref().map(|rx| rx.borrow().clone()).unwrap_or_default();
         let current = proxy.table.load_full();
-        let (table, modified) = match read_routes(&config, &current) {
+        let table = match build_table(&file, &from_docker, &current) {
             Ok(t) => t,
             Err(error) => {
                 if proxy.metrics.reload_failures.fetch_add(1, Ordering::Relaxed) == 0
-                    || modified_since(&config, last_modified)
+                    || modified(&config) != last_modified
                 {
                     tracing::error!(
                         error = format!("{error:#}"),
-                        "routes file not reloaded; keeping the current routes"
+                        "routes not reloaded; keeping the current routes"
                     );
                 }
-                last_modified = std::fs::metadata(&config.routes_file).and_then(|m| m.modified()).ok();
+                last_modified = modified(&config);
                 continue;
             }
         };
-        if modified == last_modified && table.shape() == current.shape() {
+        let now_modified = modified(&config);
+        if now_modified == last_modified && table.shape() == current.shape() {
             continue;
         }
-        last_modified = modified;
-        let old: Vec<_> = current.routes.iter().flat_map(|r| r.instances.iter().cloned()).collect();
-        let new: Vec<_> =
-            table.routes.iter().flat_map(|r| r.instances.iter().map(move |i| (r, i.clone()))).collect();
-        for (route, instance) in &new {
-            if !old.iter().any(|o| Arc::ptr_eq(o, instance)) {
-                tokio::spawn(health::watch(
-                    checks.clone(),
-                    instance.clone(),
-                    route.health.clone(),
-                    route.name.clone(),
-                ));
-            }
-        }
-        for o in &old {
-            if !new.iter().any(|(_, n)| Arc::ptr_eq(o, n)) {
-                o.retired.store(true, Ordering::Relaxed);
-            }
-        }
-        proxy.table.store(Arc::new(table));
-        tracing::info!(routes = proxy.table.load().routes.len(), "routes reloaded");
+        last_modified = now_modified;
+        swap(&proxy, &checks, &current, table);
     }
+}
+
+/// Swaps in a new table, starting checks for new instances and retiring removed ones.
+fn swap(proxy: &Proxy, checks: &CheckClient, current: &Table, table: Table) {
+    let old: Vec<_> = current.routes.iter().flat_map(|r| r.instances.iter().cloned()).collect();
+    let new: Vec<_> =
+        table.routes.iter().flat_map(|r| r.instances.iter().map(move |i| (r, i.clone()))).collect();
+    for (route, instance) in &new {
+        if !old.iter().any(|o| Arc::ptr_eq(o, instance)) {
+            tokio::spawn(health::watch(
+                checks.clone(),
+                instance.clone(),
+                route.health.clone(),
+                route.name.clone(),
+            ));
+        }
+    }
+    for o in &old {
+        if !new.iter().any(|(_, n)| Arc::ptr_eq(o, n)) {
+            o.retired.store(true, Ordering::Relaxed);
+        }
+    }
+    proxy.table.store(Arc::new(table));
+    tracing::info!(routes = proxy.table.load().routes.len(), "routes reloaded");
 }

@@ -148,16 +148,24 @@ impl Gateway {
         std::fs::rename(&tmp, &self.routes_file).expect("replace the routes file atomically");
     }
 
+    /// The admin API's `/routes` document.
+    pub async fn admin_routes(&self) -> serde_json::Value {
+        let res = self.client.get(format!("{}/routes", self.admin)).send().await.expect("admin");
+        res.json().await.expect("json")
+    }
+
+    /// How many instances a route has, per the admin API (0 if the route is unknown).
+    pub async fn instances(&self, route: &str) -> usize {
+        let routes = self.admin_routes().await;
+        routes["routes"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == route))
+            .and_then(|r| r["instances"].as_array())
+            .map_or(0, Vec::len)
+    }
+
     pub async fn healthy(&self, addr: SocketAddr) -> bool {
-        let routes: serde_json::Value = self
-            .client
-            .get(format!("{}/routes", self.admin))
-            .send()
-            .await
-            .expect("admin")
-            .json()
-            .await
-            .expect("json");
+        let routes = self.admin_routes().await;
         routes["routes"]
             .as_array()
             .into_iter()

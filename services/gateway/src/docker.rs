@@ -1,0 +1,200 @@
+//! Docker discovery: watches the engine's events, lists the running containers, and publishes
+//! the routes their labels ask for. It subscribes before it lists (events since a moment before
+//! the list are replayed), re-lists after any disconnect — a restarted daemon included — and
+//! resyncs in full periodically. A container being stopped or killed leaves its routes at once,
+//! before it dies, so it gets no new requests while it drains.
+
+mod labels;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::Docker;
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+
+use crate::routes::{RouteSpec, merge};
+
+/// Where and how to watch Docker.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The engine's unix socket.
+    pub socket: String,
+    /// Which network's address to use for containers on several (default: the first).
+    pub network: Option<String>,
+    /// How often to re-list every container, events or not.
+    pub resync: Duration,
+}
+
+/// Starts watching; the receiver always holds the routes of the containers last seen.
+pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        let mut errors = 0u32;
+        let mut watcher =
+            Watcher { settings: &settings, tx: &tx, containers: HashMap::new(), seen: BTreeMap::new() };
+        loop {
+            let result = match Docker::connect_with_socket(&settings.socket, 10, bollard::API_DEFAULT_VERSION)
+            {
+                Ok(docker) => watcher.run(&docker, &mut backoff).await,
+                Err(e) => Err(e),
+            };
+            if let Err(error) = result {
+                // Log the first failure and then every 50th, so a long outage does not flood the log.
+                if errors.is_multiple_of(50) {
+                    tracing::warn!(%error, socket = settings.socket, "docker discovery lost the engine; keeping the last routes and reconnecting");
+                }
+                errors += 1;
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+    rx
+}
+
+struct Watcher<'a> {
+    settings: &'a Settings,
+    tx: &'a watch::Sender<Vec<RouteSpec>>,
+    /// Container id → the routes it belongs to.
+    containers: HashMap<String, Vec<RouteSpec>>,
+    /// Every route seen since start, without instances: a route whose containers are all gone
+    /// answers 503 (no healthy instance), not 404 as if it never existed.
+    seen: BTreeMap<String, RouteSpec>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Watcher<'_> {
+    /// One connection's life: subscribe, list, then follow events and resync until an error.
+    async fn run(&mut self, docker: &Docker, backoff: &mut Duration) -> Result<(), bollard::errors::Error> {
+        let since = unix_now() - 1;
+        docker.ping().await?;
+        let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
+        let options =
+            EventsOptions { since: Some(since.to_string()), filters: Some(filters), ..Default::default() };
+        let mut events = docker.events(Some(options));
+        self.resync(docker).await?;
+        tracing::info!(
+            socket = self.settings.socket,
+            containers = self.containers.len(),
+            "docker discovery connected"
+        );
+        *backoff = Duration::from_millis(100);
+        let mut resync = tokio::time::interval(self.settings.resync);
+        resync.reset();
+        loop {
+            tokio::select! {
+                event = events.next() => {
+                    let Some(event) = event else { return Ok(()) };
+                    let event = event?;
+                    let Some(actor) = event.actor else { continue };
+                    let (Some(id), Some(action)) = (actor.id, event.action) else { continue };
+                    let attributes = actor.attributes.unwrap_or_default();
+                    self.on_event(docker, &id, &action, &attributes).await?;
+                }
+                _ = resync.tick() => self.resync(docker).await?,
+                () = self.tx.closed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn on_event(
+        &mut self,
+        docker: &Docker,
+        id: &str,
+        action: &str,
+        attributes: &HashMap<String, String>,
+    ) -> Result<(), bollard::errors::Error> {
+        let leaving = match action {
+            "stop" | "die" | "pause" | "destroy" | "oom" => true,
+            // `docker kill -s HUP` does not stop anything; TERM, KILL, INT and QUIT do.
+            "kill" => attributes.get("signal").is_none_or(|s| {
+                matches!(s.as_str(), "15" | "9" | "2" | "3" | "SIGTERM" | "SIGKILL" | "SIGINT" | "SIGQUIT")
+            }),
+            _ => false,
+        };
+        if leaving {
+            if self.containers.remove(id).is_some() {
+                tracing::info!(container = id, action, "container leaving: drained from its routes");
+                self.publish();
+            }
+            return Ok(());
+        }
+        if action == "start"
+            || action == "unpause"
+            || action == "rename"
+            || action.starts_with("health_status")
+        {
+            self.inspect(docker, id).await?;
+            self.publish();
+        }
+        Ok(())
+    }
+
+    /// Lists every running container and replaces what is known.
+    async fn resync(&mut self, docker: &Docker) -> Result<(), bollard::errors::Error> {
+        let running = docker.list_containers(Some(ListContainersOptions::default())).await?;
+        self.containers.clear();
+        for id in running.into_iter().filter_map(|c| c.id) {
+            self.inspect(docker, &id).await?;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    async fn inspect(&mut self, docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+        let container = match docker
+            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            // Gone between the event and the inspection.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                self.containers.remove(id);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        match labels::specs(&container, self.settings.network.as_deref()) {
+            Ok(Some(specs)) => {
+                self.containers.insert(id.to_string(), specs);
+            }
+            Ok(None) => {
+                self.containers.remove(id);
+            }
+            Err(problem) => {
+                tracing::warn!(container = id, problem, "container ignored: fix its slipway labels");
+                self.containers.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the merged routes if they changed (sorted, so the order of events does not matter).
+    fn publish(&mut self) {
+        for spec in self.containers.values().flatten() {
+            self.seen.insert(spec.name.clone(), RouteSpec { instances: Vec::new(), ..spec.clone() });
+        }
+        let mut by_name: BTreeMap<&str, Vec<&RouteSpec>> = BTreeMap::new();
+        self.containers.values().flatten().for_each(|s| by_name.entry(&s.name).or_default().push(s));
+        let live: Vec<RouteSpec> = by_name.into_values().flatten().cloned().collect();
+        let gone = self.seen.values().filter(|s| !live.iter().any(|l| l.name == s.name)).cloned();
+        let mut routes = merge(Vec::new(), live.iter().cloned().chain(gone).collect());
+        routes.iter_mut().for_each(|r| r.instances.sort());
+        self.tx.send_if_modified(|current| {
+            let changed = *current != routes;
+            if changed {
+                *current = routes;
+            }
+            changed
+        });
+    }
+}

@@ -1,0 +1,80 @@
+//! Docker discovery against a real engine: containers opt in with labels, join one route per
+//! compose service, leave it the moment they are killed, and the gateway follows a restarted
+//! daemon. The engine is shared, so these tests run one at a time (see .config/nextest.toml).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use testkit::docker::{self, Container};
+use testkit::eventually;
+
+use crate::helpers::spawn_gateway;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The body (the container's hostname) of a GET through the gateway, or its status.
+async fn answer(gw: &crate::helpers::Gateway, host: &str) -> Result<String, u16> {
+    let res = gw.get(host, "/").await;
+    match res.status().as_u16() {
+        200 => Ok(res.text().await.expect("body").trim().to_string()),
+        other => Err(other),
+    }
+}
+
+#[tokio::test]
+async fn docker_discovery_adds_started_containers_drops_killed_ones_and_follows_a_restarted_daemon() {
+    docker::engine().await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let host = format!("{run}.docker.test");
+    let labels = [
+        format!("slipway.host={host}"),
+        "slipway.port=8000".to_string(),
+        "slipway.health=/".to_string(),
+        format!("com.docker.compose.service=whoami-{run}"),
+    ];
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let gw = spawn_gateway(
+        "",
+        &[("SLIPWAY_GATEWAY_DOCKER_SOCKET", "/var/run/docker.sock"), ("SLIPWAY_GATEWAY_DOCKER_RESYNC", "1h")],
+    )
+    .await;
+    assert_eq!(answer(&gw, &host).await, Err(404), "nothing routes to this host yet");
+
+    let first = Container::web(8000, &labels).await;
+    eventually(WAIT, "the started container to serve through the gateway", async || {
+        answer(&gw, &host).await.as_deref() == Ok(first.short_id())
+    })
+    .await;
+
+    let second = Container::web(8000, &labels).await;
+    let mut seen = HashSet::new();
+    eventually(WAIT, "both instances of the scaled service to answer", async || {
+        if let Ok(who) = answer(&gw, &host).await {
+            seen.insert(who);
+        }
+        seen.contains(second.short_id()) && seen.contains(first.short_id())
+    })
+    .await;
+    assert_eq!(gw.instances(&format!("whoami-{run}")).await, 2, "one route for the compose service");
+
+    docker::docker(&["kill", &first.id]).await;
+    eventually(WAIT, "the killed container to leave the route", async || {
+        gw.instances(&format!("whoami-{run}")).await == 1
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(answer(&gw, &host).await.as_deref(), Ok(second.short_id()), "only the live one answers");
+    }
+
+    // The daemon stops its containers when it stops; the route stays known and answers 503.
+    docker::restart().await;
+    eventually(WAIT, "the route to answer 503 once its containers are gone", async || {
+        answer(&gw, &host).await == Err(503)
+    })
+    .await;
+    let third = Container::web(8000, &labels).await;
+    eventually(WAIT, "a container started after the restart to be discovered", async || {
+        answer(&gw, &host).await.as_deref() == Ok(third.short_id())
+    })
+    .await;
+}
