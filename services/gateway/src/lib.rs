@@ -3,6 +3,7 @@
 //! a request whose connection failed on another instance, rate-limits per client and route,
 //! verifies access tokens at the edge, and answers 404/503 as problem+json.
 
+mod access_log;
 mod admin;
 mod config;
 mod docker;

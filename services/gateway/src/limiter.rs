@@ -9,13 +9,14 @@ use kit::config::Rate;
 
 #[derive(Debug, Default)]
 pub struct Limiter {
-    /// (route, client) → theoretical arrival time of the next request.
-    tat: Mutex<HashMap<(String, IpAddr), Instant>>,
+    /// (route key, client) → theoretical arrival time of the next request.
+    tat: Mutex<HashMap<(u64, IpAddr), Instant>>,
 }
 
 impl Limiter {
     /// `Ok` if allowed, else `Err(seconds to wait)`. A burst of `max` is allowed, refilled evenly over `per`.
-    pub fn check(&self, route: &str, client: IpAddr, rate: Rate) -> Result<(), u64> {
+    /// `route` is a route's [`crate::routes::Route::key`]: no string is built per request.
+    pub fn check(&self, route: u64, client: IpAddr, rate: Rate) -> Result<(), u64> {
         let interval = rate.per / rate.max.max(1);
         let burst = rate.per;
         let now = Instant::now();
@@ -23,7 +24,7 @@ impl Limiter {
         if map.len() > 100_000 {
             map.retain(|_, tat| *tat > now);
         }
-        let tat = map.entry((route.to_string(), client)).or_insert(now);
+        let tat = map.entry((route, client)).or_insert(now);
         let next = (*tat).max(now) + interval;
         if next.saturating_duration_since(now) > burst {
             let wait = next.saturating_duration_since(now) - burst;
@@ -45,10 +46,10 @@ mod tests {
         let limiter = Limiter::default();
         let ip: IpAddr = [10, 0, 0, 1].into();
         let rate = Rate::new(3, Duration::from_secs(60));
-        assert!((0..3).all(|_| limiter.check("r", ip, rate).is_ok()));
-        let wait = limiter.check("r", ip, rate).expect_err("limited");
+        assert!((0..3).all(|_| limiter.check(1, ip, rate).is_ok()));
+        let wait = limiter.check(1, ip, rate).expect_err("limited");
         assert!((1..=20).contains(&wait), "{wait}");
-        assert!(limiter.check("other", ip, rate).is_ok(), "per route");
-        assert!(limiter.check("r", [10, 0, 0, 2].into(), rate).is_ok(), "per client");
+        assert!(limiter.check(2, ip, rate).is_ok(), "per route");
+        assert!(limiter.check(1, [10, 0, 0, 2].into(), rate).is_ok(), "per client");
     }
 }

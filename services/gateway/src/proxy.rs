@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -18,9 +19,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use kit::client_ip::TrustedProxies;
 
+use crate::access_log::{AccessLog, Entry};
 use crate::edge_auth::EdgeAuth;
 use crate::limiter::Limiter;
-use crate::routes::Table;
+use crate::routes::{Route, Table};
 use crate::upstream::pick;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -47,9 +49,10 @@ pub struct Proxy {
     pub trusted: TrustedProxies,
     pub metrics: Metrics,
     pub upstream_timeout: Duration,
+    pub access: AccessLog,
 }
 
-const MAX_ATTEMPTS: usize = 3;
+const MAX_ATTEMPTS: usize = 4;
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -107,7 +110,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The request's host, lowercased, without its port (IPv6 literals keep their brackets).
-fn host_of(req: &Request<Incoming>) -> String {
+fn host_of(req: &Request<Incoming>) -> std::borrow::Cow<'_, str> {
     let raw = req
         .headers()
         .get(header::HOST)
@@ -119,8 +122,17 @@ fn host_of(req: &Request<Incoming>) -> String {
     } else {
         raw.split(':').next().unwrap_or(raw)
     };
-    host.to_ascii_lowercase()
+    if host.bytes().any(|b| b.is_ascii_uppercase()) { host.to_ascii_lowercase().into() } else { host.into() }
 }
+
+/// The request id as a header value: the client's if acceptable, else a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let id = kit::request_id::from_headers(headers);
+    HeaderValue::from_maybe_shared(Bytes::from(id.into_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+type Routed = (Response<Body>, Option<Arc<Route>>, Option<SocketAddr>);
 
 impl Proxy {
     pub async fn handle(
@@ -129,59 +141,51 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
-        let rid = kit::request_id::from_headers(req.headers());
+        let rid = request_id(req.headers());
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let (response, route, instance) = self.route(req, peer, &rid).await;
+        let uri = req.uri().clone();
+        let (mut response, route, instance) = self.route(req, peer, &rid).await;
         let status = response.status().as_u16();
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.metrics.by_class.get(usize::from(status / 100).saturating_sub(1)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::info!(
-            target: "access",
-            request_id = %rid,
-            %method,
-            path,
-            route = route.as_deref().unwrap_or("-"),
-            instance = instance.map(|i| i.to_string()).as_deref().unwrap_or("-"),
+        self.access.record(&Entry {
+            request_id: rid.to_str().unwrap_or("-"),
+            method: method.as_str(),
+            path: uri.path(),
+            route: route.as_deref().map(|r| r.name.as_str()),
+            instance,
             status,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "access"
-        );
-        let mut response = response;
-        if let Ok(v) = HeaderValue::from_str(&rid) {
-            response.headers_mut().insert(X_REQUEST_ID.clone(), v);
-        }
+            elapsed: started.elapsed(),
+        });
+        response.headers_mut().insert(X_REQUEST_ID.clone(), rid);
         Ok(response)
     }
 
-    async fn route(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        rid: &str,
-    ) -> (Response<Body>, Option<String>, Option<SocketAddr>) {
-        let host = host_of(&req);
-        let table = self.table.load();
-        let Some(route) = table.find(&host, req.uri().path()).cloned() else {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, rid: &HeaderValue) -> Routed {
+        let id = rid.to_str().unwrap_or("-");
+        let route = {
+            let host = host_of(&req);
+            let table = self.table.load();
+            table.find(&host, req.uri().path()).cloned()
+        };
+        let Some(route) = route else {
             self.metrics.unknown_host.fetch_add(1, Ordering::Relaxed);
             return (
-                problem(StatusCode::NOT_FOUND, "no-route", "No route for this host and path", None, rid),
+                problem(StatusCode::NOT_FOUND, "no-route", "No route for this host and path", None, id),
                 None,
                 None,
             );
         };
-        drop(table);
-        let name = Some(route.name.clone());
         let client = self.trusted.client_ip(peer.ip(), req.headers());
         if let Some(rate) = route.rate_limit
-            && let Err(wait) = self.limiter.check(&route.name, client, rate)
+            && let Err(wait) = self.limiter.check(route.key, client, rate)
         {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return (
-                problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", Some(wait), rid),
-                name,
+                problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", Some(wait), id),
+                Some(route),
                 None,
             );
         }
@@ -204,9 +208,9 @@ impl Proxy {
                 None => {
                     self.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
                     let mut res =
-                        problem(StatusCode::UNAUTHORIZED, "unauthorized", "Sign in required", None, rid);
+                        problem(StatusCode::UNAUTHORIZED, "unauthorized", "Sign in required", None, id);
                     res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    return (res, name, None);
+                    return (res, Some(route), None);
                 }
             }
         }
@@ -228,62 +232,69 @@ impl Proxy {
         if let Some(h) = original_host {
             parts.headers.insert(X_FORWARDED_HOST.clone(), h);
         }
-        if let Ok(v) = HeaderValue::from_str(rid) {
-            parts.headers.insert(X_REQUEST_ID.clone(), v);
-        }
-        let path_and_query = {
-            let path = route.upstream_path(parts.uri.path());
-            match parts.uri.query() {
+        parts.headers.insert(X_REQUEST_ID.clone(), rid.clone());
+        let path = route.upstream_path(parts.uri.path());
+        let path_and_query = if path.len() == parts.uri.path().len() {
+            parts.uri.path_and_query().cloned()
+        } else {
+            let pq = match parts.uri.query() {
                 Some(q) => format!("{path}?{q}"),
                 None => path.into_owned(),
-            }
+            };
+            PathAndQuery::from_maybe_shared(Bytes::from(pq.into_bytes())).ok()
         };
         let replayable = body.is_end_stream();
         let idempotent = matches!(
             parts.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
         );
+        // Headers are copied per attempt only when a second attempt is possible.
+        let may_retry = replayable && route.instances.len() > 1;
         let mut body = Some(body.boxed());
-        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
+        let mut attempts = 0;
         loop {
-            let Some(slot) = pick(&route.instances, &tried) else {
-                if tried.is_empty() {
+            let Some(slot) = pick(&route.instances, &tried[..attempts]) else {
+                if attempts == 0 {
                     self.metrics.no_healthy_instance.fetch_add(1, Ordering::Relaxed);
                     let res = problem(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no-healthy-instance",
                         "No healthy instance",
                         Some(2),
-                        rid,
+                        id,
                     );
-                    return (res, name, None);
+                    return (res, Some(route), None);
                 }
+                let last = tried[attempts - 1];
                 return (
-                    problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), rid),
-                    name,
-                    tried.last().copied(),
+                    problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), id),
+                    Some(route),
+                    Some(last),
                 );
             };
             let addr = slot.0.addr;
-            tried.push(addr);
+            tried[attempts] = addr;
+            attempts += 1;
             let this_body = if replayable { empty() } else { body.take().unwrap_or_else(empty) };
-            let Ok(uri) = Uri::builder()
-                .scheme("http")
-                .authority(addr.to_string())
-                .path_and_query(path_and_query.as_str())
-                .build()
-            else {
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(slot.0.authority.clone());
+            uri.path_and_query = path_and_query.clone();
+            let Ok(uri) = Uri::from_parts(uri) else {
                 return (
-                    problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, rid),
-                    name,
+                    problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, id),
+                    Some(route),
                     None,
                 );
             };
+            let last_chance = !may_retry || attempts == MAX_ATTEMPTS;
             let mut upstream = Request::new(this_body);
             *upstream.method_mut() = parts.method.clone();
             *upstream.uri_mut() = uri;
-            *upstream.headers_mut() = parts.headers.clone();
-            let can_retry = replayable && idempotent && tried.len() < MAX_ATTEMPTS;
+            *upstream.headers_mut() =
+                if last_chance { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
+            let can_retry = !last_chance && idempotent;
             match tokio::time::timeout(self.upstream_timeout, self.client.request(upstream)).await {
                 Ok(Ok(res)) => {
                     let status = res.status();
@@ -296,20 +307,20 @@ impl Proxy {
                     }
                     let (mut head, incoming) = res.into_parts();
                     strip_hop_by_hop(&mut head.headers);
-                    return (Response::from_parts(head, incoming.boxed()), name, Some(addr));
+                    return (Response::from_parts(head, incoming.boxed()), Some(route), Some(addr));
                 }
                 Ok(Err(error)) => {
                     if error.is_connect() {
                         slot.0.eject();
                     }
                     tracing::warn!(instance = %addr, %error, "upstream request failed");
-                    if can_retry || (error.is_connect() && replayable) {
+                    if can_retry || (error.is_connect() && !last_chance) {
                         self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     return (
-                        problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), rid),
-                        name,
+                        problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), id),
+                        Some(route),
                         Some(addr),
                     );
                 }
@@ -320,9 +331,9 @@ impl Proxy {
                             "gateway-timeout",
                             "The upstream took too long",
                             None,
-                            rid,
+                            id,
                         ),
-                        name,
+                        Some(route),
                         Some(addr),
                     );
                 }

@@ -105,6 +105,8 @@ impl HostMatch {
 #[derive(Debug)]
 pub struct Route {
     pub name: String,
+    /// A hash of the name: the rate limiter's key for the route.
+    pub key: u64,
     host: HostMatch,
     pub prefix: String,
     pub strip_prefix: bool,
@@ -228,6 +230,12 @@ impl Table {
                 return Err(format!("route {route}: path must start with /"));
             }
             routes.push(Arc::new(Route {
+                key: {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    spec.name.hash(&mut h);
+                    h.finish()
+                },
                 name: spec.name,
                 host: HostMatch::parse(spec.host.as_deref()),
                 prefix,

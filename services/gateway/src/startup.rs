@@ -17,6 +17,7 @@ use kit::server::{Server, Stop, service_router};
 use tokio::net::TcpListener;
 
 use crate::Config;
+use crate::access_log::AccessLog;
 use crate::edge_auth::EdgeAuth;
 use crate::health::{self, CheckClient};
 use crate::proxy::{Metrics, Proxy};
@@ -81,6 +82,7 @@ impl Application {
             trusted: config.common.http.trusted_proxies.clone(),
             metrics: Metrics::default(),
             upstream_timeout: config.upstream_timeout,
+            access: AccessLog::new(config.common.log_format == kit::config::LogFormat::Json),
         });
         let listener = TcpListener::bind(config.common.http.addr)
             .await
@@ -112,9 +114,21 @@ impl Application {
             }
         }
         let reloader = tokio::spawn(reload(self.config.clone(), self.proxy.clone(), self.checks.clone()));
+        let flusher = {
+            let proxy = self.proxy.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::access_log::FLUSH_EVERY);
+                loop {
+                    every.tick().await;
+                    proxy.access.flush();
+                }
+            })
+        };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
         let served = serve(self.listener, self.proxy.clone(), &self.config, stop.wait()).await;
         reloader.abort();
+        flusher.abort();
+        self.proxy.access.flush();
         for route in &self.proxy.table.load().routes {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
         }

@@ -12,6 +12,8 @@ use rand::Rng;
 #[derive(Debug)]
 pub struct Instance {
     pub addr: SocketAddr,
+    /// `addr` as a URI authority, made once rather than per request.
+    pub authority: http::uri::Authority,
     pub healthy: AtomicBool,
     pub outstanding: AtomicUsize,
     /// Milliseconds since the epoch until which passive ejection keeps it out.
@@ -34,8 +36,11 @@ fn now_ms() -> u64 {
 
 impl Instance {
     pub fn new(addr: SocketAddr) -> Arc<Self> {
+        let authority = http::uri::Authority::try_from(addr.to_string())
+            .unwrap_or_else(|_| http::uri::Authority::from_static("invalid"));
         Arc::new(Self {
             addr,
+            authority,
             healthy: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
@@ -80,17 +85,16 @@ impl Drop for InFlight {
     }
 }
 
-/// Least outstanding of two random available instances, skipping `avoid`.
+/// Least outstanding of two random available instances, skipping `avoid` (no allocation).
 pub fn pick(instances: &[Arc<Instance>], avoid: &[SocketAddr]) -> Option<InFlight> {
-    let candidates: Vec<&Arc<Instance>> =
-        instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr)).collect();
-    let chosen = match candidates.len() {
+    let candidates = || instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr));
+    let chosen = match candidates().count() {
         0 => return None,
-        1 => candidates[0],
+        1 => candidates().next()?,
         n => {
             let mut rng = rand::thread_rng();
-            let a = candidates[rng.gen_range(0..n)];
-            let b = candidates[rng.gen_range(0..n)];
+            let a = candidates().nth(rng.gen_range(0..n))?;
+            let b = candidates().nth(rng.gen_range(0..n))?;
             if b.outstanding.load(Ordering::Relaxed) < a.outstanding.load(Ordering::Relaxed) { b } else { a }
         }
     };
