@@ -19,6 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use kit::client_ip::TrustedProxies;
 
+mod upgrade;
+
 use crate::access_log::{AccessLog, Entry};
 use crate::edge_auth::EdgeAuth;
 use crate::limiter::Limiter;
@@ -59,7 +61,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
@@ -215,7 +217,11 @@ impl Proxy {
             }
         }
         let original_host = parts.headers.get(header::HOST).cloned();
+        let upgrade = upgrade::requested(&mut parts);
         strip_hop_by_hop(&mut parts.headers);
+        if let Some((protocol, _)) = &upgrade {
+            upgrade::ask(&mut parts.headers, protocol.clone());
+        }
         let forwarded_for = match (
             self.trusted.contains(peer.ip()),
             parts.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
@@ -304,6 +310,11 @@ impl Proxy {
                     {
                         self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                         continue;
+                    }
+                    if status == StatusCode::SWITCHING_PROTOCOLS
+                        && let Some((protocol, client_side)) = upgrade
+                    {
+                        return (upgrade::tunnel(res, protocol, client_side, addr), Some(route), Some(addr));
                     }
                     let (mut head, incoming) = res.into_parts();
                     strip_hop_by_hop(&mut head.headers);

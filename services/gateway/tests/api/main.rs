@@ -5,4 +5,5 @@ mod docker;
 mod edge;
 mod failover;
 mod helpers;
+mod protocols;
 mod routing;
