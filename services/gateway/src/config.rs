@@ -25,8 +25,16 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long an upstream may take to answer.
     pub upstream_timeout: Duration,
+    /// TLS termination, when `SLIPWAY_GATEWAY_TLS_DIR` names a folder of `<host>.crt`/`.key` pairs.
+    pub tls: Option<Tls>,
     /// Docker discovery, when `SLIPWAY_GATEWAY_DOCKER_SOCKET` names the engine's socket.
     pub docker: Option<crate::docker::Settings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
 }
 
 impl Config {
@@ -49,6 +57,11 @@ impl Config {
             jwt_audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
             header_timeout: r.get("HEADER_TIMEOUT", Duration::from_secs(10)),
             upstream_timeout: r.get("UPSTREAM_TIMEOUT", Duration::from_secs(30)),
+            tls: {
+                let dir = r.optional::<String>("TLS_DIR").filter(|d| !d.trim().is_empty());
+                let port = r.get("TLS_PORT", 8443u16);
+                dir.map(|d| Tls { dir: PathBuf::from(d), addr: SocketAddr::new(common.http.addr.ip(), port) })
+            },
             docker: {
                 let socket = r.optional::<String>("DOCKER_SOCKET").filter(|s| !s.trim().is_empty());
                 let network = r.optional::<String>("DOCKER_NETWORK").filter(|n| !n.trim().is_empty());

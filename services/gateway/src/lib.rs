@@ -13,9 +13,10 @@ mod limiter;
 mod proxy;
 pub mod routes;
 mod startup;
+pub mod tls;
 mod upstream;
 
-pub use config::Config;
+pub use config::{Config, Tls};
 pub use startup::Application;
 
 pub const NAME: &str = "gateway";

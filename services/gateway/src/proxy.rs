@@ -141,12 +141,13 @@ impl Proxy {
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
+        https: bool,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let rid = request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let (mut response, route, instance) = self.route(req, peer, &rid).await;
+        let (mut response, route, instance) = self.route(req, peer, https, &rid).await;
         let status = response.status().as_u16();
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.metrics.by_class.get(usize::from(status / 100).saturating_sub(1)) {
@@ -165,7 +166,13 @@ impl Proxy {
         Ok(response)
     }
 
-    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, rid: &HeaderValue) -> Routed {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        https: bool,
+        rid: &HeaderValue,
+    ) -> Routed {
         let id = rid.to_str().unwrap_or("-");
         let route = {
             let host = host_of(&req);
@@ -233,7 +240,8 @@ impl Proxy {
             parts.headers.insert(X_FORWARDED_FOR.clone(), v);
         }
         if !self.trusted.contains(peer.ip()) || !parts.headers.contains_key(&X_FORWARDED_PROTO) {
-            parts.headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+            let scheme = if https { "https" } else { "http" };
+            parts.headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
         }
         if let Some(h) = original_host {
             parts.headers.insert(X_FORWARDED_HOST.clone(), h);

@@ -12,9 +12,11 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use kit::health::Readiness;
 use kit::server::{Server, Stop, service_router};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::Config;
 use crate::access_log::AccessLog;
@@ -22,10 +24,25 @@ use crate::edge_auth::EdgeAuth;
 use crate::health::{self, CheckClient};
 use crate::proxy::{Metrics, Proxy};
 use crate::routes::{self, RouteSpec, Table};
+use crate::tls::CertDir;
+
+struct TlsListener {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    certs: Arc<CertDir>,
+}
+
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener").field("listener", &self.listener).field("certs", &self.certs).finish()
+    }
+}
 
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// The TLS listener, its acceptor and the certificates it serves.
+    tls: Option<TlsListener>,
     admin: Server,
     proxy: Arc<Proxy>,
     checks: CheckClient,
@@ -87,14 +104,30 @@ impl Application {
         let listener = TcpListener::bind(config.common.http.addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.common.http.addr))?;
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => {
+                let certs = Arc::new(CertDir::load(&t.dir).map_err(|e| anyhow::anyhow!(e))?);
+                let acceptor = crate::tls::acceptor(certs.clone())?;
+                let listener = TcpListener::bind(t.addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {} (TLS): {e}", t.addr))?;
+                Some(TlsListener { listener, acceptor, certs })
+            }
+        };
         let admin_router =
             service_router(crate::admin::router(proxy.clone()), Readiness::new(), &config.common.http);
         let admin = Server::bind(config.admin_addr, admin_router, config.common.http.shutdown_grace).await?;
-        Ok(Self { listener, admin, proxy, checks, config })
+        Ok(Self { listener, tls, admin, proxy, checks, config })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The TLS listener's port, if TLS is on.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().and_then(|t| t.listener.local_addr().ok()).map(|a| a.port())
     }
 
     pub fn admin_port(&self) -> u16 {
@@ -125,7 +158,29 @@ impl Application {
             })
         };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
-        let served = serve(self.listener, self.proxy.clone(), &self.config, stop.wait()).await;
+        let graceful = GracefulShutdown::new();
+        let timeout = self.config.header_timeout;
+        let plain = accept(self.listener, None, self.proxy.clone(), timeout, &graceful, stop.wait());
+        let secure = async {
+            if let Some(t) = self.tls {
+                let every = self.config.reload_every;
+                let certs = t.certs.clone();
+                let refresh = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        certs.refresh();
+                    }
+                });
+                accept(t.listener, Some(t.acceptor), self.proxy.clone(), timeout, &graceful, stop.wait())
+                    .await;
+                refresh.abort();
+            }
+        };
+        tokio::join!(plain, secure);
+        tracing::info!("gateway shutting down: draining connections");
+        if tokio::time::timeout(self.config.common.http.shutdown_grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!("grace period over: dropping unfinished connections");
+        }
         reloader.abort();
         flusher.abort();
         self.proxy.access.flush();
@@ -133,21 +188,27 @@ impl Application {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
         }
         admin.await??;
-        served
+        Ok(())
     }
 }
 
-/// Accepts until `stopped`, then lets open connections finish within the grace period.
-async fn serve(
+/// Accepts connections (through TLS if `tls`) until `stopped`; each is watched by `graceful`
+/// so shutdown lets it finish.
+async fn accept(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
-    config: &Config,
+    header_timeout: std::time::Duration,
+    graceful: &GracefulShutdown,
     stopped: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let builder = Arc::new(builder);
+    let https = tls.is_some();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, https, "gateway listening");
+    }
     tokio::pin!(stopped);
     loop {
         let (stream, peer): (_, SocketAddr) = tokio::select! {
@@ -158,25 +219,45 @@ async fn serve(
                     continue;
                 }
             },
-            () = &mut stopped => break,
+            () = &mut stopped => return,
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
-        let service = service_fn(move |req| proxy.clone().handle(req, peer));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let service = service_fn(move |req| proxy.clone().handle(req, peer, https));
+        let builder = builder.clone();
+        let graceful = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
+            let result = match tls {
+                None => {
+                    graceful
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(error)) => return tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    graceful
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });
     }
-    drop(listener);
-    tracing::info!("gateway shutting down: draining connections");
-    if tokio::time::timeout(config.common.http.shutdown_grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("grace period over: dropping unfinished connections");
-    }
-    Ok(())
 }
 
 fn modified(config: &Config) -> Option<SystemTime> {

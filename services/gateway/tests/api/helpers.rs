@@ -95,6 +95,8 @@ pub fn route(name: &str, extra: &str, instances: &[SocketAddr]) -> String {
 pub struct Gateway {
     pub base: String,
     pub admin: String,
+    /// The TLS listener, when the test turned TLS on.
+    pub tls: Option<SocketAddr>,
     pub routes_file: PathBuf,
     pub client: reqwest::Client,
     _stop: oneshot::Sender<()>,
@@ -115,11 +117,12 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)]) -> Gateway {
     let app = gateway::Application::build(config).await.expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let tls = app.tls_port().map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    Gateway { base, admin, routes_file, client: reqwest::Client::new(), _stop: stop }
+    Gateway { base, admin, tls, routes_file, client: reqwest::Client::new(), _stop: stop }
 }
 
 impl Gateway {

@@ -7,3 +7,4 @@ mod failover;
 mod helpers;
 mod protocols;
 mod routing;
+mod tls;
