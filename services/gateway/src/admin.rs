@@ -1,5 +1,5 @@
-//! The admin listener (its own port, never public): routes and instances as JSON, Prometheus
-//! metrics, and the gateway's own health.
+//! The admin listener (its own port, never public): an HTML page and JSON of the routes and
+//! instances, Prometheus metrics, and the gateway's own health.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -13,8 +13,14 @@ use serde_json::json;
 
 use crate::proxy::Proxy;
 
+mod page;
+
 pub fn router(proxy: Arc<Proxy>) -> Router {
-    Router::new().route("/routes", get(routes)).route("/metrics", get(metrics)).with_state(proxy)
+    Router::new()
+        .route("/", get(page::page))
+        .route("/routes", get(routes))
+        .route("/metrics", get(metrics))
+        .with_state(proxy)
 }
 
 async fn routes(State(p): State<Arc<Proxy>>) -> Json<serde_json::Value> {

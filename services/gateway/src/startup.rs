@@ -192,6 +192,10 @@ impl Application {
     }
 }
 
+/// A client connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Accepts connections (through TLS if `tls`) until `stopped`; each is watched by `graceful`
 /// so shutdown lets it finish.
 async fn accept(
@@ -228,31 +232,16 @@ async fn accept(
         let graceful = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    graceful
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
-                Some(acceptor) => {
-                    let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(error)) => return tracing::debug!(%error, %peer, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    graceful
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(error)) => return tracing::debug!(%error, %peer, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+            let result = graceful.watch(conn).await;
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }

@@ -58,6 +58,12 @@ async fn an_unknown_host_is_a_404_and_a_route_with_no_healthy_instance_a_503_bot
     assert!(metrics.contains("gateway_unknown_route_total 1"), "{metrics}");
     assert!(metrics.contains("gateway_no_healthy_instance_total 1"), "{metrics}");
     assert_eq!(dead.hits(), 0);
+
+    let page = gw.client.get(format!("{}/", gw.admin)).send().await.expect("admin page");
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let page = page.text().await.expect("html");
+    assert!(page.contains("<h2>only</h2>") && page.contains(&dead.addr.to_string()), "{page}");
+    assert!(page.contains("unhealthy") && page.contains("1 no healthy instance"), "{page}");
 }
 
 #[tokio::test]
