@@ -12,6 +12,8 @@ use tokio::process::{Child, Command};
 use super::results_path;
 
 const DURATION: &str = "10s";
+/// Interleaved rounds per proxy; figures are medians.
+const ROUNDS: usize = 3;
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -152,13 +154,29 @@ pub async fn run() -> anyhow::Result<()> {
     let _gateway =
         spawn(&format!("{target}/release/gateway"), &[], &gateway_env, &dir.join("gateway-access.log"))?;
 
-    let mut rows = Vec::new();
-    for (name, port) in [("nginx", ngx), ("haproxy", hap), ("gateway", gw)] {
-        let url = format!("http://127.0.0.1:{port}/");
-        wait_for(&url).await?;
-        eprintln!("bench: wrk -t1 -c64 -d{DURATION} against {name}");
-        rows.push((name, wrk(&url).await?));
+    // Rounds interleave the three proxies so drift in the machine's speed hits each alike;
+    // each figure is the median of its rounds.
+    let mut runs: Vec<(&str, Vec<(f64, f64)>)> =
+        vec![("nginx", vec![]), ("haproxy", vec![]), ("gateway", vec![])];
+    for port in [ngx, hap, gw] {
+        wait_for(&format!("http://127.0.0.1:{port}/")).await?;
     }
+    for round in 1..=ROUNDS {
+        for ((name, results), port) in runs.iter_mut().zip([ngx, hap, gw]) {
+            eprintln!("bench: round {round}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {name}");
+            results.push(wrk(&format!("http://127.0.0.1:{port}/")).await?);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let rows: Vec<(&str, (f64, f64))> = runs
+        .into_iter()
+        .map(|(name, r)| {
+            (name, (median(r.iter().map(|x| x.0).collect()), median(r.iter().map(|x| x.1).collect())))
+        })
+        .collect();
     let get = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or((f64::NAN, f64::NAN));
     let ((nr, np), (hr, hp), (gr, gp)) = (get("nginx"), get("haproxy"), get("gateway"));
     let access_lines =
@@ -167,6 +185,7 @@ pub async fn run() -> anyhow::Result<()> {
         "nginx": { "rps": nr, "p99_ms": np },
         "haproxy": { "rps": hr, "p99_ms": hp },
         "gateway": { "rps": gr, "p99_ms": gp, "access_log_lines": access_lines },
+        "rounds": ROUNDS,
         "gateway_vs_nginx": { "throughput": gr / nr, "p99": gp / np },
         "gateway_vs_haproxy": { "throughput": gr / hr, "p99": gp / hp },
         "bar": "throughput >= 0.8 x nginx, p99 <= 1.25 x nginx",
