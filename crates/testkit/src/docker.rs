@@ -127,6 +127,16 @@ impl Container {
 
     /// A busybox httpd on `port` serving its own hostname at `/`, with `labels`.
     pub async fn web(port: u16, labels: &[&str]) -> Self {
+        Self::start_web(labels, format!("exec httpd -f -p {port} -h /www")).await
+    }
+
+    /// Like [`Container::web`], but SIGTERM is ignored (PID 1 is a shell that traps it), so
+    /// `docker stop` leaves it serving until its timeout.
+    pub async fn stubborn_web(port: u16, labels: &[&str]) -> Self {
+        Self::start_web(labels, format!("trap '' TERM; httpd -f -p {port} -h /www & wait")).await
+    }
+
+    async fn start_web(labels: &[&str], serve: String) -> Self {
         let mut args: Vec<String> = Vec::new();
         for l in labels {
             args.push("--label".into());
@@ -136,7 +146,7 @@ impl Container {
         args.extend([
             "sh".into(),
             "-c".into(),
-            format!("mkdir /www && hostname > /www/index.html && exec httpd -f -p {port} -h /www"),
+            format!("mkdir /www && hostname > /www/index.html && {serve}"),
         ]);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         Self::run(&refs).await

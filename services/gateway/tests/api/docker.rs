@@ -57,6 +57,27 @@ async fn docker_discovery_adds_started_containers_drops_killed_ones_and_follows_
     .await;
     assert_eq!(gw.instances(&format!("whoami-{run}")).await, 2, "one route for the compose service");
 
+    // `docker stop` on a container that ignores SIGTERM (it keeps serving until the 30 s
+    // timeout): the gateway drains it at the stop, while it still runs, not when it dies.
+    let stubborn = Container::stubborn_web(8000, &labels).await;
+    eventually(WAIT, "the third instance to join", async || {
+        gw.instances(&format!("whoami-{run}")).await == 3
+    })
+    .await;
+    let stopping = stubborn.id.clone();
+    let stop = tokio::spawn(async move { docker::docker(&["stop", "-t", "30", &stopping]).await });
+    eventually(WAIT, "the stopping container to leave the route", async || {
+        gw.instances(&format!("whoami-{run}")).await == 2
+    })
+    .await;
+    assert_eq!(
+        docker::docker(&["inspect", "-f", "{{.State.Running}}", &stubborn.id]).await,
+        "true",
+        "drained while it still runs"
+    );
+    docker::docker(&["kill", &stubborn.id]).await;
+    stop.await.expect("docker stop returns");
+
     docker::docker(&["kill", &first.id]).await;
     eventually(WAIT, "the killed container to leave the route", async || {
         gw.instances(&format!("whoami-{run}")).await == 1
