@@ -13,7 +13,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,7 +27,8 @@ use crate::limiter::Limiter;
 use crate::routes::{Route, Table};
 use crate::upstream::pick;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+/// Bodies both ways: what a body can fail with includes going over the size limit.
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -52,6 +53,30 @@ pub struct Proxy {
     pub metrics: Metrics,
     pub upstream_timeout: Duration,
     pub access: AccessLog,
+    /// Largest request body accepted, in bytes (0: no limit).
+    pub body_limit: usize,
+    pub retry_budget: RetryBudget,
+}
+
+/// Retries after a 502/503 answer are allowed while they stay under a fifth of all requests
+/// (plus a few to start with), so a failing fleet is not hit with a retry storm. Retries after
+/// a failed connection are not counted against it: nothing reached the instance.
+#[derive(Debug, Default)]
+pub struct RetryBudget {
+    spent: AtomicU64,
+}
+
+impl RetryBudget {
+    const RATIO: u64 = 5;
+    const MIN: u64 = 10;
+
+    pub fn allow(&self, metrics: &Metrics) -> bool {
+        let requests = metrics.requests.load(Ordering::Relaxed);
+        let allowed = requests / Self::RATIO + Self::MIN;
+        self.spent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| (s < allowed).then_some(s + 1))
+            .is_ok()
+    }
 }
 
 const MAX_ATTEMPTS: usize = 4;
@@ -198,6 +223,22 @@ impl Proxy {
                 None,
             );
         }
+        let too_big = self.body_limit > 0
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .is_some_and(|n| n > self.body_limit as u64);
+        if too_big {
+            let res = problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The request body is too large",
+                None,
+                id,
+            );
+            return (res, Some(route), None);
+        }
         let (mut parts, body) = req.into_parts();
         parts.headers.remove(&X_USER_ID);
         if route.protected {
@@ -264,11 +305,16 @@ impl Proxy {
         );
         // Headers are copied per attempt only when a second attempt is possible.
         let may_retry = replayable && route.instances.len() > 1;
-        let mut body = Some(body.boxed());
+        let limit = self.body_limit;
+        let mut body = Some(if limit == 0 {
+            body.map_err(Into::into).boxed()
+        } else {
+            Limited::new(body, limit).boxed()
+        });
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
         let mut attempts = 0;
         loop {
-            let Some(slot) = pick(&route.instances, &tried[..attempts]) else {
+            let Some(slot) = pick(&route, &tried[..attempts]) else {
                 if attempts == 0 {
                     self.metrics.no_healthy_instance.fetch_add(1, Ordering::Relaxed);
                     let res = problem(
@@ -315,6 +361,7 @@ impl Proxy {
                     slot.0.answered(status.as_u16());
                     if can_retry
                         && matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
+                        && self.retry_budget.allow(&self.metrics)
                     {
                         self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -326,7 +373,11 @@ impl Proxy {
                     }
                     let (mut head, incoming) = res.into_parts();
                     strip_hop_by_hop(&mut head.headers);
-                    return (Response::from_parts(head, incoming.boxed()), Some(route), Some(addr));
+                    return (
+                        Response::from_parts(head, incoming.map_err(Into::into).boxed()),
+                        Some(route),
+                        Some(addr),
+                    );
                 }
                 Ok(Err(error)) => {
                     if error.is_connect() {
@@ -358,5 +409,18 @@ impl Proxy {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_budget_allows_a_few_then_a_fifth_of_requests() {
+        let (budget, metrics) = (RetryBudget::default(), Metrics::default());
+        assert_eq!((0..20).filter(|_| budget.allow(&metrics)).count(), 10, "a few to start with");
+        metrics.requests.store(100, Ordering::Relaxed);
+        assert_eq!((0..40).filter(|_| budget.allow(&metrics)).count(), 20, "then 20% of requests");
     }
 }

@@ -38,6 +38,9 @@ pub struct RouteSpec {
     pub protected: bool,
     #[serde(default)]
     pub rate_limit: Option<String>,
+    /// `least_outstanding` (the default: power of two choices) or `round_robin`.
+    #[serde(default)]
+    pub balance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -114,6 +117,16 @@ pub struct Route {
     pub health: Health,
     pub protected: bool,
     pub rate_limit: Option<Rate>,
+    pub balance: Balance,
+    /// Round robin's position.
+    pub cursor: std::sync::atomic::AtomicUsize,
+}
+
+/// How a route spreads requests over its available instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    LeastOutstanding,
+    RoundRobin,
 }
 
 impl Route {
@@ -172,7 +185,10 @@ impl Table {
                 (
                     r.name.clone(),
                     r.instances.iter().map(|i| i.addr).collect(),
-                    format!("{:?}{}{:?}{:?}{}", r.host, r.prefix, r.health, r.rate_limit, r.protected),
+                    format!(
+                        "{:?}{}{:?}{:?}{}{:?}",
+                        r.host, r.prefix, r.health, r.rate_limit, r.protected, r.balance
+                    ),
                 )
             })
             .collect()
@@ -225,6 +241,15 @@ impl Table {
                     }
                 }
             }
+            let balance = match spec.balance.as_deref() {
+                None | Some("least_outstanding") => Balance::LeastOutstanding,
+                Some("round_robin") => Balance::RoundRobin,
+                Some(other) => {
+                    return Err(format!(
+                        "route {route}: balance: expected least_outstanding or round_robin, not {other:?}"
+                    ));
+                }
+            };
             let prefix = spec.path.unwrap_or_else(|| "/".into());
             if !prefix.starts_with('/') {
                 return Err(format!("route {route}: path must start with /"));
@@ -244,6 +269,8 @@ impl Table {
                 health,
                 protected: spec.protected,
                 rate_limit,
+                balance,
+                cursor: Default::default(),
             }));
         }
         routes.sort_by_key(|r| (r.host.rank(), usize::MAX - r.prefix.len()));

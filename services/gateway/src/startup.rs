@@ -100,6 +100,8 @@ impl Application {
             metrics: Metrics::default(),
             upstream_timeout: config.upstream_timeout,
             access: AccessLog::new(config.common.log_format == kit::config::LogFormat::Json),
+            body_limit: config.common.http.body_limit,
+            retry_budget: Default::default(),
         });
         let listener = TcpListener::bind(config.common.http.addr)
             .await

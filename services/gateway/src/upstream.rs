@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 
+use crate::routes::{Balance, Route};
+
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.
 #[derive(Debug)]
 pub struct Instance {
@@ -85,12 +87,16 @@ impl Drop for InFlight {
     }
 }
 
-/// Least outstanding of two random available instances, skipping `avoid` (no allocation).
-pub fn pick(instances: &[Arc<Instance>], avoid: &[SocketAddr]) -> Option<InFlight> {
-    let candidates = || instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr));
+/// An available instance of the route, skipping `avoid` (no allocation): the next in turn for
+/// round robin, else the least outstanding of two at random.
+pub fn pick(route: &Route, avoid: &[SocketAddr]) -> Option<InFlight> {
+    let candidates = || route.instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr));
     let chosen = match candidates().count() {
         0 => return None,
         1 => candidates().next()?,
+        n if route.balance == Balance::RoundRobin => {
+            candidates().nth(route.cursor.fetch_add(1, Ordering::Relaxed) % n)?
+        }
         n => {
             let mut rng = rand::thread_rng();
             let a = candidates().nth(rng.gen_range(0..n))?;

@@ -17,6 +17,7 @@ pub const STRIP_PREFIX: &str = "slipway.strip_prefix";
 pub const PROTECTED: &str = "slipway.protected";
 pub const RATE_LIMIT: &str = "slipway.rate_limit";
 pub const ENABLE: &str = "slipway.enable";
+pub const BALANCE: &str = "slipway.balance";
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
 
@@ -81,6 +82,7 @@ pub fn specs(c: &ContainerInspectResponse, network: Option<&str>) -> Result<Opti
                 health: health.clone(),
                 protected: flag(PROTECTED),
                 rate_limit: label(RATE_LIMIT).map(str::to_string),
+                balance: label(BALANCE).map(str::to_string),
             })
             .collect(),
     ))

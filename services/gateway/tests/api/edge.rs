@@ -101,3 +101,17 @@ async fn a_protected_route_rejects_bad_tokens_and_forwards_the_user_id_of_a_good
     let seen: Value = good.json().await.expect("json");
     assert_eq!(seen["headers"]["x-user-id"], user.to_string(), "the verified user, not the forged header");
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413_before_reaching_the_instance() {
+    let app = Backend::start("app").await;
+    let gw = spawn_gateway(&route("app", "", &[app.addr]), &[("SLIPWAY_BODY_LIMIT", "1024")]).await;
+    eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
+    let post = |size: usize| gw.client.post(format!("{}/upload", gw.base)).body(vec![b'x'; size]).send();
+    let big = post(4096).await.expect("answer");
+    assert_eq!(big.status(), 413);
+    assert_eq!(big.headers()["content-type"], "application/problem+json");
+    assert_eq!(app.hits(), 0, "the instance never saw it");
+    assert_eq!(post(512).await.expect("answer").status(), 200, "under the limit passes");
+    assert_eq!(app.hits(), 1);
+}

@@ -111,3 +111,18 @@ async fn a_routes_file_change_reroutes_new_requests_and_lets_in_flight_ones_fini
     .await;
     assert_eq!(gw.who("x", "/").await, Ok("green".into()), "a broken file keeps the current routes");
 }
+
+#[tokio::test]
+async fn round_robin_gives_each_instance_its_turn() {
+    let backends = [Backend::start("a").await, Backend::start("b").await, Backend::start("c").await];
+    let addrs: Vec<_> = backends.iter().map(|b| b.addr).collect();
+    let gw = spawn_gateway(&route("rr", "balance = \"round_robin\"", &addrs), &[]).await;
+    for b in &backends {
+        eventually(SOON, "every instance in rotation", async || gw.healthy(b.addr).await).await;
+    }
+    for _ in 0..30 {
+        assert!(gw.who("x", "/").await.is_ok());
+    }
+    let hits: Vec<usize> = backends.iter().map(Backend::hits).collect();
+    assert_eq!(hits, vec![10, 10, 10], "even turns");
+}
