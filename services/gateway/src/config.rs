@@ -23,6 +23,8 @@ pub struct Config {
     pub jwt_audience: String,
     /// Time allowed to read a request's headers (slowloris).
     pub header_timeout: Duration,
+    /// How long a client connection may move no byte either way before it is closed.
+    pub idle_timeout: Duration,
     /// How long an upstream may take to answer.
     pub upstream_timeout: Duration,
     /// TLS termination, when `SLIPWAY_GATEWAY_TLS_DIR` names a folder of `<host>.crt`/`.key` pairs.
@@ -57,6 +59,7 @@ impl Config {
             jwt_audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
             header_timeout: r.get("HEADER_TIMEOUT", Duration::from_secs(10)),
             upstream_timeout: r.get("UPSTREAM_TIMEOUT", Duration::from_secs(30)),
+            idle_timeout: r.get("IDLE_TIMEOUT", Duration::from_secs(60)),
             tls: {
                 let dir = r.optional::<String>("TLS_DIR").filter(|d| !d.trim().is_empty());
                 let port = r.get("TLS_PORT", 8443u16);

@@ -9,6 +9,7 @@ mod config;
 mod docker;
 mod edge_auth;
 mod health;
+mod idle;
 mod limiter;
 mod proxy;
 pub mod routes;

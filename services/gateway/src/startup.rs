@@ -22,6 +22,7 @@ use crate::Config;
 use crate::access_log::AccessLog;
 use crate::edge_auth::EdgeAuth;
 use crate::health::{self, CheckClient};
+use crate::idle::Idle;
 use crate::proxy::{Metrics, Proxy};
 use crate::routes::{self, RouteSpec, Table};
 use crate::tls::CertDir;
@@ -161,7 +162,7 @@ impl Application {
         };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
         let graceful = GracefulShutdown::new();
-        let timeout = self.config.header_timeout;
+        let timeout = (self.config.header_timeout, self.config.idle_timeout);
         let plain = accept(self.listener, None, self.proxy.clone(), timeout, &graceful, stop.wait());
         let secure = async {
             if let Some(t) = self.tls {
@@ -204,7 +205,7 @@ async fn accept(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
-    header_timeout: std::time::Duration,
+    (header_timeout, idle_timeout): (std::time::Duration, std::time::Duration),
     graceful: &GracefulShutdown,
     stopped: impl Future<Output = ()>,
 ) {
@@ -234,6 +235,7 @@ async fn accept(
         let graceful = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let stream = Idle::new(stream, idle_timeout);
             let io: Box<dyn Io> = match tls {
                 None => Box::new(stream),
                 Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {

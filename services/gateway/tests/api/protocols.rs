@@ -100,3 +100,31 @@ async fn a_client_speaking_http2_is_served() {
     let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!((json["backend"].as_str(), json["path"].as_str()), (Some("app"), Some("/hello")));
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_dribbles_headers_or_goes_quiet_is_closed() {
+    let app = Backend::start("app").await;
+    let gw = spawn_gateway(
+        &route("app", "", &[app.addr]),
+        &[("SLIPWAY_GATEWAY_HEADER_TIMEOUT", "300ms"), ("SLIPWAY_GATEWAY_IDLE_TIMEOUT", "500ms")],
+    )
+    .await;
+    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    for opening in ["", "GET / HTTP/1.1\r\nhost: x\r\n"] {
+        let mut stream = TcpStream::connect(gateway).await.expect("connect");
+        stream.write_all(opening.as_bytes()).await.expect("write");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(SOON, stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the gateway closed a connection that opened with {opening:?}");
+    }
+    // Idle between requests: a kept-alive connection that goes quiet is closed too.
+    let mut stream = TcpStream::connect(gateway).await.expect("connect");
+    eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("request");
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(SOON, stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle kept-alive connection is closed");
+}
