@@ -15,8 +15,6 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Body as _, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use kit::client_ip::TrustedProxies;
 
 mod upgrade;
@@ -25,7 +23,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::edge_auth::EdgeAuth;
 use crate::limiter::Limiter;
 use crate::routes::{Route, Table};
-use crate::upstream::pick;
+use crate::upstream::{SendError, pick};
 
 /// Bodies both ways: what a body can fail with includes going over the size limit.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -46,7 +44,6 @@ pub struct Metrics {
 #[derive(Debug)]
 pub struct Proxy {
     pub table: ArcSwap<Table>,
-    pub client: Client<HttpConnector, Body>,
     pub limiter: Limiter,
     pub edge: EdgeAuth,
     pub trusted: TrustedProxies,
@@ -264,6 +261,13 @@ impl Proxy {
                 }
             }
         }
+        // An HTTP/2 client names the site in the URI, not in a Host header.
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(header::HOST, host);
+        }
         let original_host = parts.headers.get(header::HOST).cloned();
         let upgrade = upgrade::requested(&mut parts);
         strip_hop_by_hop(&mut parts.headers);
@@ -337,10 +341,9 @@ impl Proxy {
             tried[attempts] = addr;
             attempts += 1;
             let this_body = if replayable { empty() } else { body.take().unwrap_or_else(empty) };
+            // Origin form (`/path?query`) on the wire; the Host header says which site.
             let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(http::uri::Scheme::HTTP);
-            uri.authority = Some(slot.0.authority.clone());
-            uri.path_and_query = path_and_query.clone();
+            uri.path_and_query = path_and_query.clone().or(Some(PathAndQuery::from_static("/")));
             let Ok(uri) = Uri::from_parts(uri) else {
                 return (
                     problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, id),
@@ -355,7 +358,7 @@ impl Proxy {
             *upstream.headers_mut() =
                 if last_chance { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
             let can_retry = !last_chance && idempotent;
-            match tokio::time::timeout(self.upstream_timeout, self.client.request(upstream)).await {
+            match tokio::time::timeout(self.upstream_timeout, slot.0.pool.send(addr, upstream)).await {
                 Ok(Ok(res)) => {
                     let status = res.status();
                     slot.0.answered(status.as_u16());
@@ -380,11 +383,12 @@ impl Proxy {
                     );
                 }
                 Ok(Err(error)) => {
-                    if error.is_connect() {
+                    let unsent = matches!(error, SendError::Connect(_));
+                    if unsent {
                         slot.0.eject();
                     }
                     tracing::warn!(instance = %addr, %error, "upstream request failed");
-                    if can_retry || (error.is_connect() && !last_chance) {
+                    if can_retry || (unsent && !last_chance) {
                         self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }

@@ -84,17 +84,10 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (file, _) = read_file(&config)?;
         let table = build_table(&file, &[], &Table::default())?;
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(connector);
         let checks: CheckClient =
             Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
         let proxy = Arc::new(Proxy {
             table: ArcSwap::from_pointee(table),
-            client,
             limiter: Default::default(),
             edge: EdgeAuth::new(&config.jwks_url, &config.jwt_issuer, &config.jwt_audience),
             trusted: config.common.http.trusted_proxies.clone(),

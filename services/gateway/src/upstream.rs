@@ -8,14 +8,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 
+mod pool;
+
+pub use pool::{Pool, SendError};
+
 use crate::routes::{Balance, Route};
 
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.
 #[derive(Debug)]
 pub struct Instance {
     pub addr: SocketAddr,
-    /// `addr` as a URI authority, made once rather than per request.
-    pub authority: http::uri::Authority,
     pub healthy: AtomicBool,
     pub outstanding: AtomicUsize,
     /// Milliseconds since the epoch until which passive ejection keeps it out.
@@ -25,6 +27,8 @@ pub struct Instance {
     pub errors: AtomicU64,
     /// Set when the instance leaves the routes: its health checker stops.
     pub retired: AtomicBool,
+    /// Connections to it.
+    pub pool: Pool,
 }
 
 /// Consecutive 5xx answers that eject an instance.
@@ -38,11 +42,8 @@ fn now_ms() -> u64 {
 
 impl Instance {
     pub fn new(addr: SocketAddr) -> Arc<Self> {
-        let authority = http::uri::Authority::try_from(addr.to_string())
-            .unwrap_or_else(|_| http::uri::Authority::from_static("invalid"));
         Arc::new(Self {
             addr,
-            authority,
             healthy: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
@@ -50,6 +51,7 @@ impl Instance {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            pool: Pool::default(),
         })
     }
 
