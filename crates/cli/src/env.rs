@@ -1,6 +1,10 @@
-//! `slipway env check`.
+//! `slipway env check` and `slipway env secrets`.
+
+use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Subcommand;
+use rand::RngCore;
 
 use crate::{Context, Failure, registry};
 
@@ -8,10 +12,51 @@ use crate::{Context, Failure, registry};
 pub enum Command {
     /// Load every service's configuration and print every problem.
     Check,
+    /// Write a `secrets.env` with fresh random development secrets (never overwrites one).
+    Secrets {
+        /// The folder to write it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// The secrets a development stack needs, each made of 32 random bytes from the OS.
+const GENERATED: [&str; 2] = ["SLIPWAY_AUTH_TOKEN_KEY", "SLIPWAY_WEB_COOKIE_KEY"];
+
+fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
+    let path = dir.join("secrets.env");
+    let mut lines = String::from(
+        "# Development secrets made by `slipway env secrets`. Git ignores this file; never commit it.\n\
+         # Staging and production take real secrets as *_FILE variables naming Docker secrets.\n",
+    );
+    for key in GENERATED {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        lines.push_str(&format!("{key}={hex}\n"));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = match options.open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Failure::Refused(format!(
+                "{} already exists; it is kept as it is (delete it to make new secrets)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot create {}: {e}", path.display()).into()),
+    };
+    file.write_all(lines.as_bytes()).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    println!("wrote {} with {}", path.display(), GENERATED.join(", "));
+    Ok(())
 }
 
 pub fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
-    let Command::Check = cmd;
+    if let Command::Secrets { dir } = cmd {
+        return secrets(&dir);
+    }
     let sources = ctx.sources();
     println!("environment: {}", sources.environment());
     let mut problems = Vec::new();

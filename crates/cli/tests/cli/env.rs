@@ -24,3 +24,47 @@ fn env_check_passes_a_good_dev_configuration() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("auth: ok"));
 }
+
+#[test]
+fn env_secrets_writes_fresh_private_secrets_once_and_never_overwrites_them() {
+    let dirs: Vec<_> = (0..2)
+        .map(|_| {
+            let d = std::env::temp_dir().join(format!("slipway-secrets-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&d).expect("dir");
+            d
+        })
+        .collect();
+    let values: Vec<Vec<(String, String)>> = dirs
+        .iter()
+        .map(|d| {
+            let out = run(&[], &["env", "secrets", "--dir", d.to_str().expect("utf-8")]);
+            assert!(out.status.success(), "{}", text(&out));
+            let path = d.join("secrets.env");
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&path).expect("file").permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600, "only its owner may read it");
+            std::fs::read_to_string(&path)
+                .expect("read")
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect()
+        })
+        .collect();
+    let keys: Vec<&str> = values[0].iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["SLIPWAY_AUTH_TOKEN_KEY", "SLIPWAY_WEB_COOKIE_KEY"]);
+    for (_, v) in values.iter().flatten() {
+        assert!(v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()), "{v}");
+    }
+    assert_ne!(values[0], values[1], "every run makes new values");
+
+    let before = std::fs::read(dirs[0].join("secrets.env")).expect("read");
+    let again = run(&[], &["env", "secrets", "--dir", dirs[0].to_str().expect("utf-8")]);
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+    assert_eq!(std::fs::read(dirs[0].join("secrets.env")).expect("read"), before, "kept as it was");
+    dirs.iter().for_each(|d| {
+        let _ = std::fs::remove_dir_all(d);
+    });
+}
