@@ -19,16 +19,36 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn(program: &str, args: &[&str], envs: &[(&str, String)], log: &Path) -> anyhow::Result<Child> {
+/// A server started in its own process group; dropping it stops the whole group, so nginx's
+/// workers do not outlive their master.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
+    }
+}
+
+fn spawn(
+    core: &str,
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+    log: &Path,
+) -> anyhow::Result<Server> {
     let out = std::fs::File::create(log)?;
     Command::new("taskset")
-        .args(["-c", "0", program])
+        .args(["-c", core, program])
         .args(args)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(out)
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
+        .map(Server)
         .map_err(|e| anyhow::anyhow!("cannot start {program}: {e} (apt-get install nginx-light haproxy wrk)"))
 }
 
@@ -118,29 +138,23 @@ pub async fn run() -> anyhow::Result<()> {
         ),
     )?;
 
-    let _upstream = Command::new("taskset")
-        .args([
-            "-c",
-            "1",
-            "nginx",
-            "-p",
-            &d.to_string(),
-            "-c",
-            &format!("{d}/upstream.conf"),
-            "-g",
-            "daemon off;",
-        ])
-        .kill_on_drop(true)
-        .spawn()?;
+    let _upstream = spawn(
+        "1",
+        "nginx",
+        &["-p", &d.to_string(), "-c", &format!("{d}/upstream.conf"), "-g", "daemon off;"],
+        &[],
+        &dir.join("upstream.out"),
+    )?;
     wait_for(&format!("http://127.0.0.1:{up}/")).await?;
     let _nginx = spawn(
+        "0",
         "nginx",
         &["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"],
         &[],
         &dir.join("nginx.out"),
     )?;
     let _haproxy =
-        spawn("haproxy", &["-f", &format!("{d}/haproxy.cfg"), "-db"], &[], &dir.join("haproxy.out"))?;
+        spawn("0", "haproxy", &["-f", &format!("{d}/haproxy.cfg"), "-db"], &[], &dir.join("haproxy.out"))?;
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let gateway_env = vec![
         ("SLIPWAY_ENV", "prod".to_string()),
@@ -152,7 +166,7 @@ pub async fn run() -> anyhow::Result<()> {
         ("TOKIO_WORKER_THREADS", "1".to_string()),
     ];
     let _gateway =
-        spawn(&format!("{target}/release/gateway"), &[], &gateway_env, &dir.join("gateway-access.log"))?;
+        spawn("0", &format!("{target}/release/gateway"), &[], &gateway_env, &dir.join("gateway-access.log"))?;
 
     // Rounds interleave the three proxies so drift in the machine's speed hits each alike;
     // each figure is the median of its rounds.
