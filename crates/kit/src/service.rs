@@ -27,9 +27,13 @@ pub trait Service: Sized + Send + 'static {
     fn load(sources: &Sources) -> Result<Self, ConfigErrors>;
     fn common(&self) -> &Common;
     /// The service's database, if it has one (for `slipway migrate` and `db reset`).
-    fn db(&self) -> Option<&DbConfig>;
+    fn db(&self) -> Option<&DbConfig> {
+        None
+    }
     /// The schemas the service migrates at start, in order (the bus's before its own).
-    fn migrations() -> Vec<Migrations>;
+    fn migrations() -> Vec<Migrations> {
+        Vec::new()
+    }
     /// Where the `healthcheck` subcommand probes `/readyz`: the HTTP listener by default.
     fn probe_addr(&self) -> SocketAddr {
         self.common().http.addr

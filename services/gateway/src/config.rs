@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kit::config::{Common, ConfigErrors, DbConfig, Sources};
-use kit::migrate::Migrations;
+use kit::config::{Common, ConfigErrors, Sources};
 use kit::service::{Service, Shutdown};
 
 #[derive(Debug, Clone)]
@@ -87,14 +86,6 @@ impl Service for Config {
 
     fn common(&self) -> &Common {
         &self.common
-    }
-
-    fn db(&self) -> Option<&DbConfig> {
-        None
-    }
-
-    fn migrations() -> Vec<Migrations> {
-        Vec::new()
     }
 
     /// The proxy answers for the routes; the gateway's own health is on the admin listener.

@@ -14,7 +14,7 @@ use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
-use crate::routes::{RouteSpec, merge};
+use crate::routes::{RouteSpec, Table, merge};
 
 /// Where and how to watch Docker.
 #[derive(Debug, Clone)]
@@ -163,7 +163,14 @@ impl Watcher<'_> {
             }
             Err(e) => return Err(e),
         };
-        match labels::specs(&container, self.settings.network.as_deref()) {
+        // Checked here, once per change, so a bad label is reported once and never reaches the table.
+        let checked = labels::specs(&container, self.settings.network.as_deref()).and_then(|specs| {
+            if let Some(specs) = &specs {
+                Table::build(specs.clone(), &Table::default())?;
+            }
+            Ok(specs)
+        });
+        match checked {
             Ok(Some(specs)) => {
                 self.containers.insert(id.to_string(), specs);
             }

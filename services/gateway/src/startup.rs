@@ -63,21 +63,10 @@ fn read_file(config: &Config) -> anyhow::Result<(Vec<RouteSpec>, Option<SystemTi
     Ok((routes::parse_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?, modified))
 }
 
-/// The table for the file's routes plus Docker's. A bad file route fails the whole build (the
-/// current table stays); a bad Docker route is logged and left out.
+/// The table for the file's routes plus Docker's (already checked by the watcher). A bad file
+/// route fails the whole build: the current table stays.
 fn build_table(file: &[RouteSpec], docker: &[RouteSpec], previous: &Table) -> anyhow::Result<Table> {
-    let table = Table::build(file.to_vec(), previous).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut accepted = Vec::new();
-    for spec in docker {
-        match Table::build(routes::merge(file.to_vec(), vec![spec.clone()]), previous) {
-            Ok(_) => accepted.push(spec.clone()),
-            Err(problem) => tracing::warn!(route = spec.name, problem, "docker route left out"),
-        }
-    }
-    if accepted.is_empty() {
-        return Ok(table);
-    }
-    Table::build(routes::merge(file.to_vec(), accepted), previous).map_err(|e| anyhow::anyhow!("{e}"))
+    Table::build(routes::merge(file.to_vec(), docker.to_vec()), previous).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 impl Application {
