@@ -64,42 +64,24 @@ async fn metrics(State(p): State<Arc<Proxy>>) -> impl IntoResponse {
         let _ =
             writeln!(out, "gateway_responses_total{{class=\"{}xx\"}} {}", i + 1, c.load(Ordering::Relaxed));
     }
-    counter(
-        &mut out,
-        "gateway_unknown_route_total",
-        "Requests no route matched (404).",
-        m.unknown_host.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "gateway_no_healthy_instance_total",
-        "Requests refused for want of a healthy instance (503).",
-        m.no_healthy_instance.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "gateway_rate_limited_total",
-        "Requests refused by rate limits (429).",
-        m.rate_limited.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "gateway_unauthorized_total",
-        "Requests refused by token checks (401).",
-        m.unauthorized.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "gateway_retries_total",
-        "Requests retried on another instance.",
-        m.retries.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "gateway_reload_failures_total",
-        "Routes file reloads refused (the current routes stay).",
-        m.reload_failures.load(Ordering::Relaxed),
-    );
+    for (name, help, value) in [
+        ("gateway_unknown_route_total", "Requests no route matched (404).", &m.unknown_host),
+        (
+            "gateway_no_healthy_instance_total",
+            "Requests refused for want of a healthy instance (503).",
+            &m.no_healthy_instance,
+        ),
+        ("gateway_rate_limited_total", "Requests refused by rate limits (429).", &m.rate_limited),
+        ("gateway_unauthorized_total", "Requests refused by token checks (401).", &m.unauthorized),
+        ("gateway_retries_total", "Requests retried on another instance.", &m.retries),
+        (
+            "gateway_reload_failures_total",
+            "Routes file reloads refused (the current routes stay).",
+            &m.reload_failures,
+        ),
+    ] {
+        counter(&mut out, name, help, value.load(Ordering::Relaxed));
+    }
     let _ = writeln!(
         out,
         "# HELP gateway_instance_healthy 1 if the instance passes its checks.\n# TYPE gateway_instance_healthy gauge"
