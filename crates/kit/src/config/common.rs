@@ -3,9 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{Environment, Reader, Setting};
+use super::{ConfigErrors, Environment, Reader, Setting, Sources};
 use crate::client_ip::TrustedProxies;
 
 /// How log lines are written.
@@ -92,15 +92,73 @@ impl Common {
     }
 }
 
+/// The URL with `password` in it, or `None` if it has its own password already.
+fn with_password(url: &str, password: &str) -> Result<Option<String>, String> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|_| "expected a URL such as postgres://user@host:5432/database".to_string())?;
+    if parsed.password().is_some() {
+        return Ok(None);
+    }
+    if parsed.username().is_empty() || parsed.set_password(Some(password)).is_err() {
+        return Err("SLIPWAY_DATABASE_PASSWORD is set, but this URL names no user to give it to".into());
+    }
+    Ok(Some(parsed.into()))
+}
+
 impl DbConfig {
+    /// Only the database settings of the service `scope`: what a one-shot migration needs,
+    /// without the service's other settings and secrets.
+    pub fn load(sources: &Sources, scope: &str) -> Result<Self, ConfigErrors> {
+        let mut r = sources.reader(scope);
+        let db = Self::read(&mut r);
+        r.finish_part()?;
+        Ok(db)
+    }
+
+    /// `DATABASE_PASSWORD` goes into a `DATABASE_URL` that carries no password of its own, so
+    /// the URL can sit in a compose file and the password in secrets.env or a Docker secret.
     pub fn read(r: &mut Reader<'_>) -> Self {
+        let mut url = r.secret("DATABASE_URL", DEV_DATABASE_URL);
+        if let Some(password) = r.optional::<String>("DATABASE_PASSWORD").map(SecretString::from) {
+            if r.environment().is_production_like() && password.expose_secret().contains("CHANGE-ME") {
+                r.error("DATABASE_PASSWORD", "is the example value from secrets.env.example");
+            }
+            match with_password(url.expose_secret(), password.expose_secret()) {
+                Ok(Some(joined)) => url = SecretString::from(joined),
+                Ok(None) => {}
+                Err(why) => r.error("DATABASE_URL", why),
+            }
+        }
         Self {
-            url: r.secret("DATABASE_URL", DEV_DATABASE_URL),
+            url,
             max_connections: r.get("DATABASE_MAX_CONNECTIONS", 10),
             connect_timeout: r.get("DATABASE_CONNECT_TIMEOUT", Duration::from_secs(5)),
             acquire_timeout: r.get("DATABASE_ACQUIRE_TIMEOUT", Duration::from_secs(5)),
             statement_timeout: r.get("DATABASE_STATEMENT_TIMEOUT", Duration::from_secs(15)),
             migrate_on_start: r.get("MIGRATE_ON_START", true),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_password;
+
+    #[test]
+    fn a_password_goes_into_a_url_that_has_none() {
+        let url =
+            with_password("postgres://slipway@postgres:5432/slipway", "p@ss/word").expect("a valid URL");
+        assert_eq!(url.as_deref(), Some("postgres://slipway:p%40ss%2Fword@postgres:5432/slipway"));
+    }
+
+    #[test]
+    fn a_url_with_its_own_password_keeps_it() {
+        assert_eq!(with_password("postgres://u:mine@h/db", "other").expect("a valid URL"), None);
+    }
+
+    #[test]
+    fn a_password_without_a_user_is_an_error() {
+        assert!(with_password("postgres://h/db", "pw").is_err());
+        assert!(with_password("not a url", "pw").is_err());
     }
 }

@@ -209,6 +209,14 @@ impl<'a> Reader<'a> {
         self.errors.push(ConfigError::new(&var, message));
     }
 
+    /// Ends reading part of a scope's settings (the database's, for `slipway migrate`): returns
+    /// bad values and unreadable files, and leaves unclaimed variables to the full load.
+    pub fn finish_part(self) -> Result<(), ConfigErrors> {
+        let mut errors = self.sources.problems.clone();
+        errors.extend(self.errors);
+        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+    }
+
     /// Ends reading: returns every problem — bad values, unreadable files, and variables of
     /// this scope (or unscoped ones) that no setting claims.
     pub fn finish(self) -> Result<(), ConfigErrors> {
