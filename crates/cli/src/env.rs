@@ -20,8 +20,13 @@ pub enum Command {
     },
 }
 
-/// The secrets a development stack needs, each made of 32 random bytes from the OS.
-const GENERATED: [&str; 2] = ["SLIPWAY_AUTH_TOKEN_KEY", "SLIPWAY_WEB_COOKIE_KEY"];
+/// The secrets a development stack needs, each made of 32 random bytes from the OS. Names
+/// on one line share a value: compose's Postgres takes its password as `POSTGRES_PASSWORD`.
+const GENERATED: [&[&str]; 3] = [
+    &["SLIPWAY_AUTH_TOKEN_KEY"],
+    &["SLIPWAY_WEB_COOKIE_KEY"],
+    &["SLIPWAY_DATABASE_PASSWORD", "POSTGRES_PASSWORD"],
+];
 
 fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
     let path = dir.join("secrets.env");
@@ -29,11 +34,13 @@ fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
         "# Development secrets made by `slipway env secrets`. Git ignores this file; never commit it.\n\
          # Staging and production take real secrets as *_FILE variables naming Docker secrets.\n",
     );
-    for key in GENERATED {
+    for keys in GENERATED {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        lines.push_str(&format!("{key}={hex}\n"));
+        for key in keys {
+            lines.push_str(&format!("{key}={hex}\n"));
+        }
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -49,7 +56,7 @@ fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
         Err(e) => return Err(anyhow::anyhow!("cannot create {}: {e}", path.display()).into()),
     };
     file.write_all(lines.as_bytes()).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    println!("wrote {} with {}", path.display(), GENERATED.join(", "));
+    println!("wrote {} with {}", path.display(), GENERATED.concat().join(", "));
     Ok(())
 }
 

@@ -31,8 +31,13 @@ impl<S: Service> Entry for Of<S> {
         S::load(sources).map(drop)
     }
 
+    /// Reads only the database settings, so `slipway migrate` in a container needs the
+    /// database's URL and nothing else of the service's.
     fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors> {
-        Ok(S::load(sources)?.db().cloned())
+        if S::migrations().is_empty() {
+            return Ok(None);
+        }
+        DbConfig::load(sources, S::NAME).map(Some)
     }
 
     fn migrations(&self) -> Vec<Migrations> {

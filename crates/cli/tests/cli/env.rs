@@ -53,10 +53,20 @@ fn env_secrets_writes_fresh_private_secrets_once_and_never_overwrites_them() {
         })
         .collect();
     let keys: Vec<&str> = values[0].iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["SLIPWAY_AUTH_TOKEN_KEY", "SLIPWAY_WEB_COOKIE_KEY"]);
+    assert_eq!(
+        keys,
+        [
+            "SLIPWAY_AUTH_TOKEN_KEY",
+            "SLIPWAY_WEB_COOKIE_KEY",
+            "SLIPWAY_DATABASE_PASSWORD",
+            "POSTGRES_PASSWORD"
+        ]
+    );
     for (_, v) in values.iter().flatten() {
         assert!(v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()), "{v}");
     }
+    assert_eq!(values[0][2].1, values[0][3].1, "the services and Postgres share the database password");
+    assert_ne!(values[0][0].1, values[0][1].1, "each secret is its own");
     assert_ne!(values[0], values[1], "every run makes new values");
 
     let before = std::fs::read(dirs[0].join("secrets.env")).expect("read");
