@@ -1,0 +1,69 @@
+# Slipway's images: one Dockerfile, one target per deployable (auth, mailer, web, gateway, and
+# slipway — the CLI, which runs the one-shot migrations).
+#
+#   docker buildx build --target auth -t slipway/auth:$(git rev-parse --short=12 HEAD) .
+#
+# (docker compose build does this for every service.) The build stage compiles the workspace
+# once for all targets, with BuildKit cache mounts for the crate registry and target/, so a
+# rebuild after a source change recompiles only what changed. The runtime stage is Debian slim
+# with a non-root user and nothing writable needed: every template and asset is in the binary.
+#
+# BINARIES=prebuilt takes the binaries from target/docker-bin/ instead of compiling them: the
+# end-to-end test uses it to build images from what the test run already compiled.
+
+ARG RUST_VERSION=1.95
+ARG BINARIES=build
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bins -p auth -p mailer -p web -p gateway -p slipway-cli \
+    && mkdir /out \
+    && cp target/release/auth target/release/mailer target/release/web target/release/gateway \
+          target/release/slipway /out/
+
+FROM scratch AS prebuilt
+COPY target/docker-bin/ /out/
+
+FROM ${BINARIES} AS binaries
+
+FROM debian:bookworm-slim AS runtime
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin slipway
+# Unset SLIPWAY_ENV means prod (fails closed); compose's dev override sets dev. Inside a
+# container the service listens on every interface; the admin listener stays on loopback.
+ENV SLIPWAY_HOST=0.0.0.0
+USER 10001:10001
+WORKDIR /nonexistent
+STOPSIGNAL SIGTERM
+
+FROM runtime AS auth
+COPY --from=binaries /out/auth /usr/local/bin/auth
+EXPOSE 8081
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["auth", "healthcheck"]
+ENTRYPOINT ["auth"]
+
+FROM runtime AS mailer
+COPY --from=binaries /out/mailer /usr/local/bin/mailer
+EXPOSE 8083
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["mailer", "healthcheck"]
+ENTRYPOINT ["mailer"]
+
+FROM runtime AS web
+COPY --from=binaries /out/web /usr/local/bin/web
+EXPOSE 8082
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["web", "healthcheck"]
+ENTRYPOINT ["web"]
+
+FROM runtime AS gateway
+COPY --from=binaries /out/gateway /usr/local/bin/gateway
+EXPOSE 8080 8443
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["gateway", "healthcheck"]
+ENTRYPOINT ["gateway"]
+
+FROM runtime AS slipway
+COPY --from=binaries /out/slipway /usr/local/bin/slipway
+ENTRYPOINT ["slipway"]
+CMD ["migrate", "up"]
