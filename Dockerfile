@@ -13,16 +13,18 @@
 
 ARG RUST_VERSION=1.95
 ARG BINARIES=build
+# release for images you ship; compose's dev override builds `dev` (faster to compile).
+ARG PROFILE=release
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
+ARG PROFILE
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bins -p auth -p mailer -p web -p gateway -p slipway-cli \
-    && mkdir /out \
-    && cp target/release/auth target/release/mailer target/release/web target/release/gateway \
-          target/release/slipway /out/
+    cargo build --profile "$PROFILE" --locked --bins -p auth -p mailer -p web -p gateway -p slipway-cli \
+    && out="target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")" \
+    && mkdir /out && cp "$out/auth" "$out/mailer" "$out/web" "$out/gateway" "$out/slipway" /out/
 
 FROM scratch AS prebuilt
 COPY target/docker-bin/ /out/
@@ -30,6 +32,7 @@ COPY target/docker-bin/ /out/
 FROM ${BINARIES} AS binaries
 
 FROM debian:bookworm-slim AS runtime
+LABEL org.slipway.image="true"
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin slipway
 # Unset SLIPWAY_ENV means prod (fails closed); compose's dev override sets dev. Inside a

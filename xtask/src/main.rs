@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod images;
 mod test;
 
 #[derive(Debug, Parser)]
@@ -22,6 +23,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build every image from the Dockerfile, tagged with the git commit and `latest`.
+    Images {
+        /// The tag instead of the commit's short hash.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Measure a component; prints figures and writes them to target/bench/<target>.json.
     Bench {
         #[arg(value_enum)]
@@ -36,6 +43,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Test { args } => test::test(&args).await,
+        Cmd::Images { tag } => images::run(tag).await.map(|()| ExitCode::SUCCESS),
         Cmd::Bench { target } => bench::run(target).await.map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -17,7 +17,51 @@ pub enum Command {
         /// The folder to write it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// Instead, write production secrets as one file each into this folder (made with
+        /// mode 700), for docker-compose.prod.yml's Docker secrets; never overwrites one.
+        #[arg(long, value_name = "FOLDER", conflicts_with = "dir")]
+        files: Option<PathBuf>,
     },
+}
+
+/// 32 random bytes from the OS, as hex.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// docker-compose.prod.yml's secrets, one file each. The folder is private (700); the files
+/// are world-readable (444) inside it, as Docker's own secrets are, because the services
+/// read them as an unprivileged user in their containers.
+fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let fail = |what: &str, e: std::io::Error| Failure::from(anyhow::anyhow!("cannot {what}: {e}"));
+    if !dir.exists() {
+        std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| fail("create the folder", e))?;
+    }
+    let jwt = auth::jwt::generate_pem()?;
+    let files = [
+        ("database_password", random_hex()),
+        ("auth_token_key", random_hex()),
+        ("web_cookie_key", random_hex()),
+        ("auth_jwt_key", jwt),
+    ];
+    if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).exists()) {
+        return Err(Failure::Refused(format!(
+            "{} already exists; every file is kept as it is (move the folder away to make new secrets)",
+            dir.join(name).display()
+        )));
+    }
+    for (name, value) in &files {
+        let path = dir.join(name);
+        std::fs::write(&path, value).map_err(|e| fail(&format!("write {}", path.display()), e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
+            .map_err(|e| fail(&format!("protect {}", path.display()), e))?;
+    }
+    let names: Vec<_> = files.iter().map(|(n, _)| *n).collect();
+    println!("wrote {} in {}", names.join(", "), dir.display());
+    Ok(())
 }
 
 /// The secrets a development stack needs, each made of 32 random bytes from the OS. Names
@@ -28,16 +72,14 @@ const GENERATED: [&[&str]; 3] = [
     &["SLIPWAY_DATABASE_PASSWORD", "POSTGRES_PASSWORD"],
 ];
 
-fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
+pub fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
     let path = dir.join("secrets.env");
     let mut lines = String::from(
         "# Development secrets made by `slipway env secrets`. Git ignores this file; never commit it.\n\
          # Staging and production take real secrets as *_FILE variables naming Docker secrets.\n",
     );
     for keys in GENERATED {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = random_hex();
         for key in keys {
             lines.push_str(&format!("{key}={hex}\n"));
         }
@@ -61,8 +103,10 @@ fn secrets(dir: &std::path::Path) -> Result<(), Failure> {
 }
 
 pub fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
-    if let Command::Secrets { dir } = cmd {
-        return secrets(&dir);
+    match cmd {
+        Command::Secrets { files: Some(files), .. } => return secret_files(&files),
+        Command::Secrets { dir, .. } => return secrets(&dir),
+        Command::Check => {}
     }
     let sources = ctx.sources();
     println!("environment: {}", sources.environment());

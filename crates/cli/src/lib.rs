@@ -9,6 +9,7 @@ mod failure;
 mod migrate;
 mod prompt;
 mod registry;
+mod up;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,13 @@ enum Command {
     /// Run every service natively for development, against DATABASE_URL or a throwaway
     /// Postgres started for the session. Ctrl-C stops everything.
     Dev,
+    /// Run the compose stack on the local Docker engine (`docker compose up -d --wait --build`),
+    /// making secrets.env if it is missing and letting the gateway read the engine's socket.
+    Up {
+        /// Passed on to `docker compose up` (`--scale auth=3`, …).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        compose_args: Vec<String>,
+    },
     /// Apply, revert, inspect or create schema migrations.
     #[command(subcommand)]
     Migrate(migrate::Command),
@@ -96,6 +104,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev => dev::run(ctx, cli.database_url.is_some()).await,
+            Command::Up { compose_args } => up::run(&compose_args),
             Command::Migrate(cmd) => migrate::run(&ctx, cmd).await,
             Command::Db(cmd) => db::run(&ctx, cmd).await,
             Command::Env(cmd) => env::run(&ctx, cmd),

@@ -21,9 +21,19 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
 
+/// Which compose files the stack runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `docker compose up`: the base and the dev override, plus the test's SMTP sink.
+    Dev,
+    /// The base and docker-compose.prod.yml, with Docker secrets from `slipway env secrets --files`.
+    Prod,
+}
+
 #[derive(Debug)]
 pub struct Stack {
-    dir: PathBuf,
+    pub dir: PathBuf,
+    mode: Mode,
     docker_gid: String,
     pub sink: SmtpSink,
     pub http: reqwest::Client,
@@ -31,36 +41,44 @@ pub struct Stack {
 
 impl Stack {
     /// Builds the images and writes the project folder; nothing runs yet.
-    pub async fn prepare() -> Self {
+    pub async fn prepare(mode: Mode) -> Self {
         testkit::docker::engine().await;
         stand_ins().await;
         build_images().await;
         let sink = SmtpSink::start_on(host_gateway().await).await;
         let dir = std::env::temp_dir().join(format!("slipway-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("project folder");
-        for file in ["docker-compose.yml", "docker-compose.override.yml", ".env"] {
+        for file in ["docker-compose.yml", "docker-compose.override.yml", "docker-compose.prod.yml", ".env"] {
             std::fs::copy(workspace().join(file), dir.join(file)).expect(file);
         }
-        let secrets = binary("slipway");
-        let out = std::process::Command::new(secrets)
-            .args(["env", "secrets", "--dir"])
-            .arg(&dir)
-            .output()
-            .expect("slipway env secrets");
+        let mut secrets = std::process::Command::new(binary("slipway"));
+        match mode {
+            Mode::Dev => secrets.args(["env", "secrets", "--dir"]).arg(&dir),
+            Mode::Prod => secrets.args(["env", "secrets", "--files"]).arg(dir.join("secrets")),
+        };
+        let out = secrets.output().expect("slipway env secrets");
         assert!(out.status.success(), "slipway env secrets: {}", String::from_utf8_lossy(&out.stderr));
-        // The test's own additions: mail goes to the sink through the host's bridge address.
-        let overlay = format!(
-            "services:\n  mailer:\n    environment:\n      SLIPWAY_MAILER_TRANSPORT: smtp\n      \
+        if mode == Mode::Prod {
+            // Every secret is a Docker secret; secrets.env stays empty.
+            std::fs::write(dir.join("secrets.env"), "").expect("secrets.env");
+        }
+        // The test's own additions: in dev, mail goes to the sink through the host's bridge
+        // address (prod refuses unencrypted SMTP, and the sink speaks no TLS).
+        let overlay = match mode {
+            Mode::Prod => "services: {}\n".to_string(),
+            Mode::Dev => format!(
+                "services:\n  mailer:\n    environment:\n      SLIPWAY_MAILER_TRANSPORT: smtp\n      \
              SLIPWAY_MAILER_SMTP_HOST: host.docker.internal\n      SLIPWAY_MAILER_SMTP_PORT: \"{}\"\n      \
              SLIPWAY_MAILER_SMTP_TLS: none\n    extra_hosts: [\"host.docker.internal:host-gateway\"]\n  \
              postgres:\n    ports: !reset []\n",
-            sink.port()
-        );
+                sink.port()
+            ),
+        };
         std::fs::write(dir.join("e2e.yml"), overlay).expect("overlay");
         let meta = std::fs::metadata("/var/run/docker.sock").expect("the engine's socket");
         let docker_gid = std::os::unix::fs::MetadataExt::gid(&meta).to_string();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-        let stack = Self { dir, docker_gid, sink, http };
+        let stack = Self { dir, mode, docker_gid, sink, http };
         stack.compose(&["down", "-v", "--remove-orphans"]).await;
         stack
     }
@@ -80,11 +98,15 @@ impl Stack {
 
     fn compose_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("docker");
+        let second = match self.mode {
+            Mode::Dev => "docker-compose.override.yml",
+            Mode::Prod => "docker-compose.prod.yml",
+        };
         cmd.current_dir(&self.dir)
-            .args(["compose", "-p", PROJECT, "-f", "docker-compose.yml", "-f", "docker-compose.override.yml"])
-            .args(["-f", "e2e.yml"])
+            .args(["compose", "-p", PROJECT, "-f", "docker-compose.yml", "-f", second, "-f", "e2e.yml"])
             .args(args)
             .env("SLIPWAY_TAG", TAG)
+            .env("SLIPWAY_PUBLIC_URL", GATEWAY)
             .env("DOCKER_GID", &self.docker_gid);
         cmd
     }
@@ -240,4 +262,9 @@ async fn build_images() {
         assert!(out.status.success(), "docker build {target}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let _ = std::fs::remove_dir_all(&bins);
+    // The images these replaced, and only ours.
+    let _ = Command::new("docker")
+        .args(["image", "prune", "-f", "--filter", "label=org.slipway.image"])
+        .output()
+        .await;
 }

@@ -2,4 +2,5 @@
 //! user, driven through the gateway at 127.0.0.1:8080.
 
 mod helpers;
+mod prod;
 mod stack;

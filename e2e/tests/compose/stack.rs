@@ -9,13 +9,13 @@ use serde_json::json;
 use testkit::docker::docker;
 use testkit::eventually;
 
-use crate::helpers::{GATEWAY, Stack};
+use crate::helpers::{GATEWAY, Mode, Stack};
 
 const SOON: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn docker_compose_stack_comes_up_healthy_scales_survives_kills_and_keeps_users_on_its_volume() {
-    let stack = Stack::prepare().await;
+    let stack = Stack::prepare(Mode::Dev).await;
 
     // Up: every container healthy (migrate completed), the site answers through the gateway.
     let took = stack.up(&[]).await;

@@ -68,7 +68,8 @@ impl Config {
                 let socket = r.optional::<String>("DOCKER_SOCKET").filter(|s| !s.trim().is_empty());
                 let network = r.optional::<String>("DOCKER_NETWORK").filter(|n| !n.trim().is_empty());
                 let resync = r.get("DOCKER_RESYNC", Duration::from_secs(30));
-                socket.map(|socket| crate::docker::Settings { socket, network, resync })
+                let scope = r.get("DOCKER_PROJECT", crate::docker::Scope::Auto);
+                socket.map(|socket| crate::docker::Settings { socket, network, resync, scope })
             },
             common,
         };

@@ -25,6 +25,33 @@ pub struct Settings {
     pub network: Option<String>,
     /// How often to re-list every container, events or not.
     pub resync: Duration,
+    /// Whose containers to route.
+    pub scope: Scope,
+}
+
+/// Which containers the gateway routes: on a shared engine, another compose project's
+/// containers (a second checkout, a test run) must not join this project's routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The gateway's own compose project or Swarm stack when it runs in a container that
+    /// belongs to one; otherwise every container.
+    Auto,
+    /// Every container on the engine.
+    All,
+    /// The containers of this compose project or Swarm stack.
+    Project(String),
+}
+
+impl kit::config::Setting for Scope {
+    const EXPECTED: &'static str = "auto, all, or a compose project's name";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match s.trim() {
+            "" => None,
+            "auto" => Some(Self::Auto),
+            "all" => Some(Self::All),
+            name => Some(Self::Project(name.to_string())),
+        }
+    }
 }
 
 /// Starts watching; the receiver always holds the routes of the containers last seen.
@@ -33,8 +60,13 @@ pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut errors = 0u32;
-        let mut watcher =
-            Watcher { settings: &settings, tx: &tx, containers: HashMap::new(), seen: BTreeMap::new() };
+        let mut watcher = Watcher {
+            settings: &settings,
+            tx: &tx,
+            project: None,
+            containers: HashMap::new(),
+            seen: BTreeMap::new(),
+        };
         loop {
             let result = match Docker::connect_with_socket(&settings.socket, 10, bollard::API_DEFAULT_VERSION)
             {
@@ -61,6 +93,8 @@ pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
 struct Watcher<'a> {
     settings: &'a Settings,
     tx: &'a watch::Sender<Vec<RouteSpec>>,
+    /// The project whose containers are routed (none: all), settled at the first connection.
+    project: Option<Option<String>>,
     /// Container id → the routes it belongs to.
     containers: HashMap<String, Vec<RouteSpec>>,
     /// Every route seen since start, without instances: a route whose containers are all gone
@@ -81,10 +115,14 @@ impl Watcher<'_> {
         let options =
             EventsOptions { since: Some(since.to_string()), filters: Some(filters), ..Default::default() };
         let mut events = docker.events(Some(options));
+        if self.project.is_none() {
+            self.project = Some(self.own_project(docker).await?);
+        }
         self.resync(docker).await?;
         tracing::info!(
             socket = self.settings.socket,
             containers = self.containers.len(),
+            project = self.project.clone().flatten().as_deref().unwrap_or("(all)"),
             "docker discovery connected"
         );
         *backoff = Duration::from_millis(100);
@@ -139,6 +177,26 @@ impl Watcher<'_> {
         Ok(())
     }
 
+    /// The project to keep to: the configured one, or with `auto` the gateway's own, found by
+    /// inspecting the container it runs in (its hostname is the container id).
+    async fn own_project(&self, docker: &Docker) -> Result<Option<String>, bollard::errors::Error> {
+        match &self.settings.scope {
+            Scope::All => Ok(None),
+            Scope::Project(name) => Ok(Some(name.clone())),
+            Scope::Auto => {
+                let Ok(me) = std::env::var("HOSTNAME") else { return Ok(None) };
+                let options = None::<bollard::query_parameters::InspectContainerOptions>;
+                match docker.inspect_container(&me, options).await {
+                    Ok(c) => Ok(labels::project(&c)),
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
     /// Lists every running container and replaces what is known.
     async fn resync(&mut self, docker: &Docker) -> Result<(), bollard::errors::Error> {
         let running = docker.list_containers(Some(ListContainersOptions::default())).await?;
@@ -163,6 +221,12 @@ impl Watcher<'_> {
             }
             Err(e) => return Err(e),
         };
+        if let Some(Some(project)) = &self.project
+            && labels::project(&container).as_deref() != Some(project)
+        {
+            self.containers.remove(id);
+            return Ok(());
+        }
         // Checked here, once per change, so a bad label is reported once and never reaches the table.
         let checked = labels::specs(&container, self.settings.network.as_deref()).and_then(|specs| {
             if let Some(specs) = &specs {

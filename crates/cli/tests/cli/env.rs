@@ -78,3 +78,29 @@ fn env_secrets_writes_fresh_private_secrets_once_and_never_overwrites_them() {
         let _ = std::fs::remove_dir_all(d);
     });
 }
+
+#[test]
+fn env_secrets_files_writes_production_secret_files_in_a_private_folder_once() {
+    let parent = std::env::temp_dir().join(format!("slipway-files-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&parent).expect("dir");
+    let dir = parent.join("secrets");
+    let out = run(&[], &["env", "secrets", "--files", dir.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("exists").permissions()) & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "only its owner may enter the folder");
+    for name in ["database_password", "auth_token_key", "web_cookie_key"] {
+        let value = std::fs::read_to_string(dir.join(name)).expect(name);
+        assert!(value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()), "{name}: {value}");
+        assert_eq!(mode(&dir.join(name)), 0o444, "{name} is read-only");
+    }
+    let pem = std::fs::read_to_string(dir.join("auth_jwt_key")).expect("jwt key");
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "a PKCS#8 PEM: {pem}");
+
+    let before = std::fs::read(dir.join("auth_token_key")).expect("read");
+    let again = run(&[], &["env", "secrets", "--files", dir.to_str().expect("utf-8")]);
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    assert_eq!(std::fs::read(dir.join("auth_token_key")).expect("read"), before, "kept as it was");
+    let _ = std::fs::remove_dir_all(&parent);
+}

@@ -6,3 +6,4 @@ mod dev;
 mod env;
 mod helpers;
 mod migrate;
+mod up;

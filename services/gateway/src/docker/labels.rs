@@ -20,6 +20,14 @@ pub const ENABLE: &str = "slipway.enable";
 pub const BALANCE: &str = "slipway.balance";
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
+const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+const STACK: &str = "com.docker.stack.namespace";
+
+/// The compose project or Swarm stack a container belongs to, if any.
+pub fn project(c: &ContainerInspectResponse) -> Option<String> {
+    let labels = c.config.as_ref()?.labels.as_ref()?;
+    labels.get(COMPOSE_PROJECT).or(labels.get(STACK)).cloned()
+}
 
 /// The routes a running container belongs to, or `None` if it did not opt in. An error says
 /// which label is wrong.

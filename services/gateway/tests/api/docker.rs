@@ -99,3 +99,40 @@ async fn docker_discovery_adds_started_containers_drops_killed_ones_and_follows_
     })
     .await;
 }
+
+#[tokio::test]
+async fn docker_discovery_keeps_to_its_compose_project_on_a_shared_engine() {
+    docker::engine().await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let host = format!("{run}.project.test");
+    let labels = |project: &str| {
+        vec![
+            format!("slipway.host={host}"),
+            "slipway.port=8000".to_string(),
+            "slipway.health=/".to_string(),
+            format!("com.docker.compose.project={project}"),
+            format!("com.docker.compose.service=web-{run}"),
+        ]
+    };
+    let ours = format!("ours-{run}");
+    let gw = spawn_gateway(
+        "",
+        &[
+            ("SLIPWAY_GATEWAY_DOCKER_SOCKET", "/var/run/docker.sock"),
+            ("SLIPWAY_GATEWAY_DOCKER_PROJECT", &ours),
+        ],
+    )
+    .await;
+    let theirs_labels = labels(&format!("theirs-{run}"));
+    let theirs = Container::web(8000, &theirs_labels.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let ours_labels = labels(&ours);
+    let mine = Container::web(8000, &ours_labels.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    eventually(WAIT, "our project's container to serve", async || {
+        answer(&gw, &host).await.as_deref() == Ok(mine.short_id())
+    })
+    .await;
+    assert_eq!(gw.instances(&format!("web-{run}")).await, 1, "the other project's container is not routed");
+    for _ in 0..10 {
+        assert_eq!(answer(&gw, &host).await.as_deref(), Ok(mine.short_id()), "never {}", theirs.short_id());
+    }
+}

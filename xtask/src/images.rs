@@ -1,0 +1,60 @@
+//! `cargo xtask images`: Slipway's images, built from the Dockerfile and tagged immutably with
+//! the git commit (plus `latest`, a convenience); prints each image's size.
+
+use anyhow::{Context, bail};
+use tokio::process::Command;
+
+/// Every deployable, as named by its Dockerfile target.
+const TARGETS: [&str; 5] = ["auth", "mailer", "web", "gateway", "slipway"];
+
+pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
+    std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .context("cannot enter the workspace")?;
+    let tag = match tag {
+        Some(t) => t,
+        None => commit_tag().await?,
+    };
+    let mut rows = Vec::new();
+    for target in TARGETS {
+        let image = format!("slipway/{target}:{tag}");
+        let latest = format!("slipway/{target}:latest");
+        let started = std::time::Instant::now();
+        let status = Command::new("docker")
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--target", target, "-t", &image, "-t", &latest, "."])
+            .status()
+            .await
+            .context("cannot run docker (install Docker Engine)")?;
+        if !status.success() {
+            bail!("docker build --target {target} failed (its output is above)");
+        }
+        let size = output(&["image", "inspect", "-f", "{{.Size}}", &image]).await?;
+        let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
+        rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
+    }
+    println!("\n{}", rows.join("\n"));
+    Ok(())
+}
+
+/// The commit's short hash, with `-dirty` when the work tree has changes: a tag never names
+/// two different builds of a clean commit.
+async fn commit_tag() -> anyhow::Result<String> {
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().await?;
+    if !head.status.success() {
+        bail!("not a git checkout: give the tag with --tag");
+    }
+    let mut tag = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let dirty = Command::new("git").args(["status", "--porcelain"]).output().await?;
+    if !dirty.stdout.is_empty() {
+        tag.push_str("-dirty");
+    }
+    Ok(tag)
+}
+
+async fn output(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("docker").args(args).output().await?;
+    if !out.status.success() {
+        bail!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
