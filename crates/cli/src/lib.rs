@@ -9,6 +9,7 @@ mod failure;
 mod migrate;
 mod prompt;
 mod registry;
+mod stack;
 mod up;
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         compose_args: Vec<String>,
     },
+    /// Deploy the stack on Docker Swarm (docker-compose.yml + docker-compose.prod.yml).
+    #[command(subcommand)]
+    Stack(stack::Command),
     /// Apply, revert, inspect or create schema migrations.
     #[command(subcommand)]
     Migrate(migrate::Command),
@@ -105,6 +109,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Dev => dev::run(ctx, cli.database_url.is_some()).await,
             Command::Up { compose_args } => up::run(&compose_args),
+            Command::Stack(cmd) => stack::run(cmd),
             Command::Migrate(cmd) => migrate::run(&ctx, cmd).await,
             Command::Db(cmd) => db::run(&ctx, cmd).await,
             Command::Env(cmd) => env::run(&ctx, cmd),

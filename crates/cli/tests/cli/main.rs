@@ -6,4 +6,5 @@ mod dev;
 mod env;
 mod helpers;
 mod migrate;
+mod stack;
 mod up;

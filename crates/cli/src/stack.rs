@@ -1,0 +1,111 @@
+//! `slipway stack deploy`: the compose files on Docker Swarm. `docker stack deploy` reads the
+//! older Compose file format 3 schema, which has no `depends_on` conditions, `build` or
+//! `develop`; this drops those keys from copies of docker-compose.yml and
+//! docker-compose.prod.yml and hands the copies to `docker stack deploy`. Nothing is lost:
+//! Swarm ignores start order anyway, and under Swarm each service applies its schema when it
+//! starts (under the migration lock), as the prod file asks.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use serde_yaml::Value;
+
+use crate::Failure;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deploy or update the stack from docker-compose.yml and docker-compose.prod.yml.
+    Deploy {
+        /// The stack's name.
+        #[arg(default_value = "slipway")]
+        name: String,
+        /// Only check: print what Swarm would deploy (`docker stack config`), deploy nothing.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+const FILES: [&str; 2] = ["docker-compose.yml", "docker-compose.prod.yml"];
+/// Keys of a service that Compose file format 3 does not know.
+const COMPOSE_ONLY: [&str; 3] = ["depends_on", "build", "develop"];
+
+pub fn run(cmd: Command) -> Result<(), Failure> {
+    let Command::Deploy { name, check } = cmd;
+    let mut copies = Copies(Vec::new());
+    for file in FILES {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            anyhow::anyhow!("cannot read {file} ({e}): run `slipway stack deploy` from the project's root")
+        })?;
+        let ready = swarm_ready(&text).with_context(|| format!("{file} is not valid YAML"))?;
+        // Beside the original, so its relative paths (env_file, secret files) still resolve.
+        let copy = PathBuf::from(format!(".slipway-stack.{file}"));
+        std::fs::write(&copy, ready).with_context(|| format!("cannot write {}", copy.display()))?;
+        copies.0.push(copy);
+    }
+    let mut docker = std::process::Command::new("docker");
+    docker.arg("stack").arg(if check { "config" } else { "deploy" });
+    for copy in &copies.0 {
+        docker.arg("-c").arg(copy);
+    }
+    if !check {
+        docker.arg(&name);
+    }
+    let status = docker
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run `docker stack` ({e}): install Docker Engine"))?;
+    if !status.success() {
+        return Err(anyhow::anyhow!(
+            "docker stack {} failed (its output is above)",
+            if check { "config" } else { "deploy" }
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The files written for one run, removed when it ends.
+struct Copies(Vec<PathBuf>);
+
+impl Drop for Copies {
+    fn drop(&mut self) {
+        self.0.iter().map(PathBuf::as_path).for_each(|p: &Path| drop(std::fs::remove_file(p)));
+    }
+}
+
+/// The compose file without what Compose file format 3 rejects: the top-level `name`,
+/// extension fields (anchors are resolved first), and each service's compose-only keys.
+fn swarm_ready(text: &str) -> anyhow::Result<String> {
+    let mut doc: Value = serde_yaml::from_str(text)?;
+    doc.apply_merge()?;
+    if let Some(top) = doc.as_mapping_mut() {
+        top.retain(|k, _| k.as_str().is_some_and(|k| k != "name" && !k.starts_with("x-")));
+        if let Some(services) = top.get_mut("services").and_then(Value::as_mapping_mut) {
+            for (_, service) in services.iter_mut() {
+                if let Some(service) = service.as_mapping_mut() {
+                    COMPOSE_ONLY.iter().for_each(|k| drop(service.remove(*k)));
+                }
+            }
+        }
+    }
+    Ok(serde_yaml::to_string(&doc)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swarm_ready;
+
+    #[test]
+    fn compose_only_keys_go_and_anchors_are_resolved() {
+        let text = "name: x\nx-base: &base\n  restart: always\nservices:\n  a:\n    <<: *base\n    image: a\n    \
+                    depends_on:\n      b:\n        condition: service_healthy\n    build: .\n";
+        let out = swarm_ready(text).expect("valid");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&out).expect("yaml");
+        assert_eq!(doc["services"]["a"]["restart"], "always");
+        assert_eq!(doc["services"]["a"]["image"], "a");
+        for gone in ["depends_on", "build"] {
+            assert!(doc["services"]["a"].get(gone).is_none(), "{gone} removed: {out}");
+        }
+        assert!(doc.get("name").is_none() && doc.get("x-base").is_none(), "{out}");
+    }
+}
