@@ -34,7 +34,7 @@ pub enum Mode {
 pub struct Stack {
     pub dir: PathBuf,
     mode: Mode,
-    docker_gid: String,
+    pub docker_gid: String,
     pub sink: SmtpSink,
     pub http: reqwest::Client,
 }
