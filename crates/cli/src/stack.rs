@@ -23,6 +23,9 @@ pub enum Command {
         /// Only check: print what Swarm would deploy (`docker stack config`), deploy nothing.
         #[arg(long)]
         check: bool,
+        /// A further compose file laid over the two (site-specific settings); repeatable.
+        #[arg(long = "file", short = 'f', value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -31,15 +34,17 @@ const FILES: [&str; 2] = ["docker-compose.yml", "docker-compose.prod.yml"];
 const COMPOSE_ONLY: [&str; 3] = ["depends_on", "build", "develop"];
 
 pub fn run(cmd: Command) -> Result<(), Failure> {
-    let Command::Deploy { name, check } = cmd;
+    let Command::Deploy { name, check, files } = cmd;
     let mut copies = Copies(Vec::new());
-    for file in FILES {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            anyhow::anyhow!("cannot read {file} ({e}): run `slipway stack deploy` from the project's root")
+    let all = FILES.iter().map(PathBuf::from).chain(files);
+    for (i, file) in all.enumerate() {
+        let shown = file.display();
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            anyhow::anyhow!("cannot read {shown} ({e}): run `slipway stack deploy` from the project's root")
         })?;
-        let ready = swarm_ready(&text).with_context(|| format!("{file} is not valid YAML"))?;
-        // Beside the original, so its relative paths (env_file, secret files) still resolve.
-        let copy = PathBuf::from(format!(".slipway-stack.{file}"));
+        let ready = swarm_ready(&text).with_context(|| format!("{shown} is not valid YAML"))?;
+        // In the project's root, so relative paths (env_file, secret files) still resolve.
+        let copy = PathBuf::from(format!(".slipway-stack.{i}.yml"));
         std::fs::write(&copy, ready).with_context(|| format!("cannot write {}", copy.display()))?;
         copies.0.push(copy);
     }

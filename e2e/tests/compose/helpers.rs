@@ -226,7 +226,7 @@ async fn stand_ins() {
 }
 
 /// A binary of this build, rebuilt if stale (the test runner builds them all).
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let dir = exe.ancestors().nth(2).expect("target/<profile>").to_path_buf();
     dir.join(name)

@@ -4,3 +4,4 @@
 mod helpers;
 mod prod;
 mod stack;
+mod swarm;

@@ -1,0 +1,89 @@
+//! The prod files on Docker Swarm through `slipway stack deploy`, on a one-node swarm.
+
+use std::time::Duration;
+
+use testkit::docker::docker;
+use testkit::eventually;
+
+use crate::helpers::{GATEWAY, Mode, Stack, binary};
+
+const STACK: &str = "slipway-e2e-swarm";
+
+/// This machine's kernel has no IPVS, which Swarm's virtual IPs and ingress mesh need, so the
+/// test lays DNS round robin and a host-mode port over the prod files (a site-specific file,
+/// as `--file` is for). Everything else is the prod stack as written.
+const NO_IPVS: &str = "services:
+  auth: { deploy: { endpoint_mode: dnsrr } }
+  mailer: { deploy: { endpoint_mode: dnsrr } }
+  web: { deploy: { endpoint_mode: dnsrr } }
+  postgres: { deploy: { endpoint_mode: dnsrr } }
+  migrate: { deploy: { endpoint_mode: dnsrr } }
+  gateway:
+    deploy: { endpoint_mode: dnsrr }
+    ports: [{ target: 8080, published: 8080, mode: host }]
+";
+
+/// Removes the stack, and leaves the swarm if the test made it.
+struct Swarm {
+    made: bool,
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["stack", "rm", STACK]).output();
+        // Containers go after the services; wait so the next test finds port 8080 free.
+        for _ in 0..60 {
+            let out = std::process::Command::new("docker")
+                .args(["ps", "-q", "--filter", &format!("label=com.docker.stack.namespace={STACK}")])
+                .output();
+            if out.is_ok_and(|o| o.stdout.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if self.made {
+            let _ = std::process::Command::new("docker").args(["swarm", "leave", "--force"]).output();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_swarm_runs_the_prod_stack_from_slipway_stack_deploy() {
+    let stack = Stack::prepare(Mode::Prod).await;
+    let active = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]).await == "active";
+    if !active {
+        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).await;
+    }
+    let _swarm = Swarm { made: !active };
+    std::fs::write(stack.dir.join("no-ipvs.yml"), NO_IPVS).expect("overlay");
+    let out = tokio::process::Command::new(binary("slipway"))
+        .current_dir(&stack.dir)
+        .args(["stack", "deploy", STACK, "--file", "no-ipvs.yml"])
+        .env("SLIPWAY_TAG", "e2e")
+        .env("SLIPWAY_PUBLIC_URL", GATEWAY)
+        .env("DOCKER_GID", &stack.docker_gid)
+        .output()
+        .await
+        .expect("slipway stack deploy");
+    assert!(out.status.success(), "slipway stack deploy: {}", String::from_utf8_lossy(&out.stderr));
+
+    let wanted = ["auth 2/2", "gateway 1/1", "mailer 2/2", "postgres 1/1", "web 2/2"];
+    eventually(Duration::from_secs(120), "every service at its replica count", async || {
+        let format = "{{.Name}} {{.Replicas}}";
+        let filter = format!("label=com.docker.stack.namespace={STACK}");
+        let listed = docker(&["service", "ls", "--filter", &filter, "--format", format]).await;
+        let prefix = format!("{STACK}_");
+        wanted.iter().all(|w| listed.lines().any(|l| l.strip_prefix(&prefix) == Some(*w)))
+    })
+    .await;
+    eventually(Duration::from_secs(120), "the site through the gateway", async || {
+        let res = stack.http.get(format!("{GATEWAY}/")).send().await;
+        res.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let email = "swarm@example.com";
+    stack.signup(email).await;
+    assert_eq!(stack.login(email).await.0, 403, "an account starts unactivated, in the stack's Postgres");
+    let migrate = docker(&["service", "logs", "--raw", &format!("{STACK}_migrate")]).await;
+    assert!(migrate.contains("auth:"), "the one-shot migrate task ran: {migrate}");
+}
