@@ -36,6 +36,9 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     req.headers_mut().insert(HEADER.clone(), header.clone());
     req.extensions_mut().insert(RequestId(id.clone()));
 
+    // Health probes (Docker's HEALTHCHECK, the gateway) arrive every few seconds: a success
+    // is logged at debug so it does not bury the requests people make.
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -49,6 +52,8 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");
+        } else if probe {
+            tracing::debug!(status, elapsed_ms, "request finished");
         } else {
             tracing::info!(status, elapsed_ms, "request finished");
         }
