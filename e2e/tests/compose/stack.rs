@@ -82,8 +82,8 @@ async fn docker_compose_stack_comes_up_healthy_scales_survives_kills_and_keeps_u
     // fails, and the restart policy brings the instance back.
     let crashing = stack.containers("auth").await.remove(0);
     let pid = docker(&["inspect", "-f", "{{.State.Pid}}", &crashing]).await;
-    let killed = std::process::Command::new("kill").args(["-KILL", &pid]).status().expect("kill");
-    assert!(killed.success());
+    let pid = nix::unistd::Pid::from_raw(pid.parse().expect("a process id"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the container's process");
     load.await_count(load.done() + 300).await;
     let (ok, failed) = load.stop().await;
     eprintln!("e2e: {ok} requests answered, {failed} failed, across a docker kill and a crash");
