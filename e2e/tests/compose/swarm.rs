@@ -23,24 +23,33 @@ const NO_IPVS: &str = "services:
     ports: [{ target: 8080, published: 8080, mode: host }]
 ";
 
-/// Removes the stack, and leaves the swarm if the test made it.
+/// Removes the stack and its volume (`stack rm` keeps volumes: the next run's fresh
+/// password would meet the old database), and leaves the swarm if the test made it.
 struct Swarm {
     made: bool,
 }
 
-impl Drop for Swarm {
-    fn drop(&mut self) {
+impl Swarm {
+    fn remove_stack() {
         let _ = std::process::Command::new("docker").args(["stack", "rm", STACK]).output();
         // Containers go after the services; wait so the next test finds port 8080 free.
         for _ in 0..60 {
             let out = std::process::Command::new("docker")
-                .args(["ps", "-q", "--filter", &format!("label=com.docker.stack.namespace={STACK}")])
+                .args(["ps", "-aq", "--filter", &format!("label=com.docker.stack.namespace={STACK}")])
                 .output();
             if out.is_ok_and(|o| o.stdout.is_empty()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+        let volume = format!("{STACK}_postgres-data");
+        let _ = std::process::Command::new("docker").args(["volume", "rm", "-f", &volume]).output();
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        Self::remove_stack();
         if self.made {
             let _ = std::process::Command::new("docker").args(["swarm", "leave", "--force"]).output();
         }
@@ -55,6 +64,7 @@ async fn docker_swarm_runs_the_prod_stack_from_slipway_stack_deploy() {
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).await;
     }
     let _swarm = Swarm { made: !active };
+    Swarm::remove_stack();
     std::fs::write(stack.dir.join("no-ipvs.yml"), NO_IPVS).expect("overlay");
     let out = tokio::process::Command::new(binary("slipway"))
         .current_dir(&stack.dir)
@@ -68,14 +78,21 @@ async fn docker_swarm_runs_the_prod_stack_from_slipway_stack_deploy() {
     assert!(out.status.success(), "slipway stack deploy: {}", String::from_utf8_lossy(&out.stderr));
 
     let wanted = ["auth 2/2", "gateway 1/1", "mailer 2/2", "postgres 1/1", "web 2/2"];
-    eventually(Duration::from_secs(120), "every service at its replica count", async || {
-        let format = "{{.Name}} {{.Replicas}}";
-        let filter = format!("label=com.docker.stack.namespace={STACK}");
-        let listed = docker(&["service", "ls", "--filter", &filter, "--format", format]).await;
+    let filter = format!("label=com.docker.stack.namespace={STACK}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let listed =
+            docker(&["service", "ls", "--filter", &filter, "--format", "{{.Name}} {{.Replicas}}"]).await;
         let prefix = format!("{STACK}_");
-        wanted.iter().all(|w| listed.lines().any(|l| l.strip_prefix(&prefix) == Some(*w)))
-    })
-    .await;
+        if wanted.iter().all(|w| listed.lines().any(|l| l.strip_prefix(&prefix) == Some(*w))) {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let tasks = docker(&["stack", "ps", STACK]).await;
+            panic!("the services did not reach their replica counts:\n{listed}\n{tasks}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     eventually(Duration::from_secs(120), "the site through the gateway", async || {
         let res = stack.http.get(format!("{GATEWAY}/")).send().await;
         res.is_ok_and(|r| r.status() == 200)

@@ -66,13 +66,17 @@ fn message(line: &serde_json::Value) -> &str {
 async fn the_binary_migrates_serves_logs_request_ids_in_json_and_exits_0_on_sigterm() {
     let db = TestDb::create().await;
     let running = start_binary(&db, &[]).await;
-    let res = reqwest::Client::new()
-        .get(format!("{}/readyz", running.base))
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("{}/.well-known/jwks.json", running.base))
         .header("x-request-id", "req-from-gateway-7")
         .send()
         .await
         .expect("auth answers");
     assert_eq!(res.headers()["x-request-id"], "req-from-gateway-7");
+    // A health probe (Docker's HEALTHCHECK every few seconds) is not an info line.
+    let probe = client.get(format!("{}/readyz", running.base)).header("x-request-id", "probe-1").send().await;
+    assert_eq!(probe.expect("auth answers").status(), 200);
 
     let (code, stderr, lines) = running.stop().await;
     assert_eq!(code, Some(0), "a SIGTERM stop is a clean exit");
@@ -82,6 +86,10 @@ async fn the_binary_migrates_serves_logs_request_ids_in_json_and_exits_0_on_sigt
         .find(|l| l["span"]["request_id"] == "req-from-gateway-7" && message(l) == "request finished")
         .unwrap_or_else(|| panic!("no access line with the request id in {stderr}"));
     assert_eq!(served["fields"]["status"], 200);
+    assert!(
+        !lines.iter().any(|l| l["span"]["request_id"] == "probe-1"),
+        "a successful probe is logged at debug only: {stderr}"
+    );
     assert!(lines.iter().any(|l| message(l) == "drained, stopped"), "{stderr}");
     assert!(!stderr.contains(&db.url), "the database URL is a secret and never logged");
 }
