@@ -32,7 +32,8 @@ impl<S: Service> Entry for Of<S> {
     }
 
     /// Reads only the database settings, so `slipway migrate` in a container needs the
-    /// database's URL and nothing else of the service's.
+    /// database's URL and nothing else of the service's. A service has a database when it
+    /// has migrations.
     fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors> {
         if S::migrations().is_empty() {
             return Ok(None);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{Common, ConfigErrors, DbConfig, Sources};
+use crate::config::{Common, ConfigErrors, Sources};
 use crate::migrate::Migrations;
 
 /// Exit code for an invalid configuration (sysexits' EX_CONFIG).
@@ -26,10 +26,6 @@ pub trait Service: Sized + Send + 'static {
     const NAME: &'static str;
     fn load(sources: &Sources) -> Result<Self, ConfigErrors>;
     fn common(&self) -> &Common;
-    /// The service's database, if it has one (for `slipway migrate` and `db reset`).
-    fn db(&self) -> Option<&DbConfig> {
-        None
-    }
     /// The schemas the service migrates at start, in order (the bus's before its own).
     fn migrations() -> Vec<Migrations> {
         Vec::new()

@@ -155,10 +155,6 @@ impl Service for Config {
         &self.common
     }
 
-    fn db(&self) -> Option<&DbConfig> {
-        Some(&self.db)
-    }
-
     fn migrations() -> Vec<Migrations> {
         vec![bus::migrations(), crate::migrations()]
     }

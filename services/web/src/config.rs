@@ -54,10 +54,6 @@ impl Service for Config {
         &self.common
     }
 
-    fn db(&self) -> Option<&DbConfig> {
-        Some(&self.db)
-    }
-
     fn migrations() -> Vec<Migrations> {
         vec![crate::migrations()]
     }
