@@ -225,7 +225,7 @@ async fn stand_ins() {
     assert!(out.status.success(), "docker/stand-ins/build: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A binary of this build, rebuilt if stale (the test runner builds them all).
+/// A binary of this build, beside the test binary (`build_images` brings them up to date).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let dir = exe.ancestors().nth(2).expect("target/<profile>").to_path_buf();
