@@ -22,6 +22,8 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub argon: ArgonConfig,
     pub limits: Limits,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct ArgonConfig {
     pub parallelism: u32,
     /// Hashes computed at once; more wait their turn off the async executor.
     pub concurrency: usize,
+    /// Requests that may wait for a turn beyond those hashing; more are refused with 503.
+    pub queue: usize,
+    /// The longest a request waits for its turn before it is refused with 503.
+    pub queue_wait: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,13 +67,20 @@ pub struct Limits {
     pub signup_ip: Option<Rate>,
     pub signup_email: Option<Rate>,
     pub login_ip: Option<Rate>,
+    /// Failed logins on one account from all clients together; past it, clients that have
+    /// failed on the account are refused (clients that have not are still checked).
     pub login_email: Option<Rate>,
-    /// Failed logins on one account before it is locked for the rest of the period.
+    /// Failed logins by one client on one account before that client is locked out of it.
     pub lockout: Option<Rate>,
     pub resend_ip: Option<Rate>,
     pub resend_email: Option<Rate>,
     pub reset_ip: Option<Rate>,
     pub reset_email: Option<Rate>,
+    /// Presenting an emailed link's token (activation, reset confirmation), per client and per token.
+    pub confirm_ip: Option<Rate>,
+    pub confirm_token: Option<Rate>,
+    /// Password changes per signed-in user.
+    pub change_user: Option<Rate>,
 }
 
 fn limit(r: &mut Reader<'_>, key: &str, max: u32, per_secs: u64) -> Option<Rate> {
@@ -106,18 +119,24 @@ impl Config {
                 iterations: r.get("ARGON2_ITERATIONS", 2),
                 parallelism: r.get("ARGON2_PARALLELISM", 1),
                 concurrency: r.get("HASH_CONCURRENCY", cores),
+                queue: r.get("HASH_QUEUE", cores * 16),
+                queue_wait: r.get("HASH_QUEUE_WAIT", Duration::from_secs(3)),
             },
             limits: Limits {
                 signup_ip: limit(&mut r, "LIMIT_SIGNUP_IP", 20, 3600),
                 signup_email: limit(&mut r, "LIMIT_SIGNUP_EMAIL", 5, 3600),
                 login_ip: limit(&mut r, "LIMIT_LOGIN_IP", 60, 60),
-                login_email: limit(&mut r, "LIMIT_LOGIN_EMAIL", 10, 60),
+                login_email: limit(&mut r, "LIMIT_LOGIN_EMAIL", 20, 15 * 60),
                 lockout: limit(&mut r, "LOCKOUT", 5, 15 * 60),
                 resend_ip: limit(&mut r, "LIMIT_RESEND_IP", 10, 3600),
                 resend_email: limit(&mut r, "LIMIT_RESEND_EMAIL", 3, 3600),
                 reset_ip: limit(&mut r, "LIMIT_RESET_IP", 10, 3600),
                 reset_email: limit(&mut r, "LIMIT_RESET_EMAIL", 3, 3600),
+                confirm_ip: limit(&mut r, "LIMIT_CONFIRM_IP", 30, 3600),
+                confirm_token: limit(&mut r, "LIMIT_CONFIRM_TOKEN", 5, 3600),
+                change_user: limit(&mut r, "LIMIT_CHANGE_USER", 10, 3600),
             },
+            audit_retention: r.get("AUDIT_RETENTION", Duration::from_secs(365 * 86_400)),
             public_url,
             common,
         };

@@ -24,6 +24,9 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     #[error("account locked")]
     Locked { retry_after: u64 },
+    /// Too much work queued (password hashing): try again shortly (503).
+    #[error("busy")]
+    Busy { retry_after: u64 },
     /// Anything unexpected: logged with its cause chain, answered with a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -50,6 +53,18 @@ impl std::fmt::Display for TokenProblem {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl From<crate::hashing::HashError> for ApiError {
+    fn from(e: crate::hashing::HashError) -> Self {
+        match e {
+            crate::hashing::HashError::Busy => {
+                tracing::warn!("password hasher queue full: request refused with 503");
+                Self::Busy { retry_after: 1 }
+            }
+            crate::hashing::HashError::Failed(error) => Self::Internal(error),
+        }
     }
 }
 
@@ -106,6 +121,9 @@ impl ApiError {
                 "Sign-in to this account is paused; try again in {retry_after} seconds or reset the password."
             ))
             .retry_after(retry_after),
+            Self::Busy { retry_after } => Problem::new(S::SERVICE_UNAVAILABLE, "busy", "Too busy right now")
+                .detail(format!("Try again in {retry_after} seconds."))
+                .retry_after(retry_after),
             Self::Internal(error) => {
                 log_internal(&error);
                 Problem::internal()

@@ -1,7 +1,10 @@
 //! Password hashing with argon2id, off the async executor and behind a concurrency limit, so a
-//! login flood queues here instead of starving every other endpoint.
+//! login flood queues here instead of starving every other endpoint; the queue is bounded in
+//! length and in wait, so a flood is refused (503, `Retry-After`) instead of queueing for ever.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -22,10 +25,24 @@ pub enum Verified {
     NoMatch,
 }
 
+/// Why a hash was not computed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full, or a turn did not come within the allowed wait.
+    #[error("the password hasher is busy")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 #[derive(Debug, Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Requests waiting for or holding a permit, and how many may.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+    max_wait: Duration,
     /// A hash of a random password, verified when the account does not exist, so an unknown
     /// email costs the same time as a wrong password.
     dummy: Arc<str>,
@@ -36,7 +53,14 @@ impl Hasher {
         let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
             .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         let dummy = hash_blocking(&params, crate::domain::SecretToken::generate().expose())?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(config.concurrency)), dummy: dummy.into() })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(config.concurrency)),
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued: config.concurrency + config.queue,
+            max_wait: config.queue_wait,
+            dummy: dummy.into(),
+        })
     }
 
     pub fn params(&self) -> &Params {
@@ -44,22 +68,22 @@ impl Hasher {
     }
 
     /// Hashes a new password (PHC string with a fresh salt).
-    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         self.hash_str(password.expose().to_string()).await
     }
 
     /// Hashes an accepted password again, with the current parameters.
-    pub async fn hash_secret(&self, password: &SecretString) -> anyhow::Result<String> {
+    pub async fn hash_secret(&self, password: &SecretString) -> Result<String, HashError> {
         self.hash_str(password.expose_secret().to_string()).await
     }
 
-    async fn hash_str(&self, password: String) -> anyhow::Result<String> {
+    async fn hash_str(&self, password: String) -> Result<String, HashError> {
         let params = self.params.clone();
         self.run(move || hash_blocking(&params, &password)).await
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no account.
-    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> anyhow::Result<Verified> {
+    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<Verified, HashError> {
         let exists = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy.to_string(), str::to_string);
         let password = password.expose_secret().to_string();
@@ -81,9 +105,29 @@ impl Hasher {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
-        tokio::task::spawn_blocking(work).await.context("hashing task failed")?
+    ) -> Result<T, HashError> {
+        let _slot = QueueSlot::take(&self.queued, self.max_queued).ok_or(HashError::Busy)?;
+        let _permit = tokio::time::timeout(self.max_wait, self.permits.acquire())
+            .await
+            .map_err(|_| HashError::Busy)?
+            .context("hasher closed")?;
+        Ok(tokio::task::spawn_blocking(work).await.context("hashing task failed")??)
+    }
+}
+
+/// A place in the hasher's queue, given back when dropped.
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn take(queued: &'a AtomicUsize, max: usize) -> Option<Self> {
+        queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Self(queued))
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -6,6 +6,7 @@ mod context;
 pub mod domain;
 mod error;
 mod hashing;
+pub mod janitor;
 pub mod jwt;
 mod routes;
 mod startup;

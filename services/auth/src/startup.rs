@@ -14,7 +14,6 @@ use crate::domain::TokenHasher;
 use crate::hashing::Hasher;
 use crate::jwt::{self, Keys};
 use crate::state::{AppState, Inner};
-use crate::store::limiter;
 
 /// A built, bound auth service, ready to run.
 #[derive(Debug)]
@@ -32,6 +31,7 @@ impl Application {
             kit::migrate::up_all(<Config as kit::service::Service>::migrations(), &config.db).await?;
         }
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
+        config.common.http.trusted_proxies.keep_resolved().await;
         let signer = signing_key(&config, &pool).await?;
         let keys = Keys::new(&config.jwt, &signer)?;
         tracing::info!(kid = keys.signer_kid(), "signing access tokens");
@@ -47,7 +47,8 @@ impl Application {
         let readiness = Readiness::new().postgres(pool.clone());
         let router = service_router(crate::routes::router(state), readiness, &config.common.http);
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
-        let janitor = tokio::spawn(janitor(pool.clone()));
+        let janitor =
+            tokio::spawn(crate::janitor::run(pool.clone(), config.clone(), Duration::from_secs(3600)));
         Ok(Self { server, pool, janitor })
     }
 
@@ -94,17 +95,4 @@ async fn signing_key(config: &Config, pool: &PgPool) -> anyhow::Result<String> {
         .fetch_one(pool)
         .await
         .context("reading the development signing key")
-}
-
-/// Keeps the rate-limit table small.
-async fn janitor(pool: PgPool) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        match limiter::purge(&pool).await {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "purged old rate-limit counters"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "purging rate-limit counters failed"),
-        }
-    }
 }

@@ -43,11 +43,24 @@ impl AppState {
         per_ip: Option<Rate>,
         per_email: Option<Rate>,
     ) -> Result<(), ApiError> {
-        let checks =
-            [(format!("{flow}:ip:{}", ctx.ip), per_ip), (format!("{flow}:email:{email}"), per_email)];
+        self.limit_by(flow, ctx, [(None, per_ip), (Some(format!("email:{email}")), per_email)]).await
+    }
+
+    /// Counts this request against limits of one flow, each keyed by the client's address
+    /// (`None`) or by a given key; refuses with 429 if any is exceeded.
+    pub async fn limit_by<const N: usize>(
+        &self,
+        flow: &str,
+        ctx: &RequestCtx,
+        checks: [(Option<String>, Option<Rate>); N],
+    ) -> Result<(), ApiError> {
         let mut retry_after = None;
         for (key, rate) in checks {
             let Some(rate) = rate else { continue };
+            let key = match key {
+                Some(key) => format!("{flow}:{key}"),
+                None => format!("{flow}:ip:{}", kit::client_ip::bucket(ctx.ip)),
+            };
             if let Decision::Limited { retry_after: s } = limiter::hit(&self.pool, &key, rate).await? {
                 retry_after = Some(retry_after.map_or(s, |r: u64| r.max(s)));
             }

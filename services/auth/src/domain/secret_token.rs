@@ -77,6 +77,16 @@ impl TokenHasher {
         mac.update(token.0.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
+
+    /// The token that replaces `token` when it is rotated: derived from it under the key, so
+    /// presenting the same token twice yields the same successor, never a second chain.
+    pub fn successor(&self, token: &SecretToken) -> SecretToken {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.expose_secret().as_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(b"slipway refresh successor\0");
+        mac.update(token.0.as_bytes());
+        SecretToken(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +106,17 @@ mod tests {
         assert_eq!(h1.hash(&a), h1.hash(&a));
         assert_ne!(h1.hash(&a), h2.hash(&a), "the key matters");
         assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn a_successor_is_fixed_by_its_token_and_the_key_and_looks_like_any_token() {
+        let (a, b) = (SecretToken::generate(), SecretToken::generate());
+        let h1 = TokenHasher::new(SecretString::from("k1".to_string()));
+        let h2 = TokenHasher::new(SecretString::from("k2".to_string()));
+        assert_eq!(h1.successor(&a).expose(), h1.successor(&a).expose());
+        assert_ne!(h1.successor(&a).expose(), h1.successor(&b).expose());
+        assert_ne!(h1.successor(&a).expose(), h2.successor(&a).expose());
+        assert!(SecretToken::parse(h1.successor(&a).expose()).is_some());
+        assert_ne!(h1.hash(&h1.successor(&a)), h1.hash(&a));
     }
 }

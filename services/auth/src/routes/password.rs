@@ -18,7 +18,7 @@ use crate::hashing::Verified;
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
 use crate::store::events::{self, topic};
-use crate::store::tokens;
+use crate::store::{limiter, tokens};
 use crate::store::{sessions, users};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -79,7 +79,9 @@ pub async fn request_reset(
 #[utoipa::path(post, path = "/password/reset/confirm", tag = "passwords", request_body = ConfirmResetRequest, responses(
     (status = 200, body = Done),
     (status = 400, body = ProblemDoc, description = "token invalid, used or expired"),
-    (status = 422, body = ProblemDoc, description = "the new password breaks a rule")))]
+    (status = 422, body = ProblemDoc, description = "the new password breaks a rule"),
+    (status = 429, body = ProblemDoc, description = "rate limited"),
+    (status = 503, body = ProblemDoc, description = "too busy hashing passwords; retry after the given seconds")))]
 pub async fn confirm_reset(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -87,12 +89,20 @@ pub async fn confirm_reset(
 ) -> Result<Json<Done>, ApiError> {
     let token = one_time::parse(&req.token)?;
     let password = new_password(req.new_password)?;
+    one_time::limit(&app, &ctx, &token, "reset-confirm").await?;
+    // The token is checked before the password is hashed: a made-up token costs a lookup,
+    // not an argon2 hash. It is spent below, in the transaction that sets the password.
+    one_time::check(&app, &ctx, &token, Purpose::PasswordReset, "reset").await?;
     let hash = app.hasher.hash(&password).await?;
     let mut tx = app.pool.begin().await?;
     let user = one_time::spend(&mut tx, &app, &ctx, &token, Purpose::PasswordReset, "reset").await?;
     users::set_password(&mut *tx, user, &hash).await?;
     users::activate(&mut *tx, user).await?;
     tokens::retire_all(&mut *tx, user, Purpose::PasswordReset).await?;
+    if let Some(u) = users::by_id(&mut *tx, user).await? {
+        // The owner proved the address: whatever failed sign-ins locked is unlocked.
+        limiter::clear_under(&mut *tx, &format!("login-failed:{}", u.email)).await?;
+    }
     sessions::revoke_all(&mut *tx, user, None, "password-reset").await?;
     changed(&mut tx, &app, user, &ctx).await?;
     audit::record(
@@ -110,7 +120,9 @@ pub async fn confirm_reset(
     security(("bearer" = [])), responses(
     (status = 200, body = Done),
     (status = 401, body = ProblemDoc),
-    (status = 422, body = ProblemDoc, description = "wrong current password, or the new one breaks a rule")))]
+    (status = 422, body = ProblemDoc, description = "wrong current password, or the new one breaks a rule"),
+    (status = 429, body = ProblemDoc, description = "rate limited"),
+    (status = 503, body = ProblemDoc, description = "too busy hashing passwords; retry after the given seconds")))]
 pub async fn change(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -118,6 +130,8 @@ pub async fn change(
     JsonBody(req): JsonBody<ChangeRequest>,
 ) -> Result<Json<Done>, ApiError> {
     let user = users::by_id(&app.pool, auth.user).await?.ok_or(ApiError::Unauthorized)?;
+    let per_user = app.config.limits.change_user;
+    app.limit_by("password-change", &ctx, [(Some(format!("user:{}", user.id)), per_user)]).await?;
     if app.hasher.verify(&req.current_password, Some(&user.password_hash)).await? == Verified::NoMatch {
         let entry = Entry {
             event: "password-change",
@@ -132,6 +146,8 @@ pub async fn change(
     let hash = app.hasher.hash(&password).await?;
     let mut tx = app.pool.begin().await?;
     users::set_password(&mut *tx, user.id, &hash).await?;
+    // A reset link sent before the change must not undo it.
+    tokens::retire_all(&mut *tx, user.id, Purpose::PasswordReset).await?;
     sessions::revoke_all(&mut *tx, user.id, Some(auth.session), "password-changed").await?;
     changed(&mut tx, &app, user.id, &ctx).await?;
     audit::record(

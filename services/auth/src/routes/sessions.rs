@@ -42,7 +42,7 @@ pub async fn start_session(
     ctx: &RequestCtx,
 ) -> Result<Tokens, ApiError> {
     let session = sessions::create(&mut *tx, user, ctx.ip, ctx.user_agent.as_deref()).await?;
-    tokens_for(tx, app, user, session).await
+    tokens_for(tx, app, user, session, SecretToken::generate()).await
 }
 
 async fn tokens_for(
@@ -50,9 +50,10 @@ async fn tokens_for(
     app: &AppState,
     user: Uuid,
     session: Uuid,
+    refresh: SecretToken,
 ) -> Result<Tokens, ApiError> {
     let ttl = app.config.sessions.refresh_ttl;
-    let refresh = sessions::add_refresh(&mut *tx, &app.tokens, session, ttl).await?;
+    sessions::add_refresh(&mut *tx, &app.tokens, session, &refresh, ttl).await?;
     Ok(Tokens {
         access_token: app.keys.issue(user, session),
         token_type: "Bearer",
@@ -63,7 +64,8 @@ async fn tokens_for(
 }
 
 /// Trades a refresh token for new tokens. Each refresh token works once; presented again
-/// after the grace period (meant for parallel tabs), it revokes its whole session.
+/// within the grace period (meant for parallel tabs) it yields the same successor, so a session
+/// never forks into two chains; presented after it, it revokes its whole session.
 #[utoipa::path(post, path = "/token/refresh", tag = "sessions", request_body = RefreshRequest, responses(
     (status = 200, body = Tokens),
     (status = 401, body = ProblemDoc, description = "unknown, expired, revoked or reused token")))]
@@ -101,7 +103,8 @@ pub async fn refresh(
         tx.commit().await?;
         return Err(ApiError::InvalidRefreshToken);
     }
-    let tokens = tokens_for(&mut tx, &app, presented.user_id, presented.session_id).await?;
+    let successor = app.tokens.successor(&token);
+    let tokens = tokens_for(&mut tx, &app, presented.user_id, presented.session_id, successor).await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }

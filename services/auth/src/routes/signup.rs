@@ -87,6 +87,11 @@ pub async fn signup(
                 events::publish(&mut tx, topic::SIGNUP_EXISTING, payload, ctx.request_id.as_deref()).await?;
                 ("existing-active", existing.id)
             } else {
+                // Until someone proves the address, the latest signup's password is the one
+                // that counts, and only its link works: an earlier signup (perhaps by someone
+                // else) can no longer activate the account with a password it chose.
+                users::set_password(&mut *tx, existing.id, &hash).await?;
+                tokens::retire_all(&mut *tx, existing.id, Purpose::Activation).await?;
                 send_activation(&mut tx, &app, existing.id, &email, &ctx).await?;
                 ("existing-pending", existing.id)
             }
@@ -122,13 +127,15 @@ async fn send_activation(
 /// scanner fetching the link cannot.
 #[utoipa::path(post, path = "/activation", tag = "accounts", request_body = TokenRequest, responses(
     (status = 200, body = Done),
-    (status = 400, body = ProblemDoc, description = "token invalid, used or expired")))]
+    (status = 400, body = ProblemDoc, description = "token invalid, used or expired"),
+    (status = 429, body = ProblemDoc, description = "rate limited")))]
 pub async fn activate(
     State(app): State<AppState>,
     ctx: RequestCtx,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> Result<Json<Done>, ApiError> {
     let token = one_time::parse(&req.token)?;
+    one_time::limit(&app, &ctx, &token, "activation").await?;
     let mut tx = app.pool.begin().await?;
     let user = one_time::spend(&mut tx, &app, &ctx, &token, Purpose::Activation, "activation").await?;
     users::activate(&mut *tx, user).await?;

@@ -3,7 +3,7 @@
 //! until it closes.
 
 use kit::config::Rate;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -13,6 +13,11 @@ pub enum Decision {
 
 /// Counts a hit on `key` and decides.
 pub async fn hit(pool: &PgPool, key: &str, rate: Rate) -> sqlx::Result<Decision> {
+    Ok(hit_counted(pool, key, rate).await?.1)
+}
+
+/// Counts a hit on `key`; returns the hits in the window, this one included, and the decision.
+pub async fn hit_counted(pool: &PgPool, key: &str, rate: Rate) -> sqlx::Result<(u32, Decision)> {
     let (hits, remaining): (i32, f64) = sqlx::query_as(
         "INSERT INTO rate_limits AS r (key, window_start, hits) VALUES ($1, now(), 1) \
          ON CONFLICT (key) DO UPDATE SET \
@@ -24,7 +29,7 @@ pub async fn hit(pool: &PgPool, key: &str, rate: Rate) -> sqlx::Result<Decision>
     .bind(rate.per.as_secs_f64())
     .fetch_one(pool)
     .await?;
-    Ok(decide(hits, remaining, rate.max))
+    Ok((u32::try_from(hits).unwrap_or(0), decide(hits, remaining, rate.max)))
 }
 
 /// Decides without counting: limited once `max` hits are in the current window.
@@ -40,8 +45,17 @@ pub async fn peek(pool: &PgPool, key: &str, rate: Rate) -> sqlx::Result<Decision
     Ok(row.map_or(Decision::Allowed, |(hits, remaining)| decide(hits + 1, remaining, rate.max)))
 }
 
-pub async fn clear(pool: &PgPool, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM rate_limits WHERE key = $1").bind(key).execute(pool).await?;
+pub async fn clear(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM rate_limits WHERE key = $1").bind(key).execute(db).await?;
+    Ok(())
+}
+
+/// Clears `key` and every key under it (`key:…`).
+pub async fn clear_under(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM rate_limits WHERE key = $1 OR starts_with(key, $1 || ':')")
+        .bind(key)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

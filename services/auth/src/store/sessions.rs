@@ -26,23 +26,25 @@ pub async fn create(
     Ok(id)
 }
 
-/// Adds a new refresh token to a session and returns it.
+/// Adds a refresh token to a session (a no-op if it is there already: a successor handed out
+/// twice within the reuse grace).
 pub async fn add_refresh(
     db: impl PgExecutor<'_>,
     hasher: &TokenHasher,
     session: Uuid,
+    token: &SecretToken,
     ttl: Duration,
-) -> sqlx::Result<SecretToken> {
-    let token = SecretToken::generate();
+) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (hash, session_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))",
+        "INSERT INTO refresh_tokens (hash, session_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3)) \
+         ON CONFLICT (hash) DO NOTHING",
     )
-    .bind(hasher.hash(&token))
+    .bind(hasher.hash(token))
     .bind(session)
     .bind(ttl.as_secs_f64())
     .execute(db)
     .await?;
-    Ok(token)
+    Ok(())
 }
 
 /// A presented refresh token, locked for the rest of the transaction.

@@ -53,20 +53,33 @@ pub async fn consume(
     .bind(purpose.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(user) = user {
-        return Ok(Consumed::User(user));
+    match user {
+        Some(user) => Ok(Consumed::User(user)),
+        None => peek(tx, hasher, token, purpose).await,
     }
-    let why: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT consumed_at IS NOT NULL, expires_at <= now() FROM one_time_tokens WHERE hash = $1 AND purpose = $2",
+}
+
+/// What `consume` would answer, without spending the token: a cheap indexed lookup, made
+/// before any expensive work a request asks for (hashing its new password).
+pub async fn peek(
+    db: impl PgExecutor<'_>,
+    hasher: &TokenHasher,
+    token: &SecretToken,
+    purpose: Purpose,
+) -> sqlx::Result<Consumed> {
+    let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT user_id, consumed_at IS NOT NULL, expires_at <= now() FROM one_time_tokens \
+         WHERE hash = $1 AND purpose = $2",
     )
-    .bind(&hash)
+    .bind(hasher.hash(token))
     .bind(purpose.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(db)
     .await?;
-    Ok(match why {
-        Some((true, _)) => Consumed::AlreadyUsed,
-        Some((false, true)) => Consumed::Expired,
-        _ => Consumed::Invalid,
+    Ok(match row {
+        Some((_, true, _)) => Consumed::AlreadyUsed,
+        Some((_, false, true)) => Consumed::Expired,
+        Some((user, false, false)) => Consumed::User(user),
+        None => Consumed::Invalid,
     })
 }
 

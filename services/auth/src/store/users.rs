@@ -77,3 +77,18 @@ pub async fn upgrade_hash(pool: &PgPool, id: Uuid, old: &str, new: &str) -> sqlx
         .await?;
     Ok(())
 }
+
+/// Deletes accounts never activated whose every emailed link has expired (and at least `ttl`
+/// old), so an address someone signed up for without owning it is freed again.
+pub async fn purge_pending(pool: &PgPool, ttl: std::time::Duration) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM users u WHERE activated_at IS NULL \
+           AND created_at < now() - make_interval(secs => $1) \
+           AND NOT EXISTS (SELECT 1 FROM one_time_tokens t \
+                           WHERE t.user_id = u.id AND t.consumed_at IS NULL AND t.expires_at > now())",
+    )
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

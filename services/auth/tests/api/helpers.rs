@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub address: String,
+    pub config: Config,
     pub db: TestDb,
     pub pool: sqlx::PgPool,
     pub client: reqwest::Client,
@@ -46,19 +47,38 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
-    let app = Application::build(test_config(&db, extra)).await.expect("auth builds");
+    let config = test_config(&db, extra);
+    let app = Application::build(config.clone()).await.expect("auth builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
     let pool = db.pool().await;
-    TestApp { address, db, pool, client: reqwest::Client::new(), stop: Some(stop) }
+    TestApp { address, config, db, pool, client: reqwest::Client::new(), stop: Some(stop) }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Runs one retention sweep now, as the hourly janitor would.
+    pub async fn sweep(&self) -> auth::janitor::Swept {
+        let pool = kit::db::pool(&self.config.db, auth::SCHEMA).expect("pool");
+        auth::janitor::sweep(&pool, &self.config).await.expect("sweep")
+    }
+
+    /// A POST that says it was forwarded for `client` (the test app trusts 127.0.0.1 when
+    /// started with `SLIPWAY_TRUSTED_PROXIES=127.0.0.1`).
+    pub async fn post_from(&self, client: &str, path: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("x-forwarded-for", client)
+            .json(&body)
+            .send()
+            .await
+            .expect("auth answers")
     }
 
     pub async fn get(&self, path: &str) -> Response {

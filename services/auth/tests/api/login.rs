@@ -55,7 +55,7 @@ async fn an_unactivated_account_cannot_log_in_and_is_offered_a_resend() {
 }
 
 #[tokio::test]
-async fn repeated_failures_lock_the_account_even_for_the_right_password() {
+async fn a_client_that_keeps_failing_is_locked_out_even_for_the_right_password() {
     let app = spawn_app_with(&[("SLIPWAY_AUTH_LOCKOUT", "3/15m")]).await;
     let user = app.active_user().await;
     for _ in 0..3 {
@@ -176,6 +176,7 @@ async fn a_hash_made_with_weaker_parameters_is_upgraded_at_login() {
 async fn a_login_flood_queues_for_the_hasher_while_other_endpoints_answer() {
     let limits_off = [
         ("SLIPWAY_AUTH_HASH_CONCURRENCY", "1"),
+        ("SLIPWAY_AUTH_HASH_QUEUE", "64"),
         ("SLIPWAY_AUTH_LIMIT_LOGIN_IP", "off"),
         ("SLIPWAY_AUTH_LIMIT_LOGIN_EMAIL", "off"),
         ("SLIPWAY_AUTH_LOCKOUT", "off"),
@@ -206,4 +207,82 @@ async fn a_login_flood_queues_for_the_hasher_while_other_endpoints_answer() {
     );
     let results = flood.join_all().await;
     assert!(results.iter().all(|r| matches!(r, Ok(401))), "every login was answered: {results:?}");
+}
+
+const BEHIND_PROXY: (&str, &str) = ("SLIPWAY_TRUSTED_PROXIES", "127.0.0.1");
+
+#[tokio::test]
+async fn an_attacker_failing_on_an_account_never_locks_its_owner_out() {
+    let app = spawn_app_with(&[("SLIPWAY_AUTH_LOCKOUT", "3/15m"), BEHIND_PROXY]).await;
+    let user = app.active_user().await;
+    let attempt = async |client: &str, password: &str| {
+        let body = json!({ "email": user.email, "password": password });
+        app.post_from(client, "/login", body).await
+    };
+    for _ in 0..6 {
+        attempt("203.0.113.66", "wrong wrong wrong").await;
+    }
+    let attacker = attempt("203.0.113.66", &user.password).await;
+    assert_eq!(problem_slug(attacker).await, (429, "account-locked".into()), "the failing client is locked");
+    assert_eq!(attempt("198.51.100.7", &user.password).await.status(), 200, "the owner signs in");
+}
+
+#[tokio::test]
+async fn concurrent_guesses_from_one_client_cannot_all_pass_the_lockout() {
+    let app = spawn_app_with(&[("SLIPWAY_AUTH_LOCKOUT", "3/15m"), ("SLIPWAY_AUTH_HASH_QUEUE", "64")]).await;
+    let user = app.active_user().await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let req = app
+            .client
+            .post(app.url("/login"))
+            .json(&json!({ "email": user.email, "password": format!("guess number {n}") }));
+        guesses.spawn(async move { req.send().await.expect("answer").status().as_u16() });
+    }
+    let statuses = guesses.join_all().await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 3, "counted before checking: only three guesses were checked, {statuses:?}");
+}
+
+#[tokio::test]
+async fn a_password_reset_lifts_a_lockout() {
+    let app = spawn_app_with(&[("SLIPWAY_AUTH_LOCKOUT", "3/15m")]).await;
+    let user = app.active_user().await;
+    for _ in 0..4 {
+        app.login(&user.email, "wrong wrong wrong").await;
+    }
+    assert_eq!(app.login(&user.email, &user.password).await.status(), 429);
+    app.post("/password/reset", json!({ "email": user.email })).await;
+    let token = app.emailed_token("auth.password_reset_requested", "reset_url", &user.email).await;
+    let body = json!({ "token": token, "new_password": "a brand new passphrase" });
+    assert_eq!(app.post("/password/reset/confirm", body).await.status(), 200);
+    assert_eq!(app.login(&user.email, "a brand new passphrase").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_flood_beyond_the_hashers_queue_is_refused_with_503_and_retry_after() {
+    let narrow = [
+        ("SLIPWAY_AUTH_ARGON2_ITERATIONS", "12"),
+        ("SLIPWAY_AUTH_HASH_CONCURRENCY", "1"),
+        ("SLIPWAY_AUTH_HASH_QUEUE", "2"),
+        ("SLIPWAY_AUTH_LIMIT_LOGIN_IP", "off"),
+        ("SLIPWAY_AUTH_LOCKOUT", "off"),
+    ];
+    let app = spawn_app_with(&narrow).await;
+    let mut flood = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let req = app
+            .client
+            .post(app.url("/login"))
+            .json(&json!({ "email": format!("u{n}@example.com"), "password": "wrong wrong wrong" }));
+        flood.spawn(async move {
+            let res = req.send().await.expect("answer");
+            (res.status().as_u16(), res.headers().get("retry-after").cloned())
+        });
+    }
+    let answers = flood.join_all().await;
+    let busy: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!busy.is_empty(), "more than three at once: some are refused, {answers:?}");
+    assert!(busy.iter().all(|(_, retry)| retry.is_some()), "each with Retry-After");
+    assert!(answers.iter().all(|(s, _)| matches!(s, 401 | 503)), "{answers:?}");
 }

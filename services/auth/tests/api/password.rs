@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{problem_slug, spawn_app, status_and_body};
+use crate::helpers::{problem_slug, spawn_app, spawn_app_with, status_and_body};
 
 #[tokio::test]
 async fn a_reset_request_answers_the_same_for_known_and_unknown_addresses() {
@@ -90,4 +90,95 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions
     let other = app.post("/token/refresh", json!({ "refresh_token": elsewhere["refresh_token"] })).await;
     assert_eq!(other.status(), 401, "the other session is over");
     assert_eq!(app.login(&user.email, "a brand new passphrase").await.status(), 200);
+}
+
+/// Argon2 made slow on purpose, one hash at a time and one more waiting: a hash costs
+/// real time, and a third request that needs one is refused with 503.
+const SLOW_NARROW_HASHER: [(&str, &str); 5] = [
+    ("SLIPWAY_AUTH_ARGON2_ITERATIONS", "12"),
+    ("SLIPWAY_AUTH_HASH_CONCURRENCY", "1"),
+    ("SLIPWAY_AUTH_HASH_QUEUE", "1"),
+    ("SLIPWAY_AUTH_HASH_QUEUE_WAIT", "30s"),
+    ("SLIPWAY_AUTH_LIMIT_CONFIRM_IP", "off"),
+];
+
+#[tokio::test]
+async fn random_reset_confirmations_are_refused_before_hashing_so_logins_are_still_served() {
+    let app = spawn_app_with(&SLOW_NARROW_HASHER).await;
+    let user = app.active_user().await;
+    let confirm = |n: usize| {
+        let token = format!("{:0>43}", format!("made-up-token-{n}"));
+        app.post(
+            "/password/reset/confirm",
+            json!({ "token": token, "new_password": "a brand new passphrase" }),
+        )
+    };
+    // Three clients, each sending ten made-up confirmations one after another.
+    let stream = async |from: usize| {
+        let mut statuses = Vec::new();
+        for n in from..from + 10 {
+            statuses.push(confirm(n).await.status().as_u16());
+        }
+        statuses
+    };
+    let flood = async {
+        let (a, b, c) = tokio::join!(stream(0), stream(10), stream(20));
+        [a, b, c].concat()
+    };
+    let (statuses, login, second_login) =
+        tokio::join!(flood, app.login(&user.email, &user.password), app.login(&user.email, &user.password));
+    assert!(statuses.iter().all(|s| *s == 400), "made-up tokens: 400 token-invalid, {statuses:?}");
+    assert_eq!(
+        (login.status().as_u16(), second_login.status().as_u16()),
+        (200, 200),
+        "the hasher was free for the logins"
+    );
+}
+
+#[tokio::test]
+async fn one_reset_token_is_tried_at_most_five_times_an_hour() {
+    let app = spawn_app().await;
+    let token = "a".repeat(43);
+    let body = json!({ "token": token, "new_password": "a brand new passphrase" });
+    for _ in 0..5 {
+        let res = app.post("/password/reset/confirm", body.clone()).await;
+        assert_eq!(problem_slug(res).await, (400, "token-invalid".into()));
+    }
+    let sixth = app.post("/password/reset/confirm", body).await;
+    assert!(sixth.headers().contains_key("retry-after"));
+    assert_eq!(problem_slug(sixth).await, (429, "rate-limited".into()));
+}
+
+#[tokio::test]
+async fn changing_the_password_kills_reset_links_sent_before() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    app.post("/password/reset", json!({ "email": user.email })).await;
+    let token = app.emailed_token("auth.password_reset_requested", "reset_url", &user.email).await;
+    let tokens = app.tokens(&user).await;
+    let change = json!({ "current_password": user.password, "new_password": "a freshly changed passphrase" });
+    let res = app.post_auth("/password/change", tokens["access_token"].as_str().expect("at"), change).await;
+    assert_eq!(res.status(), 200);
+    let late = app
+        .post(
+            "/password/reset/confirm",
+            json!({ "token": token, "new_password": "the old link's passphrase" }),
+        )
+        .await;
+    assert_eq!(problem_slug(late).await.0, 400);
+    assert_eq!(app.login(&user.email, "a freshly changed passphrase").await.status(), 200);
+}
+
+#[tokio::test]
+async fn password_changes_are_throttled_per_user() {
+    let app = spawn_app_with(&[("SLIPWAY_AUTH_LIMIT_CHANGE_USER", "2/1h")]).await;
+    let user = app.active_user().await;
+    let tokens = app.tokens(&user).await;
+    let access = tokens["access_token"].as_str().expect("at");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let body = json!({ "current_password": "not it at all", "new_password": "whatever passphrase" });
+        statuses.push(app.post_auth("/password/change", access, body).await.status().as_u16());
+    }
+    assert_eq!(statuses, vec![422, 422, 429], "guessing the current password is throttled");
 }

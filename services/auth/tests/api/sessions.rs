@@ -54,6 +54,34 @@ async fn a_spent_refresh_token_presented_within_the_grace_window_still_works() {
 }
 
 #[tokio::test]
+async fn replays_within_the_grace_window_get_the_same_successor_so_the_session_never_forks() {
+    let app = spawn_app_with(&[("SLIPWAY_AUTH_REFRESH_REUSE_GRACE", "1h")]).await;
+    let user = app.active_user().await;
+    let tokens = app.tokens(&user).await;
+    let rt = &tokens["refresh_token"];
+    let (a, b, c, d, e) = tokio::join!(
+        refresh(&app, rt),
+        refresh(&app, rt),
+        refresh(&app, rt),
+        refresh(&app, rt),
+        refresh(&app, rt)
+    );
+    let mut successors = Vec::new();
+    for res in [a, b, c, d, e] {
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("tokens");
+        successors.push(body["refresh_token"].as_str().expect("rt").to_string());
+    }
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "five concurrent replays, one successor");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.refresh_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 2, "the first token and its one successor: a single chain");
+}
+
+#[tokio::test]
 async fn logout_ends_one_session_and_logout_everywhere_ends_them_all() {
     let app = spawn_app().await;
     let user = app.active_user().await;

@@ -121,3 +121,54 @@ async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
     let wrong_method = c.get(&url).send().await.expect("sent");
     assert_eq!(problem_slug(wrong_method).await, (405, "method-not-allowed".into()));
 }
+
+#[tokio::test]
+async fn a_second_signup_for_a_pending_address_sets_the_password_and_kills_the_first_link() {
+    let app = spawn_app().await;
+    let email = "victim@example.com";
+    assert_eq!(app.signup(email, "the attacker's passphrase").await.status(), 202);
+    let attackers_link = app.activation_token(email).await;
+    assert_eq!(app.signup(email, "the owner's own passphrase").await.status(), 202);
+    let owners_link = app.activation_token(email).await;
+    assert_ne!(attackers_link, owners_link);
+
+    let stale = app.post("/activation", json!({ "token": attackers_link })).await;
+    assert_eq!(problem_slug(stale).await.0, 400, "an earlier signup's link no longer activates");
+    assert_eq!(app.post("/activation", json!({ "token": owners_link })).await.status(), 200);
+    assert_eq!(
+        app.login(email, "the attacker's passphrase").await.status(),
+        401,
+        "the first password is gone"
+    );
+    assert_eq!(app.login(email, "the owner's own passphrase").await.status(), 200, "the latest one counts");
+}
+
+#[tokio::test]
+async fn a_pending_account_whose_links_all_expired_is_purged_and_the_address_freed() {
+    let app = spawn_app().await;
+    let active = app.active_user().await;
+    app.signup("squatted@example.com", "a long enough passphrase").await;
+    app.signup("fresh@example.com", "a long enough passphrase").await;
+    let age = "UPDATE auth.users SET created_at = now() - interval '3 days'";
+    sqlx::query(age).execute(&app.pool).await.expect("age accounts");
+    sqlx::query(
+        "UPDATE auth.one_time_tokens SET expires_at = now() - interval '1 hour' \
+         WHERE user_id = (SELECT id FROM auth.users WHERE email = 'squatted@example.com')",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("expire the squatter's link");
+
+    let swept = app.sweep().await;
+    assert_eq!(swept.pending_users, 1, "{swept:?}");
+    let left: Vec<String> = sqlx::query_scalar("SELECT email FROM auth.users ORDER BY email")
+        .fetch_all(&app.pool)
+        .await
+        .expect("users");
+    let mut expected = vec![active.email.clone(), "fresh@example.com".to_string()];
+    expected.sort();
+    assert_eq!(left, expected, "an active account and one whose link still works stay");
+    assert_eq!(app.signup("squatted@example.com", "the real owner's passphrase").await.status(), 202);
+    let token = app.activation_token("squatted@example.com").await;
+    assert_eq!(app.post("/activation", json!({ "token": token })).await.status(), 200);
+}
