@@ -91,7 +91,8 @@ pub async fn run(mut ctx: Context, database_given: bool) -> Result<(), Failure> 
 }
 
 /// The gateway is the front door: unless configured otherwise, it routes `/api/auth` to auth
-/// and everything else to web, and emailed links point at it.
+/// and everything else to web, emailed links point at it, and the services behind it believe
+/// the client address it forwards.
 fn front_door(ctx: &mut Context) -> Result<(), Failure> {
     let sources = ctx.sources();
     let port = |config: Result<kit::config::Common, kit::config::ConfigErrors>, default: u16| {
@@ -100,6 +101,13 @@ fn front_door(ctx: &mut Context) -> Result<(), Failure> {
     let web = port(web::Config::load(&sources).map(|c| c.common), 8082);
     let auth = port(auth::Config::load(&sources).map(|c| c.common), 8081);
     let gateway = port(gateway::Config::load(&sources).map(|c| c.common), 8080);
+    let mailer = port(mailer::Config::load(&sources).map(|c| c.common), 8083);
+    // web calls auth and the mailer where this process runs them, whatever their ports.
+    for (key, port) in [("SLIPWAY_WEB_AUTH_URL", auth), ("SLIPWAY_WEB_MAILER_URL", mailer)] {
+        if sources.get(key).is_none() {
+            ctx.vars.push((key.into(), format!("http://127.0.0.1:{port}")));
+        }
+    }
     if sources.get("SLIPWAY_GATEWAY_ROUTES_PATH").is_none() {
         let routes = format!(
             "# Written by `slipway dev`.\n\
@@ -111,6 +119,16 @@ fn front_door(ctx: &mut Context) -> Result<(), Failure> {
         std::fs::write(&path, routes)
             .map_err(|e| Failure::Failed(anyhow::anyhow!("writing {}: {e}", path.display())))?;
         ctx.vars.push(("SLIPWAY_GATEWAY_ROUTES_PATH".into(), path.display().to_string()));
+    }
+    // Everything runs on 127.0.0.1: web believes the gateway's X-Forwarded-For, and auth
+    // believes the gateway's and web's, so each visitor is limited and audited as itself.
+    // The gateway believes nobody: it is the edge.
+    let shared = sources.get("SLIPWAY_TRUSTED_PROXIES").is_some();
+    for service in ["AUTH", "WEB"] {
+        let key = format!("SLIPWAY_{service}_TRUSTED_PROXIES");
+        if !shared && sources.get(&key).is_none() {
+            ctx.vars.push((key, "127.0.0.1".into()));
+        }
     }
     if sources.get("SLIPWAY_PUBLIC_URL").is_none() {
         ctx.vars.push(("SLIPWAY_PUBLIC_URL".into(), format!("http://127.0.0.1:{gateway}")));

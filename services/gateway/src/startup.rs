@@ -72,6 +72,7 @@ fn build_table(file: &[RouteSpec], docker: &[RouteSpec], previous: &Table) -> an
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (file, _) = read_file(&config)?;
+        config.common.http.trusted_proxies.keep_resolved().await;
         let table = build_table(&file, &[], &Table::default())?;
         let checks: CheckClient =
             Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();

@@ -4,6 +4,15 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// Who a call to auth is made for: the request id to carry on, and the visitor's address
+/// (found through web's own trusted proxies), sent as `X-Forwarded-For` so that auth limits
+/// and audits each visitor rather than web itself.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub request_id: String,
+    pub client: std::net::IpAddr,
+}
+
 /// Tokens auth issued for a session.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Tokens {
@@ -51,10 +60,9 @@ impl AuthClient {
         path: &str,
         body: Value,
         bearer: Option<&str>,
-        request_id: &str,
+        caller: &Caller,
     ) -> Result<Value, AuthError> {
-        let mut req =
-            self.http.post(format!("{}{path}", self.base)).header("x-request-id", request_id).json(&body);
+        let mut req = self.http.post(format!("{}{path}", self.base)).headers(caller.headers()).json(&body);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
@@ -78,41 +86,41 @@ impl AuthClient {
         Err(AuthError::Refused(refusal(&body)))
     }
 
-    pub async fn signup(&self, email: &str, password: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn signup(&self, email: &str, password: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/signup", json!({ "email": email, "password": password }), None, rid).await.map(drop)
     }
 
-    pub async fn activate(&self, token: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn activate(&self, token: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/activation", json!({ "token": token }), None, rid).await.map(drop)
     }
 
-    pub async fn resend(&self, email: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn resend(&self, email: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/activation/resend", json!({ "email": email }), None, rid).await.map(drop)
     }
 
-    pub async fn login(&self, email: &str, password: &str, rid: &str) -> Result<Tokens, AuthError> {
+    pub async fn login(&self, email: &str, password: &str, rid: &Caller) -> Result<Tokens, AuthError> {
         let body = self.call("/login", json!({ "email": email, "password": password }), None, rid).await?;
         serde_json::from_value(body).map_err(|e| AuthError::Unavailable(e.into()))
     }
 
-    pub async fn refresh(&self, refresh_token: &str, rid: &str) -> Result<Tokens, AuthError> {
+    pub async fn refresh(&self, refresh_token: &str, rid: &Caller) -> Result<Tokens, AuthError> {
         let body = self.call("/token/refresh", json!({ "refresh_token": refresh_token }), None, rid).await?;
         serde_json::from_value(body).map_err(|e| AuthError::Unavailable(e.into()))
     }
 
-    pub async fn logout(&self, refresh_token: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn logout(&self, refresh_token: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/logout", json!({ "refresh_token": refresh_token }), None, rid).await.map(drop)
     }
 
-    pub async fn logout_all(&self, access: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn logout_all(&self, access: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/logout/all", json!({}), Some(access), rid).await.map(drop)
     }
 
-    pub async fn request_reset(&self, email: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn request_reset(&self, email: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/password/reset", json!({ "email": email }), None, rid).await.map(drop)
     }
 
-    pub async fn confirm_reset(&self, token: &str, password: &str, rid: &str) -> Result<(), AuthError> {
+    pub async fn confirm_reset(&self, token: &str, password: &str, rid: &Caller) -> Result<(), AuthError> {
         self.call("/password/reset/confirm", json!({ "token": token, "new_password": password }), None, rid)
             .await
             .map(drop)
@@ -123,23 +131,36 @@ impl AuthClient {
         access: &str,
         current: &str,
         new: &str,
-        rid: &str,
+        rid: &Caller,
     ) -> Result<(), AuthError> {
         let body = json!({ "current_password": current, "new_password": new });
         self.call("/password/change", body, Some(access), rid).await.map(drop)
     }
 
-    pub async fn me(&self, access: &str, rid: &str) -> Result<Me, AuthError> {
+    pub async fn me(&self, access: &str, rid: &Caller) -> Result<Me, AuthError> {
         let res = self
             .http
             .get(format!("{}/me", self.base))
-            .header("x-request-id", rid)
+            .headers(rid.headers())
             .bearer_auth(access)
             .send()
             .await
             .map_err(|e| AuthError::Unavailable(e.into()))?;
         let body = Self::answer(res).await?;
         serde_json::from_value(body).map_err(|e| AuthError::Unavailable(e.into()))
+    }
+}
+
+impl Caller {
+    fn headers(&self) -> reqwest::header::HeaderMap {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(id) = self.request_id.parse() {
+            headers.insert("x-request-id", id);
+        }
+        if let Ok(ip) = self.client.to_string().parse() {
+            headers.insert("x-forwarded-for", ip);
+        }
+        headers
     }
 }
 

@@ -14,9 +14,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use kit::client_ip::ClientIp;
 use kit::request_id::RequestId;
 
-use crate::auth_client::AuthError;
+use crate::auth_client::{AuthError, Caller};
 use crate::csrf::Csrf;
 use crate::session;
 use crate::state::AppState;
@@ -38,7 +39,7 @@ pub struct Browser {
     pub headers: HeaderMap,
     csrf_cookie: Option<String>,
     fresh_csrf: Option<String>,
-    pub request_id: String,
+    pub caller: Caller,
 }
 
 impl FromRequestParts<AppState> for Browser {
@@ -48,7 +49,9 @@ impl FromRequestParts<AppState> for Browser {
         let csrf_cookie = session::cookie(&parts.headers, session::csrf_cookie(app)).map(str::to_string);
         let fresh_csrf = csrf_cookie.is_none().then(Csrf::new_cookie);
         let request_id = parts.extensions.get::<RequestId>().map_or_else(|| "-".to_string(), |r| r.0.clone());
-        Ok(Self { headers: parts.headers.clone(), csrf_cookie, fresh_csrf, request_id })
+        let Ok(ClientIp(client)) = ClientIp::from_request_parts(parts, app).await;
+        let caller = Caller { request_id, client };
+        Ok(Self { headers: parts.headers.clone(), csrf_cookie, fresh_csrf, caller })
     }
 }
 

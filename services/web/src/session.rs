@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::auth_client::{AuthError, Tokens};
+use crate::auth_client::{AuthError, Caller, Tokens};
 use crate::state::AppState;
 
 /// Cookie names: `__Host-` prefixed (HTTPS only, this exact host, path /) outside dev.
@@ -81,7 +81,7 @@ pub async fn create(app: &AppState, tokens: &Tokens) -> anyhow::Result<(String, 
 }
 
 /// The request's session, its access token refreshed if it is about to expire.
-pub async fn load(app: &AppState, headers: &HeaderMap, request_id: &str) -> Result<Session, NoSession> {
+pub async fn load(app: &AppState, headers: &HeaderMap, caller: &Caller) -> Result<Session, NoSession> {
     let Some(id) = cookie(headers, session_cookie(app)) else { return Err(NoSession::Anonymous) };
     let row: Option<(Session, bool)> = sqlx::query_as::<_, (Vec<u8>, String, DateTime<Utc>, String, bool)>(
         "SELECT id_hash, access_token, access_expires_at, refresh_token, expires_at <= now() FROM sessions WHERE id_hash = $1",
@@ -101,7 +101,7 @@ pub async fn load(app: &AppState, headers: &HeaderMap, request_id: &str) -> Resu
     if session.access_expires_at - Utc::now() > Duration::seconds(30) {
         return Ok(session);
     }
-    match app.auth.refresh(&session.refresh_token, request_id).await {
+    match app.auth.refresh(&session.refresh_token, caller).await {
         Ok(tokens) => {
             let access_expires_at = Utc::now() + Duration::seconds(tokens.expires_in);
             sqlx::query("UPDATE sessions SET access_token = $2, access_expires_at = $3, refresh_token = $4 WHERE id_hash = $1")

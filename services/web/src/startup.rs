@@ -24,6 +24,7 @@ impl Application {
             kit::migrate::up_all(vec![crate::migrations()], &config.db).await?;
         }
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
+        config.common.http.trusted_proxies.keep_resolved().await;
         let state = AppState::new(Inner {
             pool: pool.clone(),
             auth: AuthClient::new(&config.auth_url)?,

@@ -33,3 +33,9 @@ impl Deref for AppState {
         &self.0
     }
 }
+
+impl axum::extract::FromRef<AppState> for kit::client_ip::TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.common.http.trusted_proxies.clone()
+    }
+}

@@ -49,26 +49,51 @@ async fn dev_session(vars: &[(&str, &str)], port: &str) -> (Option<i32>, String)
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `slipway dev` on a test database, serving through its gateway.
+struct DevStack {
+    child: std::process::Child,
+    front: String,
+    db: TestDb,
+}
+
+impl DevStack {
+    async fn start() -> Self {
+        let db = TestDb::create().await;
+        let ports = Ports::new();
+        let mut vars = ports.vars();
+        vars.push(("DATABASE_URL", db.url.as_str()));
+        let child =
+            slipway(&vars).arg("dev").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let front = format!("http://127.0.0.1:{}", ports.gateway);
+        let answers =
+            async |path: &str| reqwest::get(format!("{front}{path}")).await.is_ok_and(|r| r.status() == 200);
+        eventually(Duration::from_secs(60), "web and auth answer through the gateway", async || {
+            answers("/login").await && answers("/api/auth/readyz").await
+        })
+        .await;
+        Self { child, front, db }
+    }
+
+    /// Presses Ctrl-C and returns the exit code and the log.
+    async fn stop(self) -> (Option<i32>, String) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        kill(pid, Signal::SIGINT).expect("Ctrl-C");
+        let child = self.child;
+        let out =
+            tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 #[tokio::test]
 async fn slipway_dev_puts_the_gateway_in_front_of_web_and_auth() {
-    let db = TestDb::create().await;
-    let ports = Ports::new();
-    let mut vars = ports.vars();
-    vars.push(("DATABASE_URL", db.url.as_str()));
-    let child =
-        slipway(&vars).arg("dev").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-    let front = format!("http://127.0.0.1:{}", ports.gateway);
-    eventually(Duration::from_secs(60), "the site answers through the gateway", async || {
-        reqwest::get(format!("{front}/login")).await.is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    let jwks = reqwest::get(format!("{front}/api/auth/.well-known/jwks.json")).await.expect("jwks");
+    let dev = DevStack::start().await;
+    let jwks = reqwest::get(format!("{}/api/auth/.well-known/jwks.json", dev.front)).await.expect("jwks");
     assert_eq!(jwks.status(), 200, "auth is routed under /api/auth");
-    kill(pid, Signal::SIGINT).expect("Ctrl-C");
-    let out =
-        tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys: serde_json::Value = jwks.json().await.expect("a JWK set");
+    assert!(keys["keys"][0]["kid"].is_string(), "{keys}");
+    let (code, log) = dev.stop().await;
+    assert_eq!(code, Some(0), "{log}");
 }
 
 #[tokio::test]
@@ -96,4 +121,59 @@ async fn slipway_dev_without_a_database_starts_and_removes_a_throwaway_postgres(
         .to_string();
     let gone = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await;
     assert!(gone.is_err(), "the throwaway Postgres is stopped after Ctrl-C");
+}
+
+/// A visitor of the site from its own loopback address: keeps its cookies, signs up through
+/// the gateway with the form's CSRF token, and says where it was sent.
+async fn sign_up_from(front: &str, address: std::net::IpAddr, email: &str) -> String {
+    let client = reqwest::Client::builder()
+        .local_address(address)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = client.get(format!("{front}/signup")).send().await.expect("signup page");
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    let body = page.text().await.expect("body");
+    let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    let csrf = body[at..].split('"').next().expect("token");
+    let res = client
+        .post(format!("{front}/signup"))
+        .header("cookie", cookies.join("; "))
+        .form(&[("csrf", csrf), ("email", email), ("password", "a long enough passphrase")])
+        .send()
+        .await
+        .expect("signup");
+    let to = res.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or("").to_string();
+    format!("{} {to}", res.status().as_u16())
+}
+
+#[tokio::test]
+async fn under_slipway_dev_each_website_visitor_is_limited_as_itself_not_as_web() {
+    let dev = DevStack::start().await;
+    // Auth allows 20 signups an hour from one address: 25 visitors pass only if each counts
+    // as itself.
+    let mut outcomes = Vec::new();
+    for n in 0..25u8 {
+        let address = std::net::IpAddr::from([127, 0, 1, 10 + n]);
+        outcomes.push(sign_up_from(&dev.front, address, &format!("visitor{n}@example.com")).await);
+    }
+    let pool = dev.db.pool().await;
+    let addresses: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT host(ip) FROM auth.audit_events WHERE event = 'signup' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("audit");
+    let (_, log) = dev.stop().await;
+    assert!(
+        outcomes.iter().all(|o| o == "303 /check-email"),
+        "every visitor was accepted: {outcomes:?}\n{log}"
+    );
+    assert_eq!(addresses.len(), 25, "auth saw each visitor's own address: {addresses:?}");
+    assert!(addresses.iter().all(|a| a.starts_with("127.0.1.")), "{addresses:?}");
 }

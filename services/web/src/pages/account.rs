@@ -66,7 +66,7 @@ async fn login(State(app): State<AppState>, b: Browser, Form(f): Form<LoginForm>
     if !b.csrf_ok(&app, &f.csrf) {
         return b.forbidden(&app);
     }
-    match app.auth.login(&f.email, &f.password, &b.request_id).await {
+    match app.auth.login(&f.email, &f.password, &b.caller).await {
         Ok(tokens) => match session::create(&app, &tokens).await {
             Ok((id, max_age)) => {
                 let cookie = session::set_cookie(&app, session::session_cookie(&app), &id, max_age, "Lax");
@@ -91,7 +91,7 @@ async fn login(State(app): State<AppState>, b: Browser, Form(f): Form<LoginForm>
 
 /// The session, or the answer to give instead: the login page (saying so if it expired).
 async fn signed_in(app: &AppState, b: &Browser) -> Result<Session, Response> {
-    match session::load(app, &b.headers, &b.request_id).await {
+    match session::load(app, &b.headers, &b.caller).await {
         Ok(s) => Ok(s),
         Err(NoSession::Anonymous) => Err(see_other("/login", &[])),
         Err(NoSession::Expired) => {
@@ -117,7 +117,7 @@ async fn account_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
-    match app.auth.me(&s.access_token, &b.request_id).await {
+    match app.auth.me(&s.access_token, &b.caller).await {
         Ok(me) => {
             let mut l = b.layout(app, "Your account", true);
             let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -161,8 +161,7 @@ async fn change_password(State(app): State<AppState>, b: Browser, Form(f): Form<
         Ok(s) => s,
         Err(r) => return r,
     };
-    match app.auth.change_password(&s.access_token, &f.current_password, &f.new_password, &b.request_id).await
-    {
+    match app.auth.change_password(&s.access_token, &f.current_password, &f.new_password, &b.caller).await {
         Ok(()) => {
             let notice = "Your password is changed. Your other sessions were logged out.".to_string();
             account_page(&app, &b, &s, Some(notice), None).await
@@ -182,13 +181,13 @@ async fn end_session(app: &AppState, b: &Browser, csrf: &str, everywhere: bool) 
         return b.forbidden(app);
     }
     let clear = session::set_cookie(app, session::session_cookie(app), "", 0, "Lax");
-    let Ok(s) = session::load(app, &b.headers, &b.request_id).await else {
+    let Ok(s) = session::load(app, &b.headers, &b.caller).await else {
         return see_other("/login?logged_out=1", &[clear]);
     };
     let told = if everywhere {
-        app.auth.logout_all(&s.access_token, &b.request_id).await
+        app.auth.logout_all(&s.access_token, &b.caller).await
     } else {
-        app.auth.logout(&s.refresh_token, &b.request_id).await
+        app.auth.logout(&s.refresh_token, &b.caller).await
     };
     if let Err(e) = told {
         tracing::warn!(error = %e, "auth could not end the session; ending it here");

@@ -39,7 +39,7 @@ async fn forgot(State(app): State<AppState>, b: Browser, Form(f): Form<EmailForm
     if !b.csrf_ok(&app, &f.csrf) {
         return b.forbidden(&app);
     }
-    match app.auth.request_reset(&f.email, &b.request_id).await {
+    match app.auth.request_reset(&f.email, &b.caller).await {
         Ok(()) => see_other("/check-email", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Forgot password", false);
@@ -72,7 +72,7 @@ async fn reset(State(app): State<AppState>, b: Browser, Form(f): Form<ResetForm>
     if !b.csrf_ok(&app, &f.csrf) {
         return b.forbidden(&app);
     }
-    match app.auth.confirm_reset(&f.token, &f.new_password, &b.request_id).await {
+    match app.auth.confirm_reset(&f.token, &f.new_password, &b.caller).await {
         Ok(()) => see_other("/login?reset=1", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "New password", false);

@@ -43,7 +43,7 @@ async fn signup(State(app): State<AppState>, b: Browser, Form(f): Form<SignupFor
     if !b.csrf_ok(&app, &f.csrf) {
         return b.forbidden(&app);
     }
-    match app.auth.signup(&f.email, &f.password, &b.request_id).await {
+    match app.auth.signup(&f.email, &f.password, &b.caller).await {
         Ok(()) => see_other("/check-email", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Sign up", false);
@@ -90,7 +90,7 @@ async fn activate(State(app): State<AppState>, b: Browser, Form(f): Form<TokenFo
     if !b.csrf_ok(&app, &f.csrf) {
         return b.forbidden(&app);
     }
-    match app.auth.activate(&f.token, &b.request_id).await {
+    match app.auth.activate(&f.token, &b.caller).await {
         Ok(()) => see_other("/login?activated=1", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Activate", false);
@@ -122,7 +122,7 @@ async fn resend(State(app): State<AppState>, b: Browser, Form(f): Form<EmailForm
     if !b.csrf_ok(&app, &f.csrf) {
         return b.forbidden(&app);
     }
-    match app.auth.resend(&f.email, &b.request_id).await {
+    match app.auth.resend(&f.email, &b.caller).await {
         Ok(()) => see_other("/check-email", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Resend the link", false);
