@@ -1,16 +1,43 @@
-//! Rate limiting per client IP and route: GCRA (a token bucket kept as one timestamp per key).
+//! Rate limiting per client and route: GCRA (a token bucket kept as one timestamp per key).
+//! Clients are counted by [`kit::client_ip::bucket`] (IPv6 per /64).
+//!
+//! The keys are spread over shards, each behind its own lock, and a shard drops its expired
+//! keys at most once a second once it holds many: a flood of distinct clients costs each
+//! request a constant amount of work, not a walk over every key under one lock.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kit::config::Rate;
 
+const SHARDS: usize = 32;
+/// Keys a shard holds before it starts sweeping expired ones.
+const SWEEP_ABOVE: usize = 4096;
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default)]
-pub struct Limiter {
+struct Shard {
     /// (route key, client) → theoretical arrival time of the next request.
-    tat: Mutex<HashMap<(u64, IpAddr), Instant>>,
+    tat: HashMap<(u64, IpAddr), Instant>,
+    swept: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Limiter {
+    shards: Vec<Mutex<Shard>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
 }
 
 impl Limiter {
@@ -20,11 +47,15 @@ impl Limiter {
         let interval = rate.per / rate.max.max(1);
         let burst = rate.per;
         let now = Instant::now();
-        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, tat| *tat > now);
+        let key = (route, client);
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if shard.tat.len() > SWEEP_ABOVE && shard.swept.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
+        {
+            shard.tat.retain(|_, tat| *tat > now);
+            shard.swept = Some(now);
         }
-        let tat = map.entry((route, client)).or_insert(now);
+        let tat = shard.tat.entry(key).or_insert(now);
         let next = (*tat).max(now) + interval;
         if next.saturating_duration_since(now) > burst {
             let wait = next.saturating_duration_since(now) - burst;
@@ -32,6 +63,12 @@ impl Limiter {
         }
         *tat = next;
         Ok(())
+    }
+
+    /// Keys held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).tat.len()).sum()
     }
 }
 
@@ -51,5 +88,15 @@ mod tests {
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limiter.check(2, ip, rate).is_ok(), "per route");
         assert!(limiter.check(1, [10, 0, 0, 2].into(), rate).is_ok(), "per client");
+    }
+
+    #[test]
+    fn expired_keys_are_swept_once_shards_fill_up() {
+        let limiter = Limiter::default();
+        let rate = Rate::new(1, Duration::from_millis(1));
+        for n in 0..(SHARDS * SWEEP_ABOVE * 2) as u32 {
+            let _ = limiter.check(1, IpAddr::from(n.to_be_bytes()), rate);
+        }
+        assert!(limiter.len() < SHARDS * SWEEP_ABOVE * 2, "expired keys were dropped: {}", limiter.len());
     }
 }

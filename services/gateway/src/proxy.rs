@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use kit::client_ip::TrustedProxies;
 
+mod capped;
+mod target;
 mod upgrade;
 
 use crate::access_log::{AccessLog, Entry};
@@ -146,6 +148,8 @@ fn host_of(req: &Request<Incoming>) -> std::borrow::Cow<'_, str> {
     } else {
         raw.split(':').next().unwrap_or(raw)
     };
+    // `example.com.` is `example.com` (a fully qualified name).
+    let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) { host.to_ascii_lowercase().into() } else { host.into() }
 }
 
@@ -196,10 +200,26 @@ impl Proxy {
         rid: &HeaderValue,
     ) -> Routed {
         let id = rid.to_str().unwrap_or("-");
+        let malformed = |m: target::Malformed| {
+            let status = match m {
+                target::Malformed::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (problem(status, "bad-request", m.title(), None, id), None, None)
+        };
+        if let Err(m) = target::check_head(&req) {
+            return malformed(m);
+        }
+        // Routing, `protected` and the instance all see the same, normalised path.
+        let normalized = match target::normalize(req.uri().path()) {
+            Ok(std::borrow::Cow::Borrowed(_)) => None,
+            Ok(std::borrow::Cow::Owned(path)) => Some(path),
+            Err(m) => return malformed(m),
+        };
         let route = {
             let host = host_of(&req);
             let table = self.table.load();
-            table.find(&host, req.uri().path()).cloned()
+            table.find(&host, normalized.as_deref().unwrap_or(req.uri().path())).cloned()
         };
         let Some(route) = route else {
             self.metrics.unknown_host.fetch_add(1, Ordering::Relaxed);
@@ -211,7 +231,7 @@ impl Proxy {
         };
         let client = self.trusted.client_ip(peer.ip(), req.headers());
         if let Some(rate) = route.rate_limit
-            && let Err(wait) = self.limiter.check(route.key, client, rate)
+            && let Err(wait) = self.limiter.check(route.key, kit::client_ip::bucket(client), rate)
         {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return (
@@ -237,6 +257,12 @@ impl Proxy {
             return (res, Some(route), None);
         }
         let (mut parts, body) = req.into_parts();
+        // Hop-by-hop headers go first, so `Connection:` can name only the client's own
+        // headers, never one the gateway sets below.
+        let original_host = parts.headers.get(header::HOST).cloned();
+        let upgrade = upgrade::requested(&mut parts);
+        strip_hop_by_hop(&mut parts.headers);
+        target::drop_underscored(&mut parts.headers);
         parts.headers.remove(&X_USER_ID);
         if route.protected {
             let token = parts
@@ -262,15 +288,11 @@ impl Proxy {
             }
         }
         // An HTTP/2 client names the site in the URI, not in a Host header.
-        if !parts.headers.contains_key(header::HOST)
-            && let Some(authority) = parts.uri.authority()
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            parts.headers.insert(header::HOST, host);
+        let original_host = original_host
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        if let Some(host) = &original_host {
+            parts.headers.insert(header::HOST, host.clone());
         }
-        let original_host = parts.headers.get(header::HOST).cloned();
-        let upgrade = upgrade::requested(&mut parts);
-        strip_hop_by_hop(&mut parts.headers);
         if let Some((protocol, _)) = &upgrade {
             upgrade::ask(&mut parts.headers, protocol.clone());
         }
@@ -292,8 +314,9 @@ impl Proxy {
             parts.headers.insert(X_FORWARDED_HOST.clone(), h);
         }
         parts.headers.insert(X_REQUEST_ID.clone(), rid.clone());
-        let path = route.upstream_path(parts.uri.path());
-        let path_and_query = if path.len() == parts.uri.path().len() {
+        let routed_path = normalized.as_deref().unwrap_or(parts.uri.path());
+        let path = route.upstream_path(routed_path);
+        let path_and_query = if normalized.is_none() && path.len() == parts.uri.path().len() {
             parts.uri.path_and_query().cloned()
         } else {
             let pq = match parts.uri.query() {
@@ -301,6 +324,16 @@ impl Proxy {
                 None => path.into_owned(),
             };
             PathAndQuery::from_maybe_shared(Bytes::from(pq.into_bytes())).ok()
+        };
+        // Origin form (`/path?query`) on the wire; the Host header says which site.
+        let mut target = http::uri::Parts::default();
+        target.path_and_query = path_and_query.or(Some(PathAndQuery::from_static("/")));
+        let Ok(uri) = Uri::from_parts(target) else {
+            return (
+                problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, id),
+                Some(route),
+                None,
+            );
         };
         let replayable = body.is_end_stream();
         let idempotent = matches!(
@@ -310,11 +343,28 @@ impl Proxy {
         // Headers are copied per attempt only when a second attempt is possible.
         let may_retry = replayable && route.instances.len() > 1;
         let limit = self.body_limit;
+        // A body of unknown length is cut at the limit; if it was, the answer is 413 whatever
+        // the instance made of the cut request.
+        let mut over_limit = None;
         let mut body = Some(if limit == 0 {
             body.map_err(Into::into).boxed()
-        } else {
+        } else if replayable || parts.headers.contains_key(header::CONTENT_LENGTH) {
             Limited::new(body, limit).boxed()
+        } else {
+            let (capped, over) = capped::Capped::new(body, limit);
+            over_limit = Some(over);
+            capped.boxed()
         });
+        let too_large = |route: Arc<Route>, instance| {
+            let res = problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The request body is too large",
+                None,
+                id,
+            );
+            (res, Some(route), Some(instance))
+        };
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
         let mut attempts = 0;
         loop {
@@ -341,25 +391,18 @@ impl Proxy {
             tried[attempts] = addr;
             attempts += 1;
             let this_body = if replayable { empty() } else { body.take().unwrap_or_else(empty) };
-            // Origin form (`/path?query`) on the wire; the Host header says which site.
-            let mut uri = http::uri::Parts::default();
-            uri.path_and_query = path_and_query.clone().or(Some(PathAndQuery::from_static("/")));
-            let Ok(uri) = Uri::from_parts(uri) else {
-                return (
-                    problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, id),
-                    Some(route),
-                    None,
-                );
-            };
             let last_chance = !may_retry || attempts == MAX_ATTEMPTS;
             let mut upstream = Request::new(this_body);
             *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri;
+            *upstream.uri_mut() = uri.clone();
             *upstream.headers_mut() =
                 if last_chance { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
             let can_retry = !last_chance && idempotent;
             match tokio::time::timeout(self.upstream_timeout, slot.0.pool.send(addr, upstream)).await {
                 Ok(Ok(res)) => {
+                    if over_limit.as_ref().is_some_and(|o| o.load(Ordering::Acquire)) {
+                        return too_large(route, addr);
+                    }
                     let status = res.status();
                     slot.0.answered(status.as_u16());
                     if can_retry
@@ -383,6 +426,9 @@ impl Proxy {
                     );
                 }
                 Ok(Err(error)) => {
+                    if over_limit.as_ref().is_some_and(|o| o.load(Ordering::Acquire)) {
+                        return too_large(route, addr);
+                    }
                     let unsent = matches!(error, SendError::Connect(_));
                     if unsent {
                         slot.0.eject();

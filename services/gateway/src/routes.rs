@@ -146,11 +146,14 @@ pub struct Table {
     pub routes: Vec<Arc<Route>>,
 }
 
+/// Whether `path` is under `prefix`, segment by segment and ignoring ASCII case (`/API/x`
+/// is under `/api`: an instance that ignores case must not be reached around a route).
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    prefix == "/"
-        || path == prefix
-        || (path.starts_with(prefix)
-            && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
+    let (prefix, path) = (prefix.as_bytes(), path.as_bytes());
+    prefix == b"/"
+        || (path.len() >= prefix.len()
+            && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && (path.len() == prefix.len() || prefix.ends_with(b"/") || path[prefix.len()] == b'/'))
 }
 
 /// The routes a TOML routes file describes.
@@ -313,6 +316,7 @@ mod tests {
         assert_eq!(name("localhost", "/"), Some("web"));
         assert_eq!(name("localhost", "/api/auth/login"), Some("auth"));
         assert_eq!(name("localhost", "/api/authx"), Some("web"), "prefixes match whole segments");
+        assert_eq!(name("localhost", "/API/Auth/x"), Some("auth"), "whatever the case");
         assert_eq!(
             name("admin.example.com", "/api/auth"),
             Some("admin"),

@@ -182,6 +182,9 @@ impl Application {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
+/// The largest request head accepted, in bytes.
+const MAX_HEAD: usize = 32 * 1024;
+
 /// Accepts connections (through TLS if `tls`) until `stopped`; each is watched by `graceful`
 /// so shutdown lets it finish.
 async fn accept(
@@ -193,7 +196,10 @@ async fn accept(
     stopped: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // A request head of at most 32 KiB (hyper answers 431 past it; one line may hold at most
+    // 8 KiB, checked per request), as nginx's default buffers allow.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD);
+    builder.http2().max_header_list_size(MAX_HEAD as u32);
     let builder = Arc::new(builder);
     let https = tls.is_some();
     if let Ok(addr) = listener.local_addr() {

@@ -4,6 +4,7 @@
 mod docker;
 mod edge;
 mod failover;
+mod hardening;
 mod helpers;
 mod protocols;
 mod routing;
