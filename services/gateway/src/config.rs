@@ -20,6 +20,8 @@ pub struct Config {
     pub jwks_url: String,
     pub jwt_issuer: String,
     pub jwt_audience: String,
+    /// How often the JWKS is fetched again once in use.
+    pub jwks_refresh: Duration,
     /// Time allowed to read a request's headers (slowloris).
     pub header_timeout: Duration,
     /// How long a client connection may move no byte either way before it is closed.
@@ -56,6 +58,7 @@ impl Config {
             jwks_url: r.get("JWKS_URL", "http://127.0.0.1:8081/.well-known/jwks.json".to_string()),
             jwt_issuer: r.get("JWT_ISSUER", public_url.trim_end_matches('/').to_string()),
             jwt_audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
+            jwks_refresh: r.get("JWKS_REFRESH", Duration::from_secs(300)),
             header_timeout: r.get("HEADER_TIMEOUT", Duration::from_secs(10)),
             upstream_timeout: r.get("UPSTREAM_TIMEOUT", Duration::from_secs(30)),
             idle_timeout: r.get("IDLE_TIMEOUT", Duration::from_secs(60)),

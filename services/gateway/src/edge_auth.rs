@@ -1,6 +1,11 @@
-//! Access tokens verified at the edge against auth's JWKS (fetched, cached, fetched again
-//! when a token names an unknown key), so services behind protected routes get `X-User-Id`
-//! and never see an unverified identity.
+//! Access tokens verified at the edge against auth's JWKS, so services behind protected
+//! routes get `X-User-Id` and never see an unverified identity.
+//!
+//! The JWKS is fetched with a timeout, cached, fetched again every `SLIPWAY_GATEWAY_JWKS_REFRESH`
+//! once in use (so a key auth stopped publishing stops being trusted), and at most once per
+//! [`REFETCH_AFTER`] when a token names an unknown key, whether or not the last fetch worked
+//! (so an unreachable auth is not asked again on every request). A failed fetch keeps the
+//! keys already known.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,11 +22,22 @@ pub struct EdgeAuth {
     issuer: String,
     audience: String,
     http: reqwest_like::Client,
-    keys: Mutex<(HashMap<String, VerifyingKey>, Option<Instant>)>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    keys: HashMap<String, VerifyingKey>,
+    /// When a fetch was last started, successful or not.
+    attempted: Option<Instant>,
+    /// Whether the keys were ever fetched: only then are they kept fresh in the background.
+    fetched: bool,
 }
 
 /// How often an unknown `kid` may trigger a refetch.
-const REFETCH_AFTER: Duration = Duration::from_secs(10);
+pub const REFETCH_AFTER: Duration = Duration::from_secs(10);
+/// How long a JWKS fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
 mod reqwest_like {
     //! A tiny HTTP GET for the JWKS over hyper's client.
@@ -38,8 +54,14 @@ mod reqwest_like {
             Self(Hyper::builder(TokioExecutor::new()).build_http())
         }
 
-        pub async fn get_json(&self, url: &str) -> anyhow::Result<serde_json::Value> {
-            let res = self.0.get(url.parse()?).await?;
+        pub async fn get_json(
+            &self,
+            url: &str,
+            timeout: std::time::Duration,
+        ) -> anyhow::Result<serde_json::Value> {
+            let res = tokio::time::timeout(timeout, self.0.get(url.parse()?))
+                .await
+                .map_err(|_| anyhow::anyhow!("{url} did not answer within {timeout:?}"))??;
             anyhow::ensure!(res.status().is_success(), "{url} answered {}", res.status());
             let body = res.into_body().collect().await?.to_bytes();
             Ok(serde_json::from_slice(&body)?)
@@ -54,12 +76,30 @@ impl EdgeAuth {
             issuer: issuer.into(),
             audience: audience.into(),
             http: reqwest_like::Client::new(),
-            keys: Mutex::new((HashMap::new(), None)),
+            cache: Mutex::default(),
         }
     }
 
-    async fn refresh(&self) -> anyhow::Result<()> {
-        let jwks = self.http.get_json(&self.jwks_url).await?;
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fetches the JWKS again if it was ever fetched (called periodically).
+    pub async fn keep_fresh(&self) {
+        if self.cache().fetched {
+            self.cache().attempted = Some(Instant::now());
+            self.fetch_logged().await;
+        }
+    }
+
+    async fn fetch_logged(&self) {
+        if let Err(error) = self.fetch().await {
+            tracing::warn!(error = format!("{error:#}"), url = %self.jwks_url, "cannot fetch the JWKS; keeping the known keys");
+        }
+    }
+
+    async fn fetch(&self) -> anyhow::Result<()> {
+        let jwks = self.http.get_json(&self.jwks_url, FETCH_TIMEOUT).await?;
         let mut keys = HashMap::new();
         for k in jwks["keys"].as_array().into_iter().flatten() {
             let (Some(kid), Some(x)) = (k["kid"].as_str(), k["x"].as_str()) else { continue };
@@ -72,15 +112,24 @@ impl EdgeAuth {
                 keys.insert(kid.to_string(), key);
             }
         }
-        let mut guard = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        *guard = (keys, Some(Instant::now()));
+        let mut cache = self.cache();
+        cache.keys = keys;
+        cache.fetched = true;
         Ok(())
     }
 
+    /// The key, or whether this caller may fetch the JWKS again (claimed under the lock, so
+    /// one caller per window fetches).
     fn key(&self, kid: &str) -> (Option<VerifyingKey>, bool) {
-        let guard = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let may_refetch = guard.1.is_none_or(|at| at.elapsed() >= REFETCH_AFTER);
-        (guard.0.get(kid).copied(), may_refetch)
+        let mut cache = self.cache();
+        if let Some(key) = cache.keys.get(kid) {
+            return (Some(*key), false);
+        }
+        let may_refetch = cache.attempted.is_none_or(|at| at.elapsed() >= REFETCH_AFTER);
+        if may_refetch {
+            cache.attempted = Some(Instant::now());
+        }
+        (None, may_refetch)
     }
 
     /// The user id of a valid token, or why not.
@@ -101,9 +150,7 @@ impl EdgeAuth {
         let key = match self.key(kid) {
             (Some(key), _) => key,
             (None, true) => {
-                if let Err(error) = self.refresh().await {
-                    tracing::warn!(error = format!("{error:#}"), "cannot fetch the JWKS");
-                }
+                self.fetch_logged().await;
                 self.key(kid).0.ok_or("unknown key")?
             }
             (None, false) => return Err("unknown key"),

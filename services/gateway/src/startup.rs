@@ -143,6 +143,15 @@ impl Application {
                 }
             })
         };
+        let jwks = {
+            let (proxy, every) = (self.proxy.clone(), self.config.jwks_refresh);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    proxy.edge.keep_fresh().await;
+                }
+            })
+        };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
         let graceful = GracefulShutdown::new();
         let timeout = (self.config.header_timeout, self.config.idle_timeout);
@@ -169,6 +178,7 @@ impl Application {
         }
         reloader.abort();
         flusher.abort();
+        jwks.abort();
         self.proxy.access.flush();
         for route in &self.proxy.table.load().routes {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));

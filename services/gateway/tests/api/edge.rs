@@ -1,12 +1,9 @@
 use std::time::Duration;
 
-use auth::jwt;
-use axum::Json;
-use axum::routing::get;
 use serde_json::Value;
 use testkit::eventually;
 
-use crate::helpers::{Backend, route, spawn_gateway};
+use crate::helpers::{Backend, Issuer, route, signing_keys, spawn_gateway};
 
 const SOON: Duration = Duration::from_secs(10);
 
@@ -58,23 +55,11 @@ async fn forwarded_headers_are_set_hop_by_hop_ones_removed_and_the_request_id_ke
 
 #[tokio::test]
 async fn a_protected_route_rejects_bad_tokens_and_forwards_the_user_id_of_a_good_one() {
-    let config =
-        auth::Config::load(&kit::config::Sources::from_vars([("SLIPWAY_ENV", "test")])).expect("auth config");
-    let keys = jwt::Keys::new(&config.jwt, &jwt::generate_pem().expect("pem")).expect("keys");
-    let other = jwt::Keys::new(&config.jwt, &jwt::generate_pem().expect("pem")).expect("keys");
-    let jwks = keys.jwks();
-    let jwks_app =
-        axum::Router::new().route("/.well-known/jwks.json", get(move || async move { Json(jwks) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let jwks_url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, jwks_app).await });
-
+    let issuer = Issuer::start().await;
+    let keys = &issuer.keys;
+    let other = signing_keys(&[]);
     let app = Backend::start("api").await;
-    let gw = spawn_gateway(
-        &route("api", "protected = true", &[app.addr]),
-        &[("SLIPWAY_GATEWAY_JWKS_URL", &jwks_url), ("SLIPWAY_GATEWAY_JWT_ISSUER", &config.jwt.issuer)],
-    )
-    .await;
+    let gw = spawn_gateway(&route("api", "protected = true", &[app.addr]), &issuer.vars()).await;
     eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
     let call = async |token: Option<&str>| {
         let mut req =
@@ -114,4 +99,68 @@ async fn a_body_over_the_limit_is_refused_with_413_before_reaching_the_instance(
     assert_eq!(app.hits(), 0, "the instance never saw it");
     assert_eq!(post(512).await.expect("answer").status(), 200, "under the limit passes");
     assert_eq!(app.hits(), 1);
+}
+
+#[tokio::test]
+async fn expired_and_wrong_audience_tokens_are_refused_at_the_edge() {
+    let issuer = Issuer::start().await;
+    let expired = signing_keys(&[("SLIPWAY_AUTH_ACCESS_TTL", "0s")]);
+    let foreign = signing_keys(&[("SLIPWAY_AUTH_JWT_AUDIENCE", "another-product")]);
+    let both = serde_json::json!({ "keys": [
+        issuer.keys.jwks()["keys"][0], expired.jwks()["keys"][0], foreign.jwks()["keys"][0],
+    ]});
+    issuer.serve(both);
+    let app = Backend::start("api").await;
+    let gw = spawn_gateway(&route("api", "protected = true", &[app.addr]), &issuer.vars()).await;
+    eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
+    let call = async |token: &str| {
+        gw.client
+            .get(format!("{}/x", gw.base))
+            .header("host", "x")
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answer")
+    };
+    let user = uuid::Uuid::new_v4();
+    assert_eq!(call(&expired.issue(user, uuid::Uuid::new_v4())).await.status(), 401, "expired");
+    assert_eq!(call(&foreign.issue(user, uuid::Uuid::new_v4())).await.status(), 401, "another audience");
+    assert_eq!(call(&issuer.token().0).await.status(), 200, "the same JWKS, a good token");
+    assert_eq!(app.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_asked_once_per_window_not_once_per_request() {
+    let issuer = Issuer::start().await;
+    issuer.serve(Value::Null);
+    let app = Backend::start("api").await;
+    let gw = spawn_gateway(&route("api", "protected = true", &[app.addr]), &issuer.vars()).await;
+    eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
+    let (token, _) = issuer.token();
+    for _ in 0..20 {
+        let res =
+            gw.client.get(format!("{}/x", gw.base)).header("host", "x").bearer_auth(&token).send().await;
+        assert_eq!(res.expect("answer").status(), 401);
+    }
+    assert_eq!(issuer.fetches(), 1, "one failed fetch, then the window holds");
+}
+
+#[tokio::test]
+async fn a_key_auth_stops_publishing_stops_being_trusted_at_the_next_refresh() {
+    let issuer = Issuer::start().await;
+    let next = signing_keys(&[]);
+    let app = Backend::start("api").await;
+    let mut vars = issuer.vars().to_vec();
+    vars.push(("SLIPWAY_GATEWAY_JWKS_REFRESH", "200ms"));
+    let gw = spawn_gateway(&route("api", "protected = true", &[app.addr]), &vars).await;
+    eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
+    let status = async |token: &str| {
+        let res = gw.client.get(format!("{}/x", gw.base)).header("host", "x").bearer_auth(token).send().await;
+        res.expect("answer").status().as_u16()
+    };
+    let (old_token, _) = issuer.token();
+    assert_eq!(status(&old_token).await, 200);
+    issuer.serve(next.jwks());
+    eventually(SOON, "the removed key is dropped", async || status(&old_token).await == 401).await;
+    assert_eq!(status(&next.issue(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())).await, 200);
 }

@@ -197,23 +197,44 @@ impl Gateway {
     }
 }
 
-/// A token issuer for edge-auth tests: signing keys, and their JWKS served on an ephemeral port.
+/// A token issuer for edge-auth tests: signing keys, and a JWKS served on an ephemeral port
+/// that a test can change (or make fail) and whose fetches it can count.
 pub struct Issuer {
     pub keys: auth::jwt::Keys,
     pub jwks_url: String,
     pub issuer: String,
+    /// The JWKS served; `Null` makes the endpoint answer 500.
+    pub served: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub fetches: Arc<AtomicUsize>,
+}
+
+/// Keys signing as auth would with `vars` (e.g. another audience, or a zero TTL).
+pub fn signing_keys(vars: &[(&str, &str)]) -> auth::jwt::Keys {
+    let mut all = vec![("SLIPWAY_ENV", "test")];
+    all.extend_from_slice(vars);
+    let config = auth::Config::load(&Sources::from_vars(all)).expect("auth config");
+    auth::jwt::Keys::new(&config.jwt, &auth::jwt::generate_pem().expect("pem")).expect("keys")
 }
 
 impl Issuer {
     pub async fn start() -> Self {
         let config = auth::Config::load(&Sources::from_vars([("SLIPWAY_ENV", "test")])).expect("auth config");
-        let keys = auth::jwt::Keys::new(&config.jwt, &auth::jwt::generate_pem().expect("pem")).expect("keys");
-        let jwks = keys.jwks();
-        let app = Router::new().route("/.well-known/jwks.json", get(move || async move { Json(jwks) }));
+        let keys = signing_keys(&[]);
+        let served = Arc::new(std::sync::Mutex::new(keys.jwks()));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (s, f) = (served.clone(), fetches.clone());
+        let app = Router::new().route(
+            "/.well-known/jwks.json",
+            get(move || async move {
+                f.fetch_add(1, Ordering::SeqCst);
+                let jwks = s.lock().expect("jwks").clone();
+                if jwks.is_null() { Err(StatusCode::INTERNAL_SERVER_ERROR) } else { Ok(Json(jwks)) }
+            }),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let jwks_url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { keys, jwks_url, issuer: config.jwt.issuer }
+        Self { keys, jwks_url, issuer: config.jwt.issuer, served, fetches }
     }
 
     /// The gateway settings that make it verify this issuer's tokens.
@@ -225,5 +246,14 @@ impl Issuer {
     pub fn token(&self) -> (String, uuid::Uuid) {
         let user = uuid::Uuid::new_v4();
         (self.keys.issue(user, uuid::Uuid::new_v4()), user)
+    }
+
+    /// Serves `jwks` from now on (`Null`: fail with 500).
+    pub fn serve(&self, jwks: serde_json::Value) {
+        *self.served.lock().expect("jwks") = jwks;
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
     }
 }
