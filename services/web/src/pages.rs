@@ -156,7 +156,7 @@ async fn home(State(app): State<AppState>, browser: Browser) -> Response {
     browser.reply(&app, render(&Home { l: browser.layout(&app, "Home", signed_in) }))
 }
 
-async fn not_found(State(app): State<AppState>, browser: Browser) -> Response {
+pub(crate) async fn not_found(State(app): State<AppState>, browser: Browser) -> Response {
     let page = ErrorPage {
         l: browser.layout(&app, "Not found", false),
         heading: "Page not found",
@@ -171,7 +171,7 @@ async fn stylesheet() -> Response {
 }
 
 pub fn router(app: AppState) -> Router {
-    let dev = !app.config.common.environment.is_production_like();
+    let dev = app.config.dev_mailbox != crate::config::DevMailbox::Off;
     let mut router = Router::new()
         .route("/", get(home))
         .route("/static/style.css", get(stylesheet))

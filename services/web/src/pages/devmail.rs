@@ -1,5 +1,6 @@
 //! Dev only: the mailer's dev mailbox, read from the mailer's API (never its tables), with
-//! the links in each email made clickable.
+//! the links in each email made clickable. Served per `SLIPWAY_WEB_DEV_MAILBOX`: by default
+//! only to a visitor on this machine, since it shows everyone's activation and reset links.
 
 use askama::Template;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use serde::Deserialize;
 
 use super::{Browser, Layout, render, unavailable};
 use crate::auth_client::AuthError;
+use crate::config::DevMailbox;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -34,6 +36,10 @@ struct DevMail {
 }
 
 pub async fn page(State(app): State<AppState>, b: Browser) -> Response {
+    if app.config.dev_mailbox == DevMailbox::Local && !b.caller.client.is_loopback() {
+        tracing::info!(client = %b.caller.client, "dev mailbox refused: not a local visitor");
+        return super::not_found(State(app), b).await;
+    }
     let url = format!("{}/dev/mail.json", app.config.mailer_url);
     let fetched = async { app.http.get(&url).send().await?.error_for_status()?.json::<Vec<Mail>>().await };
     let mails = match fetched.await {

@@ -2,7 +2,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 
-use crate::helpers::{Stack, spawn_stack};
+use crate::helpers::{Stack, spawn_stack, spawn_stack_with};
 
 fn client() -> Client {
     Client::builder().redirect(Policy::none()).build().expect("client")
@@ -215,4 +215,27 @@ async fn pages_carry_strict_security_headers_and_unknown_pages_get_the_sites_404
     assert!(missing.headers().contains_key("content-security-policy"));
     let (dev_mail, _) = v.get("/dev/mail").await;
     assert_eq!(dev_mail.status(), 200, "test is not production: the dev mailbox is there");
+}
+
+#[tokio::test]
+async fn the_dev_mailbox_is_shown_only_to_visitors_on_this_machine_unless_opened() {
+    let behind_gateway = [("SLIPWAY_WEB_TRUSTED_PROXIES", "127.0.0.1")];
+    let stack = spawn_stack_with("dev", &behind_gateway).await;
+    let from = async |client: &str| {
+        let url = format!("{}/dev/mail", stack.web);
+        let res = Client::new().get(url).header("x-forwarded-for", client).send().await.expect("answer");
+        res.status().as_u16()
+    };
+    assert_eq!(from("127.0.0.1").await, 200, "a visitor on this machine");
+    assert_eq!(from("203.0.113.9").await, 404, "a visitor from elsewhere");
+
+    let open = spawn_stack_with("dev", &[behind_gateway[0], ("SLIPWAY_WEB_DEV_MAILBOX", "open")]).await;
+    let url = format!("{}/dev/mail", open.web);
+    let res = Client::new().get(url).header("x-forwarded-for", "203.0.113.9").send().await;
+    assert_eq!(res.expect("answer").status(), 200, "opened explicitly");
+
+    let prod = [("SLIPWAY_ENV", "prod"), ("SLIPWAY_WEB_DEV_MAILBOX", "open")];
+    let refused = web::Config::load(&kit::config::Sources::from_vars(prod));
+    let problems = refused.expect_err("refused in prod").to_string();
+    assert!(problems.contains("SLIPWAY_WEB_DEV_MAILBOX"), "{problems}");
 }

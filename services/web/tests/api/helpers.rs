@@ -28,6 +28,11 @@ fn stopper() -> (oneshot::Sender<()>, impl Future<Output = ()> + Send + 'static)
 
 /// The three services; web runs in `web_env` (dev or test, which changes its cookies).
 pub async fn spawn_stack(web_env: &str) -> Stack {
+    spawn_stack_with(web_env, &[]).await
+}
+
+/// The three services, web with extra settings.
+pub async fn spawn_stack_with(web_env: &str, web_extra: &[(&str, &str)]) -> Stack {
     let db = TestDb::create().await;
     let web_port = free_port();
     let web = format!("http://127.0.0.1:{web_port}");
@@ -53,14 +58,15 @@ pub async fn spawn_stack(web_env: &str) -> Stack {
     let mailer = mailer::Application::build(mailer_config).await.expect("mailer builds");
     let mailer_url = format!("http://127.0.0.1:{}", mailer.port());
 
-    let web_config = web::Config::load(&sources(&[
-        ("SLIPWAY_ENV", web_env.into()),
+    let mut web_vars = vec![
+        ("SLIPWAY_ENV", web_env.to_string()),
         ("SLIPWAY_DATABASE_URL", url),
         ("SLIPWAY_WEB_PORT", web_port.to_string()),
         ("SLIPWAY_WEB_AUTH_URL", auth_url),
         ("SLIPWAY_WEB_MAILER_URL", mailer_url),
-    ]))
-    .expect("web config");
+    ];
+    web_vars.extend(web_extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let web_config = web::Config::load(&sources(&web_vars)).expect("web config");
     let web_app = web::Application::build(web_config).await.expect("web builds");
 
     let mut stops = Vec::new();
