@@ -76,7 +76,7 @@ async fn jwks(
         password::request_reset, password::confirm_reset, password::change,
         account::me, jwks,
     ),
-    components(schemas(Accepted, Done, ProblemDoc)),
+    components(schemas(Accepted, Done, ProblemDoc, signup::Activated)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

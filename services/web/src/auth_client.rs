@@ -90,8 +90,10 @@ impl AuthClient {
         self.call("/signup", json!({ "email": email, "password": password }), None, rid).await.map(drop)
     }
 
-    pub async fn activate(&self, token: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/activation", json!({ "token": token }), None, rid).await.map(drop)
+    /// Activates an account; returns the address it was activated for.
+    pub async fn activate(&self, token: &str, rid: &Caller) -> Result<String, AuthError> {
+        let body = self.call("/activation", json!({ "token": token }), None, rid).await?;
+        Ok(body["email"].as_str().unwrap_or_default().to_string())
     }
 
     pub async fn resend(&self, email: &str, rid: &Caller) -> Result<(), AuthError> {

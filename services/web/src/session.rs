@@ -22,6 +22,23 @@ pub fn csrf_cookie(app: &AppState) -> &'static str {
 }
 
 /// A `Set-Cookie` value: HttpOnly, Path=/, SameSite, Secure outside dev; `max_age` 0 deletes.
+/// Carries the address just activated to the login page (ten minutes, base64url), so the
+/// person only types their password.
+pub fn login_email_cookie(app: &AppState, email: &str) -> String {
+    set_cookie(app, login_email_name(app), &URL_SAFE_NO_PAD.encode(email), 600, "Lax")
+}
+
+fn login_email_name(app: &AppState) -> &'static str {
+    if app.config.secure_cookies() { "__Host-slipway_login_email" } else { "slipway_login_email" }
+}
+
+/// The address [`login_email_cookie`] carried, if any, and the cookie that clears it.
+pub fn take_login_email(app: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
+    let raw = cookie(headers, login_email_name(app))?;
+    let email = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+    Some((email, set_cookie(app, login_email_name(app), "", 0, "Lax")))
+}
+
 pub fn set_cookie(app: &AppState, name: &str, value: &str, max_age: i64, same_site: &str) -> String {
     let secure = if app.config.secure_cookies() { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}")
@@ -124,6 +141,16 @@ pub async fn load(app: &AppState, headers: &HeaderMap, caller: &Caller) -> Resul
             Err(NoSession::Expired)
         }
         Err(AuthError::Unavailable(e)) => Err(NoSession::Failed(e)),
+    }
+}
+
+/// Forgets the request's session here, by its cookie, without asking auth anything.
+pub async fn forget(app: &AppState, headers: &HeaderMap) {
+    let Some(id) = cookie(headers, session_cookie(app)) else { return };
+    if let Err(error) =
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(hash(id)).execute(&app.pool).await
+    {
+        tracing::warn!(%error, "deleting a session failed");
     }
 }
 

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kit::extract::Json as JsonBody;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Accepted, Done, ProblemDoc, one_time};
+use super::{Accepted, ProblemDoc, one_time};
 use crate::context::RequestCtx;
 use crate::domain::{Email, Password, Purpose};
 use crate::error::ApiError;
@@ -123,17 +123,24 @@ async fn send_activation(
     Ok(())
 }
 
+/// An activated account: the address it was activated for, so the site can offer it at login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Activated {
+    pub status: &'static str,
+    pub email: String,
+}
+
 /// Activates the account a token was sent for. Only this POST consumes the token, so a mail
 /// scanner fetching the link cannot.
 #[utoipa::path(post, path = "/activation", tag = "accounts", request_body = TokenRequest, responses(
-    (status = 200, body = Done),
+    (status = 200, body = Activated),
     (status = 400, body = ProblemDoc, description = "token invalid, used or expired"),
     (status = 429, body = ProblemDoc, description = "rate limited")))]
 pub async fn activate(
     State(app): State<AppState>,
     ctx: RequestCtx,
     JsonBody(req): JsonBody<TokenRequest>,
-) -> Result<Json<Done>, ApiError> {
+) -> Result<Json<Activated>, ApiError> {
     let token = one_time::parse(&req.token)?;
     one_time::limit(&app, &ctx, &token, "activation").await?;
     let mut tx = app.pool.begin().await?;
@@ -146,8 +153,9 @@ pub async fn activate(
         Entry { event: "activation", outcome: "success", user: Some(user), email: None },
     )
     .await?;
+    let email = users::by_id(&mut *tx, user).await?.map(|u| u.email).unwrap_or_default();
     tx.commit().await?;
-    Ok(Json(Done { status: "activated" }))
+    Ok(Json(Activated { status: "activated", email }))
 }
 
 /// Sends a new activation email to a pending account; the same answer for any address.

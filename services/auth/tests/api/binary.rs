@@ -20,11 +20,13 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// The auth binary running on a free port with JSON logs.
+/// The auth binary running on a free port with JSON logs, written to a file (a pipe nobody
+/// reads until the end would fill and block the service's logging).
 struct Running {
     base: String,
     pid: nix::unistd::Pid,
     child: std::process::Child,
+    log: std::path::PathBuf,
 }
 
 async fn start_binary(db: &TestDb, extra: &[(&str, &str)]) -> Running {
@@ -34,27 +36,29 @@ async fn start_binary(db: &TestDb, extra: &[(&str, &str)]) -> Running {
     vars.push(("SLIPWAY_AUTH_PORT".into(), port.clone()));
     vars.push(("SLIPWAY_LOG_FORMAT".into(), "json".into()));
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let child = auth(&vars).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("auth starts");
+    let log = std::env::temp_dir().join(format!("auth-{}.log", uuid::Uuid::new_v4().simple()));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = auth(&vars).stderr(file).stdout(Stdio::null()).spawn().expect("auth starts");
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     let healthcheck =
         || auth(&vars).arg("healthcheck").stderr(Stdio::null()).status().expect("healthcheck runs");
     eventually(Duration::from_secs(20), "`auth healthcheck` passes", async || healthcheck().success()).await;
-    Running { base: format!("http://127.0.0.1:{port}"), pid, child }
+    Running { base: format!("http://127.0.0.1:{port}"), pid, child, log }
 }
 
 impl Running {
     /// SIGTERM; returns the exit code and every log line, parsed.
     async fn stop(self) -> (Option<i32>, String, Vec<serde_json::Value>) {
         nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let child = self.child;
-        let out =
-            tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let mut child = self.child;
+        let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+        let stderr = std::fs::read_to_string(&self.log).expect("the log");
+        let _ = std::fs::remove_file(&self.log);
         let lines = stderr
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
             .collect();
-        (out.status.code(), stderr, lines)
+        (status.code(), stderr, lines)
     }
 }
 

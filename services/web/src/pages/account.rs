@@ -4,6 +4,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -52,7 +53,17 @@ async fn login_page(State(app): State<AppState>, b: Browser, Query(q): Query<Log
     if q.expired.is_some() {
         l.error = Some("Your session has expired. Please log in again.".into());
     }
-    b.reply(&app, render(&LoginPage { l, email: String::new(), not_activated: false }))
+    let (email, clear) = match session::take_login_email(&app, &b.headers) {
+        Some((email, clear)) if q.activated.is_some() => (email, vec![clear]),
+        _ => (String::new(), Vec::new()),
+    };
+    let mut res = b.reply(&app, render(&LoginPage { l, email, not_activated: false }));
+    for cookie in clear {
+        if let Ok(v) = cookie.parse() {
+            res.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,7 +117,9 @@ async fn signed_in(app: &AppState, b: &Browser) -> Result<Session, Response> {
 #[template(path = "account.html")]
 struct AccountPage {
     l: Layout,
-    email: String,
+    /// The address in pieces, each to be followed by a line-break opportunity (before each
+    /// `.` and `@`), so a narrow screen wraps it between words, not inside one.
+    email: Vec<String>,
     member_since: String,
 }
 
@@ -125,7 +138,7 @@ async fn account_page(
             l.error = error;
             let page = AccountPage {
                 l,
-                email: me.email,
+                email: breakable(&me.email),
                 member_since: me.created_at.format("%-d %B %Y").to_string(),
             };
             b.reply(app, (status, render(&page)))
@@ -181,8 +194,15 @@ async fn end_session(app: &AppState, b: &Browser, csrf: &str, everywhere: bool) 
         return b.forbidden(app);
     }
     let clear = session::set_cookie(app, session::session_cookie(app), "", 0, "Lax");
-    let Ok(s) = session::load(app, &b.headers, &b.caller).await else {
-        return see_other("/login?logged_out=1", &[clear]);
+    let s = match session::load(app, &b.headers, &b.caller).await {
+        Ok(s) => s,
+        Err(NoSession::Failed(error)) => {
+            // Auth cannot be reached to refresh the session: end it here all the same.
+            tracing::warn!(error = format!("{error:#}"), "logging out without auth");
+            session::forget(app, &b.headers).await;
+            return see_other("/login?logged_out=1", &[clear]);
+        }
+        Err(_) => return see_other("/login?logged_out=1", &[clear]),
     };
     let told = if everywhere {
         app.auth.logout_all(&s.access_token, &b.caller).await
@@ -202,4 +222,27 @@ async fn logout(State(app): State<AppState>, b: Browser, Form(f): Form<CsrfForm>
 
 async fn logout_all(State(app): State<AppState>, b: Browser, Form(f): Form<CsrfForm>) -> Response {
     end_session(&app, &b, &f.csrf, true).await
+}
+
+/// `ada.lovelace@example.com` → `ada`, `.lovelace`, `@example`, `.com`.
+fn breakable(email: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in email.char_indices() {
+        if (c == '.' || c == '@') && i > start {
+            parts.push(email[start..i].to_string());
+            start = i;
+        }
+    }
+    parts.push(email[start..].to_string());
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_address_breaks_before_its_dots_and_at_sign() {
+        assert_eq!(super::breakable("ada.lovelace@example.com"), ["ada", ".lovelace", "@example", ".com"]);
+        assert_eq!(super::breakable("a@b"), ["a", "@b"]);
+    }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{Browser, Layout, render, see_other, unavailable};
 use crate::auth_client::AuthError;
+use crate::session;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -91,7 +92,7 @@ async fn activate(State(app): State<AppState>, b: Browser, Form(f): Form<TokenFo
         return b.forbidden(&app);
     }
     match app.auth.activate(&f.token, &b.caller).await {
-        Ok(()) => see_other("/login?activated=1", &[]),
+        Ok(email) => see_other("/login?activated=1", &[session::login_email_cookie(&app, &email)]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Activate", false);
             l.error = Some(r.message);

@@ -104,7 +104,8 @@ async fn a_person_signs_up_activates_logs_in_changes_password_and_logs_in_again_
     let stack = spawn_stack("dev").await;
     let (c, _driver) = browser().await;
     let mut j = Journey { c, base: stack.web.clone(), shot: 0 };
-    let (email, first, second) = ("ada@example.com", "first long passphrase", "second long passphrase");
+    let email = "ada.lovelace.countess@analytical-engines.example.com";
+    let (first, second) = ("first long passphrase", "second long passphrase");
 
     j.open("/").await;
     j.snap("home").await;
@@ -141,8 +142,9 @@ async fn a_person_signs_up_activates_logs_in_changes_password_and_logs_in_again_
     })
     .await;
     j.snap("activated").await;
+    let offered = j.c.find(Locator::Css("#email")).await.expect("email field").prop("value").await;
+    assert_eq!(offered.expect("value").as_deref(), Some(email), "the activated address is filled in");
 
-    j.fill("#email", email).await;
     j.fill("#password", first).await;
     j.click("button[type=submit]").await;
     j.arrive("/account").await;
@@ -189,5 +191,21 @@ async fn a_person_signs_up_activates_logs_in_changes_password_and_logs_in_again_
     j.c.set_window_size(390, 844).await.expect("phone width");
     j.open("/account").await;
     j.snap("account-phone-width").await;
+    // Each piece of the address (cut before `.` and `@`) stays on one line: the address wraps
+    // between pieces, never inside a word.
+    let split = j
+        .c
+        .execute(
+            "const dd = document.getElementById('account-email'); \
+             const walk = document.createTreeWalker(dd, NodeFilter.SHOW_TEXT); const split = []; let n; \
+             while ((n = walk.nextNode())) { const r = document.createRange(); r.selectNodeContents(n); \
+               if (r.getClientRects().length > 1) split.push(n.textContent); } \
+             return [split, dd.getClientRects()[0].height > 1.5 * parseFloat(getComputedStyle(dd).lineHeight)];",
+            vec![],
+        )
+        .await
+        .expect("measure the address");
+    assert_eq!(split[0], json!([]), "no piece of the address is broken inside a word");
+    assert_eq!(split[1], json!(true), "at phone width the address does wrap");
     j.c.close().await.expect("close the browser");
 }

@@ -8,7 +8,22 @@ use tokio::sync::oneshot;
 pub struct Stack {
     pub web: String,
     pub db: TestDb,
-    _stops: Vec<oneshot::Sender<()>>,
+    auth: String,
+    stops: Vec<oneshot::Sender<()>>,
+}
+
+impl Stack {
+    /// Stops auth and waits until it no longer accepts connections.
+    pub async fn stop_auth(&mut self) {
+        if let Some(stop) = self.stops.first_mut().map(|s| std::mem::replace(s, oneshot::channel().0)) {
+            let _ = stop.send(());
+        }
+        let addr = self.auth.trim_start_matches("http://").to_string();
+        testkit::eventually(std::time::Duration::from_secs(30), "auth stops listening", async || {
+            tokio::net::TcpStream::connect(&addr).await.is_err()
+        })
+        .await;
+    }
 }
 
 fn sources(pairs: &[(&str, String)]) -> Sources {
@@ -47,6 +62,7 @@ pub async fn spawn_stack_with(web_env: &str, web_extra: &[(&str, &str)]) -> Stac
     .expect("auth config");
     let auth = auth::Application::build(auth_config).await.expect("auth builds");
     let auth_url = format!("http://127.0.0.1:{}", auth.port());
+    let auth_url_kept = auth_url.clone();
 
     let mailer_config = mailer::Config::load(&sources(&[
         ("SLIPWAY_ENV", "test".into()),
@@ -79,5 +95,5 @@ pub async fn spawn_stack_with(web_env: &str, web_extra: &[(&str, &str)]) -> Stac
     let (s, f) = stopper();
     tokio::spawn(web_app.run_until(f));
     stops.push(s);
-    Stack { web, db, _stops: stops }
+    Stack { web, db, auth: auth_url_kept, stops }
 }
