@@ -54,6 +54,8 @@ struct DevStack {
     child: std::process::Child,
     front: String,
     db: TestDb,
+    /// The log goes to a file: a pipe read only at the end could fill and block the stack.
+    log: std::path::PathBuf,
 }
 
 impl DevStack {
@@ -62,8 +64,9 @@ impl DevStack {
         let ports = Ports::new();
         let mut vars = ports.vars();
         vars.push(("DATABASE_URL", db.url.as_str()));
-        let child =
-            slipway(&vars).arg("dev").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let log = std::env::temp_dir().join(format!("slipway-dev-{}.log", uuid_like()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = slipway(&vars).arg("dev").stdout(Stdio::null()).stderr(file).spawn().expect("spawn");
         let front = format!("http://127.0.0.1:{}", ports.gateway);
         let answers =
             async |path: &str| reqwest::get(format!("{front}{path}")).await.is_ok_and(|r| r.status() == 200);
@@ -71,18 +74,27 @@ impl DevStack {
             answers("/login").await && answers("/api/auth/readyz").await
         })
         .await;
-        Self { child, front, db }
+        Self { child, front, db, log }
     }
 
     /// Presses Ctrl-C and returns the exit code and the log.
     async fn stop(self) -> (Option<i32>, String) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
         kill(pid, Signal::SIGINT).expect("Ctrl-C");
-        let child = self.child;
-        let out =
-            tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let mut child = self.child;
+        let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.log);
+        (status.code(), log)
     }
+}
+
+/// A name no other test run uses.
+fn uuid_like() -> String {
+    format!("{}-{:?}", std::process::id(), std::time::SystemTime::now())
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
 }
 
 #[tokio::test]
