@@ -98,14 +98,13 @@ impl ApiError {
                     .detail("Sign in again.")
             }
             Self::Token(TokenProblem::Invalid) => {
-                Problem::new(S::BAD_REQUEST, "token-invalid", "This link is not valid")
+                Problem::new(S::NOT_FOUND, "token-invalid", "This link is not valid")
             }
             Self::Token(TokenProblem::Used) => {
-                Problem::new(S::BAD_REQUEST, "token-used", "This link was already used")
+                Problem::new(S::GONE, "token-used", "This link was already used")
             }
             Self::Token(TokenProblem::Expired) => {
-                Problem::new(S::BAD_REQUEST, "token-expired", "This link has expired")
-                    .detail("Ask for a new one.")
+                Problem::new(S::GONE, "token-expired", "This link has expired").detail("Ask for a new one.")
             }
             Self::RateLimited { retry_after } => {
                 Problem::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")

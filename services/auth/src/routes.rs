@@ -77,7 +77,7 @@ async fn jwks(
         account::me, jwks,
     ),
     components(schemas(Accepted, Done, ProblemDoc, signup::Activated)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Problems),
 )]
 pub struct ApiDoc;
 
@@ -89,5 +89,47 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Makes the document say what every operation can answer: every error is
+/// `application/problem+json`, and an operation with a JSON body may also answer 400
+/// (malformed), 413 (too large), 415 (not JSON) and 422 (invalid); any may answer 500.
+struct Problems;
+
+impl utoipa::Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemDoc"))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content(PROBLEM, content).build())
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for op in operations.into_iter().flatten() {
+                let mut standard = vec![("500", "an unexpected failure; the cause is logged, not shown")];
+                if op.request_body.is_some() {
+                    standard.extend([
+                        ("400", "the body is not well-formed JSON"),
+                        ("413", "the body is too large"),
+                        ("415", "the body is not application/json"),
+                        ("422", "a field is missing, unknown or invalid"),
+                    ]);
+                }
+                for (status, description) in standard {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| problem(description));
+                }
+                for (status, response) in &mut op.responses.responses {
+                    if let RefOr::T(response) = response
+                        && (status.starts_with('4') || status.starts_with('5'))
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert(PROBLEM.to_string(), content);
+                    }
+                }
+            }
+        }
     }
 }

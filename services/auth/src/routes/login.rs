@@ -24,8 +24,9 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, max_length = 256)]
     pub password: SecretString,
 }
 

@@ -24,6 +24,7 @@ use crate::store::{sessions, users};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmResetRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     pub token: String,
     #[schema(value_type = String, min_length = 8, max_length = 256)]
     pub new_password: SecretString,
@@ -32,7 +33,7 @@ pub struct ConfirmResetRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRequest {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, max_length = 256)]
     pub current_password: SecretString,
     #[schema(value_type = String, min_length = 8, max_length = 256)]
     pub new_password: SecretString,
@@ -78,7 +79,8 @@ pub async fn request_reset(
 /// account (the link proved the address).
 #[utoipa::path(post, path = "/password/reset/confirm", tag = "passwords", request_body = ConfirmResetRequest, responses(
     (status = 200, body = Done),
-    (status = 400, body = ProblemDoc, description = "token invalid, used or expired"),
+    (status = 404, body = ProblemDoc, description = "no such token (token-invalid)"),
+    (status = 410, body = ProblemDoc, description = "the token was used or has expired (token-used, token-expired)"),
     (status = 422, body = ProblemDoc, description = "the new password breaks a rule"),
     (status = 429, body = ProblemDoc, description = "rate limited"),
     (status = 503, body = ProblemDoc, description = "too busy hashing passwords; retry after the given seconds")))]

@@ -31,6 +31,7 @@ pub struct Tokens {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     pub refresh_token: String,
 }
 
@@ -109,13 +110,20 @@ pub async fn refresh(
     Ok(Json(tokens))
 }
 
+/// Any refresh token, valid or not: logging out never says whether a token was live.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: String,
+}
+
 /// Ends the session a refresh token belongs to. Always 204.
-#[utoipa::path(post, path = "/logout", tag = "sessions", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/logout", tag = "sessions", request_body = LogoutRequest,
     responses((status = 204, description = "the session, if any, is revoked")))]
 pub async fn logout(
     State(app): State<AppState>,
     ctx: RequestCtx,
-    JsonBody(req): JsonBody<RefreshRequest>,
+    JsonBody(req): JsonBody<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     if let Some(token) = SecretToken::parse(&req.refresh_token)
         && let Some(session) = sessions::of_refresh(&app.pool, &app.tokens.hash(&token)).await?

@@ -29,6 +29,7 @@ pub const CHECK_EMAIL: Accepted = Accepted {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
     #[schema(value_type = String, min_length = 8, max_length = 256)]
     pub password: SecretString,
@@ -37,6 +38,7 @@ pub struct SignupRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
 }
 
@@ -44,6 +46,7 @@ pub struct EmailRequest {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token from the emailed link.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     pub token: String,
 }
 
@@ -134,7 +137,8 @@ pub struct Activated {
 /// scanner fetching the link cannot.
 #[utoipa::path(post, path = "/activation", tag = "accounts", request_body = TokenRequest, responses(
     (status = 200, body = Activated),
-    (status = 400, body = ProblemDoc, description = "token invalid, used or expired"),
+    (status = 404, body = ProblemDoc, description = "no such token (token-invalid)"),
+    (status = 410, body = ProblemDoc, description = "the token was used or has expired (token-used, token-expired)"),
     (status = 429, body = ProblemDoc, description = "rate limited")))]
 pub async fn activate(
     State(app): State<AppState>,

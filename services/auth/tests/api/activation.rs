@@ -16,7 +16,7 @@ async fn an_activation_token_works_once_and_then_says_it_was_used() {
     let first = app.post("/activation", json!({ "token": token })).await;
     assert_eq!(first.status(), 200);
     let again = app.post("/activation", json!({ "token": token })).await;
-    assert_eq!(problem_slug(again).await, (400, "token-used".into()));
+    assert_eq!(problem_slug(again).await, (410, "token-used".into()));
     assert_eq!(app.login("ada@example.com", "a long enough passphrase").await.status(), 200);
 }
 
@@ -32,7 +32,7 @@ async fn concurrent_uses_of_one_token_activate_once() {
     }
     let statuses = attempts.join_all().await;
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 410).count(), 4, "{statuses:?}");
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn expired_foreign_and_garbage_tokens_are_refused() {
         .expect("age tokens");
     assert_eq!(
         problem_slug(app.post("/activation", json!({ "token": late })).await).await,
-        (400, "token-expired".into())
+        (410, "token-expired".into())
     );
 
     app.post("/password/reset", json!({ "email": user.email })).await;
@@ -56,13 +56,13 @@ async fn expired_foreign_and_garbage_tokens_are_refused() {
     let as_activation = app.post("/activation", json!({ "token": reset })).await;
     assert_eq!(
         problem_slug(as_activation).await,
-        (400, "token-invalid".into()),
+        (404, "token-invalid".into()),
         "a reset token is not an activation token"
     );
 
     for garbage in ["", "nope", &"A".repeat(43)] {
         let res = app.post("/activation", json!({ "token": garbage })).await;
-        assert_eq!(problem_slug(res).await, (400, "token-invalid".into()));
+        assert_eq!(problem_slug(res).await, (404, "token-invalid".into()));
     }
     let outcomes: Vec<String> = app.audit("activation").await.into_iter().map(|a| a.0).collect();
     assert!(

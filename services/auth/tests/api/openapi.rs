@@ -32,3 +32,25 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// Schemathesis (an independent tool, from PyPI) generates requests from the document, valid
+/// and invalid, signed in and not, and checks every answer against it: status codes, content
+/// types, schemas, no 5xx, schema-valid requests accepted and invalid ones refused.
+#[tokio::test]
+async fn schemathesis_finds_no_answer_the_document_does_not_describe() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let tokens = app.tokens(&user).await;
+    let bearer = format!("Authorization: Bearer {}", tokens["access_token"].as_str().expect("at"));
+    let schema = app.url("/openapi.json");
+    let out = tokio::process::Command::new("schemathesis")
+        .args(["run", &schema, "--checks", "all", "--max-examples", "40", "--seed", "20261130"])
+        .args(["--header", &bearer, "--no-color"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .await
+        .expect("schemathesis runs (pip install schemathesis)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis failed:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("passed"), "{report}");
+}

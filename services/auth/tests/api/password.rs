@@ -35,7 +35,7 @@ async fn a_reset_sets_the_new_password_once_and_ends_every_session() {
     let again = app
         .post("/password/reset/confirm", json!({ "token": token, "new_password": "yet another passphrase" }))
         .await;
-    assert_eq!(problem_slug(again).await, (400, "token-used".into()));
+    assert_eq!(problem_slug(again).await, (410, "token-used".into()));
 
     assert_eq!(app.login(&user.email, &user.password).await.status(), 401);
     assert_eq!(app.login(&user.email, "a brand new passphrase").await.status(), 200);
@@ -57,7 +57,7 @@ async fn an_expired_reset_link_is_refused() {
     let res = app
         .post("/password/reset/confirm", json!({ "token": token, "new_password": "a brand new passphrase" }))
         .await;
-    assert_eq!(problem_slug(res).await, (400, "token-expired".into()));
+    assert_eq!(problem_slug(res).await, (410, "token-expired".into()));
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn random_reset_confirmations_are_refused_before_hashing_so_logins_are_sti
     };
     let (statuses, login, second_login) =
         tokio::join!(flood, app.login(&user.email, &user.password), app.login(&user.email, &user.password));
-    assert!(statuses.iter().all(|s| *s == 400), "made-up tokens: 400 token-invalid, {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 404), "made-up tokens: 404 token-invalid, {statuses:?}");
     assert_eq!(
         (login.status().as_u16(), second_login.status().as_u16()),
         (200, 200),
@@ -142,7 +142,7 @@ async fn one_reset_token_is_tried_at_most_five_times_an_hour() {
     let body = json!({ "token": token, "new_password": "a brand new passphrase" });
     for _ in 0..5 {
         let res = app.post("/password/reset/confirm", body.clone()).await;
-        assert_eq!(problem_slug(res).await, (400, "token-invalid".into()));
+        assert_eq!(problem_slug(res).await, (404, "token-invalid".into()));
     }
     let sixth = app.post("/password/reset/confirm", body).await;
     assert!(sixth.headers().contains_key("retry-after"));
@@ -165,7 +165,7 @@ async fn changing_the_password_kills_reset_links_sent_before() {
             json!({ "token": token, "new_password": "the old link's passphrase" }),
         )
         .await;
-    assert_eq!(problem_slug(late).await.0, 400);
+    assert_eq!(problem_slug(late).await, (410, "token-used".into()));
     assert_eq!(app.login(&user.email, "a freshly changed passphrase").await.status(), 200);
 }
 

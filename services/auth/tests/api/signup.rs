@@ -133,7 +133,11 @@ async fn a_second_signup_for_a_pending_address_sets_the_password_and_kills_the_f
     assert_ne!(attackers_link, owners_link);
 
     let stale = app.post("/activation", json!({ "token": attackers_link })).await;
-    assert_eq!(problem_slug(stale).await.0, 400, "an earlier signup's link no longer activates");
+    assert_eq!(
+        problem_slug(stale).await,
+        (410, "token-used".into()),
+        "an earlier signup's link no longer activates"
+    );
     assert_eq!(app.post("/activation", json!({ "token": owners_link })).await.status(), 200);
     assert_eq!(
         app.login(email, "the attacker's passphrase").await.status(),
