@@ -136,8 +136,17 @@ impl Container {
         Self::start_web(labels, format!("trap '' TERM; httpd -f -p {port} -h /www & wait")).await
     }
 
+    /// Like [`Container::web`], with extra `docker run` options (`-e NAME=value`, …).
+    pub async fn web_with(port: u16, labels: &[&str], options: &[&str]) -> Self {
+        Self::start(labels, options, format!("exec httpd -f -p {port} -h /www")).await
+    }
+
     async fn start_web(labels: &[&str], serve: String) -> Self {
-        let mut args: Vec<String> = Vec::new();
+        Self::start(labels, &[], serve).await
+    }
+
+    async fn start(labels: &[&str], options: &[&str], serve: String) -> Self {
+        let mut args: Vec<String> = options.iter().map(|o| (*o).to_string()).collect();
         for l in labels {
             args.push("--label".into());
             args.push((*l).into());

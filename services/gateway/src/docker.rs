@@ -19,7 +19,7 @@ use crate::routes::{RouteSpec, Table, merge};
 /// Where and how to watch Docker.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The engine's unix socket.
+    /// The engine's unix socket, or `tcp://host:port` of `gateway docker-proxy`.
     pub socket: String,
     /// Which network's address to use for containers on several (default: the first).
     pub network: Option<String>,
@@ -68,8 +68,7 @@ pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
             seen: BTreeMap::new(),
         };
         loop {
-            let result = match Docker::connect_with_socket(&settings.socket, 10, bollard::API_DEFAULT_VERSION)
-            {
+            let result = match connect(&settings.socket) {
                 Ok(docker) => watcher.run(&docker, &mut backoff).await,
                 Err(e) => Err(e),
             };
@@ -88,6 +87,14 @@ pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
         }
     });
     rx
+}
+
+/// The engine at a unix socket path, or the docker proxy at `tcp://host:port`.
+fn connect(at: &str) -> Result<Docker, bollard::errors::Error> {
+    match at.strip_prefix("tcp://").or_else(|| at.strip_prefix("http://")) {
+        Some(addr) => Docker::connect_with_http(&format!("http://{addr}"), 10, bollard::API_DEFAULT_VERSION),
+        None => Docker::connect_with_socket(at, 10, bollard::API_DEFAULT_VERSION),
+    }
 }
 
 struct Watcher<'a> {

@@ -7,6 +7,7 @@ mod access_log;
 mod admin;
 mod config;
 mod docker;
+pub mod docker_proxy;
 mod edge_auth;
 mod health;
 mod idle;

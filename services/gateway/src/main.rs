@@ -1,5 +1,10 @@
-//! The gateway binary: `gateway [serve|healthcheck|check-config]`.
+//! The gateway binary: `gateway [serve|healthcheck|check-config]`, and `gateway docker-proxy
+//! [serve|healthcheck]`, the read-only Docker API proxy that discovery talks to.
 
 fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "docker-proxy") {
+        return gateway::docker_proxy::main(&args[1..]);
+    }
     kit::service::main::<gateway::Config>()
 }

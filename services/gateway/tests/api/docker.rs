@@ -136,3 +136,58 @@ async fn docker_discovery_keeps_to_its_compose_project_on_a_shared_engine() {
         assert_eq!(answer(&gw, &host).await.as_deref(), Ok(mine.short_id()), "never {}", theirs.short_id());
     }
 }
+
+#[tokio::test]
+async fn docker_discovery_through_the_read_only_proxy_routes_containers_and_refuses_everything_else() {
+    docker::engine().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = listener.local_addr().expect("addr");
+    tokio::spawn(gateway::docker_proxy::serve(
+        listener,
+        "/var/run/docker.sock".into(),
+        std::future::pending(),
+    ));
+
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let host = format!("{run}.proxied.test");
+    let labels = [
+        format!("slipway.host={host}"),
+        "slipway.port=8000".into(),
+        "slipway.health=/".into(),
+        format!("com.docker.compose.service=p-{run}"),
+    ];
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let secret = format!("SLIPWAY_DATABASE_PASSWORD=hunter2-{run}");
+    let web = Container::web_with(8000, &labels, &["-e", &secret]).await;
+    let gw = spawn_gateway("", &[("SLIPWAY_GATEWAY_DOCKER_SOCKET", &format!("tcp://{proxy}"))]).await;
+    eventually(WAIT, "the container to serve through the gateway, found through the proxy", async || {
+        answer(&gw, &host).await.as_deref() == Ok(web.short_id())
+    })
+    .await;
+
+    let call = async |method: &str, path: &str| {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(proxy).await.expect("connect");
+        let req =
+            format!("{method} {path} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let inspected = call("GET", &format!("/v1.41/containers/{}/json", web.id)).await;
+    assert!(inspected.starts_with("HTTP/1.1 200"), "{inspected}");
+    assert!(inspected.contains(&format!("slipway.host\":\"{host}")), "labels pass: {inspected}");
+    assert!(!inspected.contains("hunter2"), "a container's environment never passes: {inspected}");
+    for (method, path) in [
+        ("POST", "/v1.41/containers/create".to_string()),
+        ("POST", format!("/v1.41/containers/{}/kill", web.id)),
+        ("DELETE", format!("/v1.41/containers/{}", web.id)),
+        ("GET", format!("/v1.41/containers/{}/logs", web.id)),
+        ("POST", format!("/v1.41/containers/{}/exec", web.id)),
+    ] {
+        let refused = call(method, &path).await;
+        assert!(refused.starts_with("HTTP/1.1 403"), "{method} {path}: {refused}");
+    }
+    assert_eq!(docker::docker(&["inspect", "-f", "{{.State.Running}}", &web.id]).await, "true");
+}
