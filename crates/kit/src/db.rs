@@ -46,3 +46,21 @@ pub async fn probe(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::query("SELECT 1").execute(pool).await.context("postgres did not answer")?;
     Ok(())
 }
+
+/// Whether an error means the database cannot be used right now, rather than that the query
+/// is wrong: no connection to be had, the connection cut, or the server shutting down,
+/// starting or out of connections. Such a request may be answered 503 and tried again.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            true
+        }
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+            // connection_exception class.
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}

@@ -18,6 +18,7 @@ const NO_IPVS: &str = "services:
   web: { deploy: { endpoint_mode: dnsrr } }
   postgres: { deploy: { endpoint_mode: dnsrr } }
   migrate: { deploy: { endpoint_mode: dnsrr } }
+  docker-proxy: { deploy: { endpoint_mode: dnsrr } }
   gateway:
     deploy: { endpoint_mode: dnsrr }
     ports: [{ target: 8080, published: 8080, mode: host }]

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// Too much work queued (password hashing): try again shortly (503).
     #[error("busy")]
     Busy { retry_after: u64 },
+    /// The database cannot be reached right now (restarting, say): try again shortly (503).
+    #[error("database unavailable")]
+    Unavailable { retry_after: u64 },
     /// Anything unexpected: logged with its cause chain, answered with a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -51,7 +54,13 @@ impl std::fmt::Display for TokenProblem {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// The database unreachable, restarting or out of connections is 503 with `Retry-After`
+    /// (the client may simply try again); any other database error is a 500.
     fn from(e: sqlx::Error) -> Self {
+        if kit::db::is_unavailable(&e) {
+            tracing::warn!(error = %e, "the database is unavailable: answering 503");
+            return Self::Unavailable { retry_after: 1 };
+        }
         Self::Internal(anyhow::Error::new(e).context("database"))
     }
 }
@@ -123,6 +132,11 @@ impl ApiError {
             Self::Busy { retry_after } => Problem::new(S::SERVICE_UNAVAILABLE, "busy", "Too busy right now")
                 .detail(format!("Try again in {retry_after} seconds."))
                 .retry_after(retry_after),
+            Self::Unavailable { retry_after } => {
+                Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable")
+                    .detail(format!("Try again in {retry_after} seconds."))
+                    .retry_after(retry_after)
+            }
             Self::Internal(error) => {
                 log_internal(&error);
                 Problem::internal()

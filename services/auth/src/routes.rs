@@ -94,7 +94,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// Makes the document say what every operation can answer: every error is
 /// `application/problem+json`, and an operation with a JSON body may also answer 400
-/// (malformed), 413 (too large), 415 (not JSON) and 422 (invalid); any may answer 500.
+/// (malformed), 413 (too large), 415 (not JSON) and 422 (invalid); any may answer 500 or 503.
 struct Problems;
 
 impl utoipa::Modify for Problems {
@@ -109,7 +109,10 @@ impl utoipa::Modify for Problems {
             let operations =
                 [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for op in operations.into_iter().flatten() {
-                let mut standard = vec![("500", "an unexpected failure; the cause is logged, not shown")];
+                let mut standard = vec![
+                    ("500", "an unexpected failure; the cause is logged, not shown"),
+                    ("503", "temporarily unavailable (the database, or too busy); retry after `Retry-After`"),
+                ];
                 if op.request_body.is_some() {
                     standard.extend([
                         ("400", "the body is not well-formed JSON"),

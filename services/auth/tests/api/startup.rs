@@ -90,3 +90,30 @@ fn prod_requires_a_signing_key() {
     let err = auth::Config::load(&kit::config::Sources::from_vars(vars)).expect_err("no key");
     assert!(err.to_string().contains("SLIPWAY_AUTH_JWT_KEY: required in prod"), "{err}");
 }
+
+#[tokio::test]
+async fn a_database_outage_is_answered_503_with_retry_after_and_recovers_by_itself() {
+    let db = testkit::TestDb::create().await;
+    let proxy = testkit::TcpProxy::start(db.addr()).await;
+    let via = db.url_via(proxy.port());
+    let quick = [
+        ("SLIPWAY_DATABASE_URL", via.as_str()),
+        ("SLIPWAY_DATABASE_ACQUIRE_TIMEOUT", "1s"),
+        ("SLIPWAY_DATABASE_CONNECT_TIMEOUT", "1s"),
+    ];
+    let app = spawn_app_on(db, &quick).await;
+    let user = app.active_user().await;
+    let tokens = app.tokens(&user).await;
+    let access = tokens["access_token"].as_str().expect("at");
+
+    proxy.cut();
+    let res = app.get_auth("/me", access).await;
+    assert!(res.headers().contains_key("retry-after"), "{:?}", res.headers());
+    assert_eq!(crate::helpers::problem_slug(res).await, (503, "unavailable".into()), "not a 500");
+
+    proxy.restore();
+    testkit::eventually(std::time::Duration::from_secs(15), "/me answers again", async || {
+        app.get_auth("/me", access).await.status() == 200
+    })
+    .await;
+}
