@@ -9,7 +9,7 @@ async fn docker_compose_prod_stack_runs_replicas_read_only_as_non_root_with_secr
     let took = stack.up(&[]).await;
     eprintln!("e2e: prod up -d --wait reached all-healthy in {took:.1?} (images warm)");
 
-    for (service, replicas) in [("auth", 2), ("mailer", 2), ("web", 2), ("gateway", 1)] {
+    for (service, replicas) in [("auth", 2), ("mailer", 2), ("web", 2), ("gateway", 1), ("docker-proxy", 1)] {
         let ids = stack.containers(service).await;
         assert_eq!(ids.len(), replicas, "{service} replicas");
         for id in ids {
@@ -20,8 +20,8 @@ async fn docker_compose_prod_stack_runs_replicas_read_only_as_non_root_with_secr
                 &id,
             ])
             .await;
-            // The gateway's group is the engine socket's, to read it.
-            let user = if service == "gateway" {
+            // Only docker-proxy's group is the engine socket's, to use it.
+            let user = if service == "docker-proxy" {
                 format!("10001:{}", stack.docker_gid)
             } else {
                 "10001:10001".into()
@@ -29,6 +29,11 @@ async fn docker_compose_prod_stack_runs_replicas_read_only_as_non_root_with_secr
             assert_eq!(seen, format!("{user} true healthy"), "{service} {id}");
         }
     }
+
+    // The internet-facing gateway holds no engine socket; discovery goes through docker-proxy.
+    let gateway = stack.containers("gateway").await.remove(0);
+    let mounts = testkit::docker::docker(&["inspect", "-f", "{{json .Mounts}}", &gateway]).await;
+    assert!(!mounts.contains("docker.sock"), "the gateway mounts no socket: {mounts}");
 
     // The site and the API answer through the gateway; an account starts unactivated.
     assert_eq!(stack.http.get(format!("{GATEWAY}/")).send().await.expect("GET /").status(), 200);
