@@ -1,6 +1,9 @@
-//! An email address, trimmed and lowercased, with a shape a mail server would accept.
+//! An email address, trimmed, in Unicode NFC and lowercased, with a shape a mail server would
+//! accept: `Zoë` typed with a combining diaeresis and with a precomposed `ë` is one address.
 
 use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -9,7 +12,7 @@ impl Email {
     /// Parses an address: one `@`, a local part of at most 64 bytes, a domain with a dot and
     /// no empty labels, at most 254 bytes in all, no spaces or control characters.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let s = raw.trim().to_lowercase();
+        let s = raw.trim().nfc().collect::<String>().to_lowercase();
         if s.is_empty() || s.len() > 254 {
             return Err("an email address of at most 254 characters");
         }
@@ -55,6 +58,14 @@ mod tests {
         );
         assert!(Email::parse("a@b.co").is_ok());
         assert!(Email::parse("üser@exämple.de").is_ok());
+    }
+
+    #[test]
+    fn composed_and_decomposed_spellings_are_one_address() {
+        let composed = Email::parse("zo\u{eb}@example.com").expect("valid");
+        let decomposed = Email::parse("zoe\u{308}@example.com").expect("valid");
+        assert_eq!(composed, decomposed);
+        assert_eq!(composed.as_str(), "zo\u{eb}@example.com");
     }
 
     #[test]
