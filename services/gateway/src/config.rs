@@ -38,6 +38,11 @@ pub struct Config {
 pub struct Tls {
     pub dir: PathBuf,
     pub addr: SocketAddr,
+    /// Plain-HTTP requests are redirected (308) to HTTPS on this public port (443: none
+    /// shown); `None` when `SLIPWAY_GATEWAY_HTTPS_REDIRECT=false`.
+    pub redirect_port: Option<u16>,
+    /// The `Strict-Transport-Security` value on HTTPS answers; `None` when turned off.
+    pub hsts: Option<String>,
 }
 
 impl Config {
@@ -65,7 +70,16 @@ impl Config {
             tls: {
                 let dir = r.optional::<String>("TLS_DIR").filter(|d| !d.trim().is_empty());
                 let port = r.get("TLS_PORT", 8443u16);
-                dir.map(|d| Tls { dir: PathBuf::from(d), addr: SocketAddr::new(common.http.addr.ip(), port) })
+                let redirect = r.get("HTTPS_REDIRECT", true);
+                let public_port = r.get("HTTPS_PUBLIC_PORT", if port == 0 { 443 } else { port });
+                let hsts: String = r.get("HSTS", "max-age=31536000".to_string());
+                let hsts = Some(hsts).filter(|h| !h.trim().is_empty() && h.trim() != "off");
+                dir.map(|d| Tls {
+                    dir: PathBuf::from(d),
+                    addr: SocketAddr::new(common.http.addr.ip(), port),
+                    redirect_port: redirect.then_some(public_port),
+                    hsts,
+                })
             },
             docker: {
                 let socket = r.optional::<String>("DOCKER_SOCKET").filter(|s| !s.trim().is_empty());

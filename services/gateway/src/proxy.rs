@@ -55,6 +55,10 @@ pub struct Proxy {
     /// Largest request body accepted, in bytes (0: no limit).
     pub body_limit: usize,
     pub retry_budget: RetryBudget,
+    /// With TLS on: plain-HTTP requests are redirected to HTTPS on this public port.
+    pub https_redirect: Option<u16>,
+    /// With TLS on: `Strict-Transport-Security` on every HTTPS answer.
+    pub hsts: Option<HeaderValue>,
 }
 
 /// Retries after a 502/503 answer are allowed while they stay under a fifth of all requests
@@ -162,6 +166,32 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 type Routed = (Response<Body>, Option<Arc<Route>>, Option<SocketAddr>);
 
+/// 308 to the same host and target over HTTPS (308 keeps the method and body).
+fn redirect_to_https(req: &Request<Incoming>, port: u16, rid: &HeaderValue) -> Response<Body> {
+    let host = host_of(req);
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{target}")
+    } else {
+        format!("https://{host}:{port}{target}")
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(location) if !host.is_empty() => {
+            let mut res = Response::new(empty());
+            *res.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            res.headers_mut().insert(header::LOCATION, location);
+            res
+        }
+        _ => problem(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "A request needs a Host",
+            None,
+            rid.to_str().unwrap_or("-"),
+        ),
+    }
+}
+
 impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
@@ -173,7 +203,13 @@ impl Proxy {
         let rid = request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let (mut response, route, instance) = self.route(req, peer, https, &rid).await;
+        let (mut response, route, instance) = match self.https_redirect {
+            Some(port) if !https => (redirect_to_https(&req, port, &rid), None, None),
+            _ => self.route(req, peer, https, &rid).await,
+        };
+        if https && let Some(hsts) = &self.hsts {
+            response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         let status = response.status().as_u16();
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.metrics.by_class.get(usize::from(status / 100).saturating_sub(1)) {

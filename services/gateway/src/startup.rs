@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use http::HeaderValue;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -86,6 +88,12 @@ impl Application {
             access: AccessLog::new(config.common.log_format == kit::config::LogFormat::Json),
             body_limit: config.common.http.body_limit,
             retry_budget: Default::default(),
+            https_redirect: config.tls.as_ref().and_then(|t| t.redirect_port),
+            hsts: config
+                .tls
+                .as_ref()
+                .and_then(|t| t.hsts.as_deref())
+                .and_then(|h| HeaderValue::from_str(h).ok()),
         });
         let listener = TcpListener::bind(config.common.http.addr)
             .await

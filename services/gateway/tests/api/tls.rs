@@ -47,8 +47,11 @@ async fn fetch(
     let req = http::Request::get("/").header("host", name).body(Empty::<bytes::Bytes>::new()).expect("req");
     let res = sender.send_request(req).await.expect("answer");
     assert_eq!(res.status(), 200);
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    (served, serde_json::from_slice(&body).expect("json"))
+    let hsts = res.headers().get("strict-transport-security").map(|h| h.to_str().expect("ascii").to_string());
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let mut answer: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    answer["hsts"] = serde_json::json!(hsts);
+    (served, answer)
 }
 
 #[tokio::test]
@@ -70,6 +73,21 @@ async fn the_certificate_is_chosen_by_sni_and_requests_arrive_marked_https() {
     let (served, answer) = fetch(tls, "a.test", &a).await;
     assert_eq!(served, a.to_vec(), "a.test gets its own certificate");
     assert_eq!(answer["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(answer["hsts"], "max-age=31536000", "HTTPS answers carry HSTS");
+    let plain = gw.raw("POST /cart?item=1 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0", b"").await;
+    assert_eq!(plain.0, 308, "plain HTTP is sent to HTTPS, method kept");
+    let no_follow =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let redirected = no_follow
+        .get(format!("{}/cart?item=1", gw.base))
+        .header("host", "a.test")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(redirected.status(), 308);
+    let to = redirected.headers()["location"].to_str().expect("ascii");
+    assert_eq!(to, "https://a.test/cart?item=1", "the public HTTPS port (443 unless told) is not shown");
+    assert_eq!(app.hits(), 1, "only the HTTPS request reached the instance");
     assert_eq!(fetch(tls, "shop.b.test", &b).await.0, b.to_vec(), "a subdomain gets its parent's pair");
     assert_eq!(
         fetch(tls, "fallback.test", &fallback).await.0,
