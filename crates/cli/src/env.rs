@@ -37,8 +37,12 @@ fn random_hex() -> String {
 fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let fail = |what: &str, e: std::io::Error| Failure::from(anyhow::anyhow!("cannot {what}: {e}"));
-    if !dir.exists() {
-        std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| fail("create the folder", e))?;
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| fail("create the folder", e))?;
+        }
+        Err(e) => return Err(fail(&format!("inspect {}", dir.display()), e)),
+        Ok(meta) => check_private_folder(dir, &meta)?,
     }
     let jwt = auth::jwt::generate_pem()?;
     let files = [
@@ -55,12 +59,44 @@ fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
     }
     for (name, value) in &files {
         let path = dir.join(name);
-        std::fs::write(&path, value).map_err(|e| fail(&format!("write {}", path.display()), e))?;
+        // create_new: never through a symlink planted at the name, never over a file.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| fail(&format!("create {}", path.display()), e))?;
+        file.write_all(value.as_bytes())
+            .map_err(|e| fail(&format!("write {}", path.display()), e))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
             .map_err(|e| fail(&format!("protect {}", path.display()), e))?;
     }
     let names: Vec<_> = files.iter().map(|(n, _)| *n).collect();
     println!("wrote {} in {}", names.join(", "), dir.display());
+    Ok(())
+}
+
+/// An existing folder takes secrets only if it is a real folder (not a symlink), this user's,
+/// and writable by nobody else: otherwise someone else could read or swap the files.
+fn check_private_folder(dir: &std::path::Path, meta: &std::fs::Metadata) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt as _;
+    let refuse = |why: &str| {
+        Err(Failure::Refused(format!(
+            "{} {why}; give a new folder (it is created private, mode 700) or fix this one",
+            dir.display()
+        )))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link");
+    }
+    if !meta.is_dir() {
+        return refuse("is not a folder");
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return refuse("belongs to another user");
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse("is writable by other users");
+    }
     Ok(())
 }
 

@@ -104,3 +104,27 @@ fn env_secrets_files_writes_production_secret_files_in_a_private_folder_once() {
     assert_eq!(std::fs::read(dir.join("auth_token_key")).expect("read"), before, "kept as it was");
     let _ = std::fs::remove_dir_all(&parent);
 }
+
+#[test]
+fn env_secrets_files_refuses_a_symlinked_or_shared_folder_and_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let parent = std::env::temp_dir().join(format!("slipway-files-{}", uuid::Uuid::new_v4().simple()));
+    let elsewhere = parent.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).expect("mode");
+    let link = parent.join("secrets");
+    std::os::unix::fs::symlink(&elsewhere, &link).expect("symlink");
+    let out = run(&[], &["env", "secrets", "--files", link.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("symbolic link"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).expect("dir").count(), 0, "nothing written through the link");
+
+    let shared = parent.join("shared");
+    std::fs::create_dir_all(&shared).expect("dir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("mode");
+    let out = run(&[], &["env", "secrets", "--files", shared.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("writable by other users"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&shared).expect("dir").count(), 0);
+    let _ = std::fs::remove_dir_all(&parent);
+}
