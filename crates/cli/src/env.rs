@@ -65,8 +65,7 @@ fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
             .create_new(true)
             .open(&path)
             .map_err(|e| fail(&format!("create {}", path.display()), e))?;
-        file.write_all(value.as_bytes())
-            .map_err(|e| fail(&format!("write {}", path.display()), e))?;
+        file.write_all(value.as_bytes()).map_err(|e| fail(&format!("write {}", path.display()), e))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
             .map_err(|e| fail(&format!("protect {}", path.display()), e))?;
     }

@@ -64,3 +64,27 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Runs retention deletes every `every` until the returned task is aborted, logging how many
+/// rows each removed: each statement is one `(what, DELETE …)` pair.
+pub fn keep_swept(
+    pool: PgPool,
+    every: std::time::Duration,
+    statements: &'static [(&'static str, &'static str)],
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            for (what, sql) in statements {
+                match sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&pool).await {
+                    Ok(done) if done.rows_affected() > 0 => {
+                        tracing::info!(what, removed = done.rows_affected(), "retention sweep");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(what, %error, "retention sweep failed"),
+                }
+            }
+        }
+    })
+}

@@ -31,3 +31,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub fn migrations() -> kit::migrate::Migrations {
     kit::migrate::Migrations::new(NAME, SCHEMA, "services/mailer/migrations", &MIGRATOR)
 }
+
+/// What the mailer keeps, and for how long (swept hourly): the record of a sent email 30 days
+/// (it guards against sending an event twice, and the bus keeps no delivered event that long),
+/// an email in the dev mailbox 7 days.
+pub const RETENTION: &[(&str, &str)] = &[
+    ("sent-email records", "DELETE FROM sent WHERE sent_at < now() - interval '30 days'"),
+    ("dev mailbox emails", "DELETE FROM mailbox WHERE received_at < now() - interval '7 days'"),
+];

@@ -19,6 +19,7 @@ use crate::templates::Templates;
 pub struct Application {
     server: Server,
     worker: Worker<PgBus, MailHandler>,
+    sweeper: tokio::task::JoinHandle<()>,
     pool: PgPool,
 }
 
@@ -53,7 +54,8 @@ impl Application {
         };
         tracing::info!(transport = ?config.transport, "mailer ready");
         let worker = Worker::new(PgBus::new(pool.clone()), handler, worker_config);
-        Ok(Self { server, worker, pool })
+        let sweeper = kit::db::keep_swept(pool.clone(), Duration::from_secs(3600), crate::RETENTION);
+        Ok(Self { server, worker, pool, sweeper })
     }
 
     pub fn port(&self) -> u16 {
@@ -65,6 +67,7 @@ impl Application {
         let stop = Stop::on(shutdown);
         let (served, worked) =
             tokio::join!(self.server.run_until(stop.wait()), self.worker.run_until(stop.wait()));
+        self.sweeper.abort();
         self.pool.close().await;
         served?;
         worked?;

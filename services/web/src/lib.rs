@@ -22,3 +22,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub fn migrations() -> kit::migrate::Migrations {
     kit::migrate::Migrations::new(NAME, SCHEMA, "services/web/migrations", &MIGRATOR)
 }
+
+/// What web keeps, and for how long (swept hourly): a session until it expires.
+pub const RETENTION: &[(&str, &str)] =
+    &[("expired sessions", "DELETE FROM sessions WHERE expires_at < now()")];

@@ -14,6 +14,7 @@ use crate::state::{AppState, Inner};
 
 #[derive(Debug)]
 pub struct Application {
+    sweeper: tokio::task::JoinHandle<()>,
     server: Server,
     pool: PgPool,
 }
@@ -35,7 +36,8 @@ impl Application {
         let pages = crate::pages::router(state).layer(axum::middleware::from_fn(crate::security::headers));
         let router = site_router(pages, Readiness::new().postgres(pool.clone()), &config.common.http);
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
-        Ok(Self { server, pool })
+        let sweeper = kit::db::keep_swept(pool.clone(), Duration::from_secs(3600), crate::RETENTION);
+        Ok(Self { server, pool, sweeper })
     }
 
     pub fn port(&self) -> u16 {
@@ -44,6 +46,7 @@ impl Application {
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let result = self.server.run_until(shutdown).await;
+        self.sweeper.abort();
         self.pool.close().await;
         result
     }

@@ -257,3 +257,30 @@ async fn logging_out_while_auth_is_down_still_ends_the_session_here() {
         sqlx::query_scalar("SELECT count(*) FROM web.sessions").fetch_one(&pool).await.expect("count");
     assert_eq!(left, 0, "the session row is gone, whatever auth could be told");
 }
+
+#[tokio::test]
+async fn the_retention_sweep_removes_expired_sessions_and_keeps_live_ones() {
+    let stack = spawn_stack("dev").await;
+    for (email, n) in [("old@example.com", 1), ("new@example.com", 2)] {
+        let mut v = Visitor::new(&stack);
+        signed_up_and_activated(&stack, &mut v, email, "a long passphrase").await;
+        assert_eq!(log_in(&mut v, email, "a long passphrase").await.status(), 303, "session {n}");
+    }
+    let pool = stack.db.pool().await;
+    sqlx::query("UPDATE web.sessions SET expires_at = now() - interval '1 second' WHERE ctid = (SELECT min(ctid) FROM web.sessions)")
+        .execute(&pool)
+        .await
+        .expect("expire one");
+    let mut conn = pool.acquire().await.expect("connection");
+    sqlx::query("SET search_path TO web").execute(&mut *conn).await.expect("schema");
+    for (_, sql) in web::RETENTION {
+        sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&mut *conn).await.expect("sweep");
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM web.sessions WHERE expires_at > now()")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    let all: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM web.sessions").fetch_one(&pool).await.expect("count");
+    assert_eq!((left, all), (1, 1), "the expired session went, the live one stayed");
+}
