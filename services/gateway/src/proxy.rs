@@ -113,6 +113,10 @@ fn problem(
     res
 }
 
+fn body_too_large(rid: &str) -> Response<Body> {
+    problem(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The request body is too large", None, rid)
+}
+
 /// Removes hop-by-hop headers, including those the Connection header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -283,14 +287,7 @@ impl Proxy {
                 .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                 .is_some_and(|n| n > self.body_limit as u64);
         if too_big {
-            let res = problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The request body is too large",
-                None,
-                id,
-            );
-            return (res, Some(route), None);
+            return (body_too_large(id), Some(route), None);
         }
         let (mut parts, body) = req.into_parts();
         // Hop-by-hop headers go first, so `Connection:` can name only the client's own
@@ -391,16 +388,7 @@ impl Proxy {
             over_limit = Some(over);
             capped.boxed()
         });
-        let too_large = |route: Arc<Route>, instance| {
-            let res = problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The request body is too large",
-                None,
-                id,
-            );
-            (res, Some(route), Some(instance))
-        };
+        let too_large = |route: Arc<Route>, instance| (body_too_large(id), Some(route), Some(instance));
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
         let mut attempts = 0;
         loop {

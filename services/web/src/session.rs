@@ -1,5 +1,8 @@
 //! Browser sessions: an opaque random id in an HttpOnly cookie, the auth tokens kept
-//! server-side in the `web` schema and refreshed transparently before they expire.
+//! server-side in the `web` schema — sealed under a key only the cookie gives (`seal`) — and
+//! refreshed transparently before they expire.
+
+mod seal;
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -88,9 +91,9 @@ pub async fn create(app: &AppState, tokens: &Tokens) -> anyhow::Result<(String, 
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(hash(&id))
-    .bind(&tokens.access_token)
+    .bind(seal::seal(&id, &tokens.access_token)?)
     .bind(Utc::now() + Duration::seconds(tokens.expires_in))
-    .bind(&tokens.refresh_token)
+    .bind(seal::seal(&id, &tokens.refresh_token)?)
     .bind(Utc::now() + Duration::seconds(tokens.refresh_expires_in))
     .execute(&app.pool)
     .await?;
@@ -107,8 +110,12 @@ pub async fn load(app: &AppState, headers: &HeaderMap, caller: &Caller) -> Resul
     .fetch_optional(&app.pool)
     .await
     .map_err(|e| NoSession::Failed(e.into()))?
-    .map(|(id_hash, access_token, access_expires_at, refresh_token, over)| {
-        (Session { id_hash, access_token, access_expires_at, refresh_token }, over)
+    .map(|(id_hash, access, access_expires_at, refresh, over)| {
+        // A row that does not open (sealed for another cookie, or from before sealing) is
+        // treated as over.
+        let opened = seal::open(id, &access).zip(seal::open(id, &refresh));
+        let (access_token, refresh_token) = opened.clone().unwrap_or_default();
+        (Session { id_hash, access_token, access_expires_at, refresh_token }, over || opened.is_none())
     });
     let Some((session, over)) = row else { return Err(NoSession::Expired) };
     if over {
@@ -123,9 +130,9 @@ pub async fn load(app: &AppState, headers: &HeaderMap, caller: &Caller) -> Resul
             let access_expires_at = Utc::now() + Duration::seconds(tokens.expires_in);
             sqlx::query("UPDATE sessions SET access_token = $2, access_expires_at = $3, refresh_token = $4 WHERE id_hash = $1")
                 .bind(&session.id_hash)
-                .bind(&tokens.access_token)
+                .bind(seal::seal(id, &tokens.access_token).map_err(NoSession::Failed)?)
                 .bind(access_expires_at)
-                .bind(&tokens.refresh_token)
+                .bind(seal::seal(id, &tokens.refresh_token).map_err(NoSession::Failed)?)
                 .execute(&app.pool)
                 .await
                 .map_err(|e| NoSession::Failed(e.into()))?;

@@ -284,3 +284,24 @@ async fn the_retention_sweep_removes_expired_sessions_and_keeps_live_ones() {
         sqlx::query_scalar("SELECT count(*) FROM web.sessions").fetch_one(&pool).await.expect("count");
     assert_eq!((left, all), (1, 1), "the expired session went, the live one stayed");
 }
+
+#[tokio::test]
+async fn auths_tokens_are_stored_sealed_so_a_copy_of_the_table_opens_no_session() {
+    let stack = spawn_stack("dev").await;
+    let mut v = Visitor::new(&stack);
+    signed_up_and_activated(&stack, &mut v, "ada@example.com", "a long passphrase").await;
+    assert_eq!(log_in(&mut v, "ada@example.com", "a long passphrase").await.status(), 303);
+    let pool = stack.db.pool().await;
+    let (access, refresh): (String, String) =
+        sqlx::query_as("SELECT access_token, refresh_token FROM web.sessions")
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    let live: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT hash FROM auth.refresh_tokens").fetch_all(&pool).await.expect("auth's");
+    assert!(access.starts_with("v1.") && refresh.starts_with("v1."), "sealed: {access} {refresh}");
+    assert!(!access.contains("eyJ"), "no JWT in the clear: {access}");
+    assert_eq!(live.len(), 1);
+    let (account, _) = v.get("/account").await;
+    assert_eq!(account.status(), 200, "the browser's cookie still opens its session");
+}
