@@ -49,6 +49,7 @@ pub fn run(cmd: Command) -> Result<(), Failure> {
         copies.0.push(copy);
     }
     let mut docker = std::process::Command::new("docker");
+    crate::up::pass_socket_group(&mut docker);
     docker.arg("stack").arg(if check { "config" } else { "deploy" });
     for copy in &copies.0 {
         docker.arg("-c").arg(copy);

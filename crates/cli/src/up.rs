@@ -1,6 +1,6 @@
 //! `slipway up`: the compose stack on the local Docker engine, with the two things compose
-//! cannot work out itself — a `secrets.env` (made if missing) and the group that may read the
-//! engine's socket (the gateway's non-root user needs it for discovery).
+//! cannot work out itself — a `secrets.env` (made if missing) and the group that may use the
+//! engine's socket (docker-proxy's non-root user needs it for discovery).
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
@@ -19,21 +19,7 @@ pub fn run(extra: &[String]) -> Result<(), Failure> {
     }
     let mut compose = std::process::Command::new("docker");
     compose.args(["compose", "up", "-d", "--wait", "--build"]).args(extra);
-    if std::env::var_os("DOCKER_GID").is_none() {
-        let socket = std::env::var("DOCKER_HOST")
-            .ok()
-            .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-            .unwrap_or_else(|| "/var/run/docker.sock".into());
-        match std::fs::metadata(&socket) {
-            Ok(meta) => {
-                compose.env("DOCKER_GID", meta.gid().to_string());
-            }
-            Err(e) => eprintln!(
-                "slipway: cannot read {socket} ({e}); the gateway will not see containers \
-                 unless DOCKER_GID names the socket's group"
-            ),
-        }
-    }
+    pass_socket_group(&mut compose);
     let status = compose.status().map_err(|e| {
         anyhow::anyhow!("cannot run `docker compose` ({e}): install Docker Engine with the compose plugin")
     })?;
@@ -48,4 +34,25 @@ pub fn run(extra: &[String]) -> Result<(), Failure> {
          the gateway's admin page: http://127.0.0.1:9090"
     );
     Ok(())
+}
+
+/// Passes `DOCKER_GID`, the group of the engine's socket (`DOCKER_HOST`'s unix socket, or
+/// /var/run/docker.sock), unless it is set already: docker-proxy runs in that group.
+pub(crate) fn pass_socket_group(cmd: &mut std::process::Command) {
+    if std::env::var_os("DOCKER_GID").is_some() {
+        return;
+    }
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    match std::fs::metadata(&socket) {
+        Ok(meta) => {
+            cmd.env("DOCKER_GID", meta.gid().to_string());
+        }
+        Err(e) => eprintln!(
+            "slipway: cannot read {socket} ({e}); set DOCKER_GID to the group of the engine's socket \
+             (docker-proxy, which discovery reads through, runs in it)"
+        ),
+    }
 }
