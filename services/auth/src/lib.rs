@@ -3,6 +3,7 @@
 
 mod config;
 mod context;
+mod deferred;
 pub mod domain;
 mod error;
 mod hashing;

@@ -3,9 +3,9 @@
 mod account;
 mod login;
 mod one_time;
-mod password;
+pub(crate) mod password;
 mod sessions;
-mod signup;
+pub(crate) mod signup;
 
 use axum::Router;
 use axum::routing::{get, post};

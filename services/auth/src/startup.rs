@@ -4,12 +4,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
+use bus::pg::PgBus;
+use bus::{Backend as _, Group, Worker, WorkerConfig};
 use kit::health::Readiness;
-use kit::server::{Server, service_router};
+use kit::server::{Server, Stop, service_router};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
 use crate::Config;
+use crate::deferred::Deferred;
 use crate::domain::TokenHasher;
 use crate::hashing::Hasher;
 use crate::jwt::{self, Keys};
@@ -21,6 +24,7 @@ pub struct Application {
     server: Server,
     pool: PgPool,
     janitor: tokio::task::JoinHandle<()>,
+    worker: Worker<PgBus, Deferred>,
 }
 
 impl Application {
@@ -44,12 +48,21 @@ impl Application {
             tokens: TokenHasher::new(config.token_key.clone()),
             config: config.clone(),
         });
+        // Subscribed before the first request can queue work for it.
+        let group = Group::new(crate::deferred::GROUP);
+        let bus = PgBus::new(pool.clone());
+        bus.subscribe(&group, crate::deferred::TOPICS).await?;
+        let worker_config = WorkerConfig {
+            drain: config.common.http.shutdown_grace,
+            ..WorkerConfig::new(group, crate::deferred::TOPICS)
+        };
+        let worker = Worker::new(bus, Deferred { app: state.clone() }, worker_config);
         let readiness = Readiness::new().postgres(pool.clone());
         let router = service_router(crate::routes::router(state), readiness, &config.common.http);
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
         let janitor =
             tokio::spawn(crate::janitor::run(pool.clone(), config.clone(), Duration::from_secs(3600)));
-        Ok(Self { server, pool, janitor })
+        Ok(Self { server, pool, janitor, worker })
     }
 
     pub fn port(&self) -> u16 {
@@ -67,10 +80,14 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let result = self.server.run_until(shutdown).await;
+        let stop = Stop::on(shutdown);
+        let (served, worked) =
+            tokio::join!(self.server.run_until(stop.wait()), self.worker.run_until(stop.wait()));
         self.janitor.abort();
         self.pool.close().await;
-        result
+        served?;
+        worked?;
+        Ok(())
     }
 }
 

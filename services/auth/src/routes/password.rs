@@ -43,7 +43,8 @@ fn new_password(raw: SecretString) -> Result<Password, ApiError> {
     Password::parse(raw).map_err(|e| ApiError::invalid("new_password", e.to_string()))
 }
 
-/// Emails a reset link if the account exists; the same answer either way.
+/// Emails a reset link if the account exists; the same answer, after the same work, either
+/// way (the request is queued and answered; the lookup happens after).
 #[utoipa::path(post, path = "/password/reset", tag = "passwords", request_body = EmailRequest, responses(
     (status = 202, body = Accepted),
     (status = 429, body = ProblemDoc, description = "rate limited")))]
@@ -55,8 +56,19 @@ pub async fn request_reset(
     let email = email(&req.email)?;
     let limits = app.config.limits;
     app.limit("reset", &ctx, &email, limits.reset_ip, limits.reset_email).await?;
-    let mut tx = app.pool.begin().await?;
-    let user = users::by_email(&mut *tx, &email).await?;
+    crate::deferred::enqueue(&app, crate::deferred::topic::RESET_WANTED, &email, &ctx).await?;
+    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+}
+
+/// A reset request's work, done by the deferred worker after the answer: a link for an
+/// existing account, an audit entry either way, in the caller's transaction.
+pub async fn send_reset(
+    tx: &mut sqlx::PgConnection,
+    app: &AppState,
+    email: &crate::domain::Email,
+    ctx: &RequestCtx,
+) -> Result<(), ApiError> {
+    let user = users::by_email(&mut *tx, email).await?;
     if let Some(u) = &user {
         let ttl = app.config.sessions.reset_ttl;
         let token = tokens::create(&mut *tx, &app.tokens, u.id, Purpose::PasswordReset, ttl).await?;
@@ -65,14 +77,13 @@ pub async fn request_reset(
             "reset_url": app.link(&format!("/reset-password?token={}", token.expose())),
             "expires_at": chrono::Utc::now() + ttl,
         });
-        events::publish(&mut tx, topic::PASSWORD_RESET_REQUESTED, payload, ctx.request_id.as_deref()).await?;
+        events::publish(tx, topic::PASSWORD_RESET_REQUESTED, payload, ctx.request_id.as_deref()).await?;
     }
     let outcome = if user.is_some() { "sent" } else { "unknown-email" };
     let entry =
         Entry { event: "reset-request", outcome, user: user.map(|u| u.id), email: Some(email.as_str()) };
-    audit::record(&mut *tx, &ctx, entry).await?;
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+    audit::record(&mut *tx, ctx, entry).await?;
+    Ok(())
 }
 
 /// Sets a new password with a reset token, ends every session, and activates a pending

@@ -162,7 +162,8 @@ pub async fn activate(
     Ok(Json(Activated { status: "activated", email }))
 }
 
-/// Sends a new activation email to a pending account; the same answer for any address.
+/// Sends a new activation email to a pending account; the same answer, after the same work,
+/// for any address (queued, then answered).
 #[utoipa::path(post, path = "/activation/resend", tag = "accounts", request_body = EmailRequest, responses(
     (status = 202, body = Accepted),
     (status = 429, body = ProblemDoc, description = "rate limited")))]
@@ -174,11 +175,22 @@ pub async fn resend(
     let email = email(&req.email)?;
     let limits = app.config.limits;
     app.limit("resend", &ctx, &email, limits.resend_ip, limits.resend_email).await?;
-    let mut tx = app.pool.begin().await?;
-    let user = users::by_email(&mut *tx, &email).await?;
+    crate::deferred::enqueue(&app, crate::deferred::topic::RESEND_WANTED, &email, &ctx).await?;
+    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+}
+
+/// A resend request's work, done by the deferred worker after the answer: a new link for a
+/// pending account, an audit entry either way, in the caller's transaction.
+pub async fn send_resend(
+    tx: &mut PgConnection,
+    app: &AppState,
+    email: &Email,
+    ctx: &RequestCtx,
+) -> Result<(), ApiError> {
+    let user = users::by_email(&mut *tx, email).await?;
     let outcome = match &user {
         Some(u) if u.activated_at.is_none() => {
-            send_activation(&mut tx, &app, u.id, &email, &ctx).await?;
+            send_activation(tx, app, u.id, email, ctx).await?;
             "sent"
         }
         Some(_) => "already-active",
@@ -186,7 +198,6 @@ pub async fn resend(
     };
     let entry =
         Entry { event: "activation-resend", outcome, user: user.map(|u| u.id), email: Some(email.as_str()) };
-    audit::record(&mut *tx, &ctx, entry).await?;
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
+    audit::record(&mut *tx, ctx, entry).await?;
+    Ok(())
 }

@@ -83,5 +83,6 @@ async fn resending_activation_is_rate_limited_with_retry_after() {
         limited.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!(retry_after > 3500 && retry_after <= 3600, "{retry_after}");
     assert_eq!(problem_slug(limited).await, (429, "rate-limited".into()));
+    app.settled().await;
     assert_eq!(app.events("auth.activation_requested").await.len(), 3, "signup plus two resends");
 }

@@ -120,8 +120,26 @@ impl TestApp {
             .expect("bus messages")
     }
 
+    /// Waits until auth's deferred work (reset and resend requests) is done.
+    pub async fn settled(&self) {
+        testkit::eventually(
+            std::time::Duration::from_secs(15),
+            "auth's queued requests are handled",
+            async || {
+                let left: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM bus.deliveries WHERE group_name = 'auth'")
+                        .fetch_one(&self.pool)
+                        .await
+                        .expect("deliveries");
+                left == 0
+            },
+        )
+        .await;
+    }
+
     /// The token in the newest emailed link of a topic for an address.
     pub async fn emailed_token(&self, topic: &str, url_field: &str, email: &str) -> String {
+        self.settled().await;
         let events = self.events(topic).await;
         let event = events
             .iter()

@@ -11,7 +11,10 @@ async fn a_reset_request_answers_the_same_for_known_and_unknown_addresses() {
         status_and_body(app.post("/password/reset", json!({ "email": "nobody@example.com" })).await).await;
     assert_eq!(known, unknown);
     assert_eq!(known.0, 202);
+    app.settled().await;
     assert_eq!(app.events("auth.password_reset_requested").await.len(), 1, "only the real account gets mail");
+    let outcomes: Vec<String> = app.audit("reset-request").await.into_iter().map(|a| a.0).collect();
+    assert_eq!(outcomes.len(), 2, "both requests were worked on: {outcomes:?}");
 }
 
 #[tokio::test]
@@ -20,6 +23,7 @@ async fn a_reset_sets_the_new_password_once_and_ends_every_session() {
     let user = app.active_user().await;
     let session = app.tokens(&user).await;
     app.post("/password/reset", json!({ "email": user.email })).await;
+    app.settled().await;
     let link =
         app.events("auth.password_reset_requested").await[0]["reset_url"].as_str().expect("url").to_string();
     assert!(link.starts_with("http://localhost:8080/reset-password?token="), "{link}");
@@ -181,4 +185,30 @@ async fn password_changes_are_throttled_per_user() {
         statuses.push(app.post_auth("/password/change", access, body).await.status().as_u16());
     }
     assert_eq!(statuses, vec![422, 422, 429], "guessing the current password is throttled");
+}
+
+#[tokio::test]
+async fn a_reset_request_is_queued_and_answered_the_same_way_for_any_address_and_never_lost() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    for email in [user.email.as_str(), "nobody@example.com"] {
+        assert_eq!(app.post("/password/reset", json!({ "email": email })).await.status(), 202);
+    }
+    // Before any lookup is done, each request is one queued message, alike for both.
+    let queued: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'email' FROM bus.messages WHERE topic = 'auth.reset_wanted' ORDER BY published_at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("queued");
+    let handled: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM auth.audit_events WHERE event = 'reset-request'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("audit");
+    assert!(queued.len() + usize::try_from(handled).expect("count") >= 2, "each request was taken");
+    app.settled().await;
+    let tokens = app.events("auth.password_reset_requested").await;
+    assert_eq!(tokens.len(), 1, "the worker sent the one link due");
+    assert_eq!(tokens[0]["email"], user.email);
 }
