@@ -86,46 +86,52 @@ impl AuthClient {
         Err(AuthError::Refused(refusal(&body)))
     }
 
-    pub async fn signup(&self, email: &str, password: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/signup", json!({ "email": email, "password": password }), None, rid).await.map(drop)
+    pub async fn signup(&self, email: &str, password: &str, caller: &Caller) -> Result<(), AuthError> {
+        self.call("/signup", json!({ "email": email, "password": password }), None, caller).await.map(drop)
     }
 
     /// Activates an account; returns the address it was activated for.
-    pub async fn activate(&self, token: &str, rid: &Caller) -> Result<String, AuthError> {
-        let body = self.call("/activation", json!({ "token": token }), None, rid).await?;
+    pub async fn activate(&self, token: &str, caller: &Caller) -> Result<String, AuthError> {
+        let body = self.call("/activation", json!({ "token": token }), None, caller).await?;
         Ok(body["email"].as_str().unwrap_or_default().to_string())
     }
 
-    pub async fn resend(&self, email: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/activation/resend", json!({ "email": email }), None, rid).await.map(drop)
+    pub async fn resend(&self, email: &str, caller: &Caller) -> Result<(), AuthError> {
+        self.call("/activation/resend", json!({ "email": email }), None, caller).await.map(drop)
     }
 
-    pub async fn login(&self, email: &str, password: &str, rid: &Caller) -> Result<Tokens, AuthError> {
-        let body = self.call("/login", json!({ "email": email, "password": password }), None, rid).await?;
+    pub async fn login(&self, email: &str, password: &str, caller: &Caller) -> Result<Tokens, AuthError> {
+        let body = self.call("/login", json!({ "email": email, "password": password }), None, caller).await?;
         serde_json::from_value(body).map_err(|e| AuthError::Unavailable(e.into()))
     }
 
-    pub async fn refresh(&self, refresh_token: &str, rid: &Caller) -> Result<Tokens, AuthError> {
-        let body = self.call("/token/refresh", json!({ "refresh_token": refresh_token }), None, rid).await?;
+    pub async fn refresh(&self, refresh_token: &str, caller: &Caller) -> Result<Tokens, AuthError> {
+        let body =
+            self.call("/token/refresh", json!({ "refresh_token": refresh_token }), None, caller).await?;
         serde_json::from_value(body).map_err(|e| AuthError::Unavailable(e.into()))
     }
 
-    pub async fn logout(&self, refresh_token: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/logout", json!({ "refresh_token": refresh_token }), None, rid).await.map(drop)
+    pub async fn logout(&self, refresh_token: &str, caller: &Caller) -> Result<(), AuthError> {
+        self.call("/logout", json!({ "refresh_token": refresh_token }), None, caller).await.map(drop)
     }
 
-    pub async fn logout_all(&self, access: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/logout/all", json!({}), Some(access), rid).await.map(drop)
+    pub async fn logout_all(&self, access: &str, caller: &Caller) -> Result<(), AuthError> {
+        self.call("/logout/all", json!({}), Some(access), caller).await.map(drop)
     }
 
-    pub async fn request_reset(&self, email: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/password/reset", json!({ "email": email }), None, rid).await.map(drop)
+    pub async fn request_reset(&self, email: &str, caller: &Caller) -> Result<(), AuthError> {
+        self.call("/password/reset", json!({ "email": email }), None, caller).await.map(drop)
     }
 
-    pub async fn confirm_reset(&self, token: &str, password: &str, rid: &Caller) -> Result<(), AuthError> {
-        self.call("/password/reset/confirm", json!({ "token": token, "new_password": password }), None, rid)
-            .await
-            .map(drop)
+    pub async fn confirm_reset(&self, token: &str, password: &str, caller: &Caller) -> Result<(), AuthError> {
+        self.call(
+            "/password/reset/confirm",
+            json!({ "token": token, "new_password": password }),
+            None,
+            caller,
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn change_password(
@@ -133,17 +139,17 @@ impl AuthClient {
         access: &str,
         current: &str,
         new: &str,
-        rid: &Caller,
+        caller: &Caller,
     ) -> Result<(), AuthError> {
         let body = json!({ "current_password": current, "new_password": new });
-        self.call("/password/change", body, Some(access), rid).await.map(drop)
+        self.call("/password/change", body, Some(access), caller).await.map(drop)
     }
 
-    pub async fn me(&self, access: &str, rid: &Caller) -> Result<Me, AuthError> {
+    pub async fn me(&self, access: &str, caller: &Caller) -> Result<Me, AuthError> {
         let res = self
             .http
             .get(format!("{}/me", self.base))
-            .headers(rid.headers())
+            .headers(caller.headers())
             .bearer_auth(access)
             .send()
             .await

@@ -153,18 +153,19 @@ pub async fn load(app: &AppState, headers: &HeaderMap, caller: &Caller) -> Resul
 
 /// Forgets the request's session here, by its cookie, without asking auth anything.
 pub async fn forget(app: &AppState, headers: &HeaderMap) {
-    let Some(id) = cookie(headers, session_cookie(app)) else { return };
-    if let Err(error) =
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(hash(id)).execute(&app.pool).await
-    {
-        tracing::warn!(%error, "deleting a session failed");
+    if let Some(id) = cookie(headers, session_cookie(app)) {
+        delete(app, &hash(id)).await;
     }
 }
 
 /// Forgets a session here (auth is told separately).
 pub async fn destroy(app: &AppState, session: &Session) {
+    delete(app, &session.id_hash).await;
+}
+
+async fn delete(app: &AppState, id_hash: &[u8]) {
     if let Err(error) =
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(&session.id_hash).execute(&app.pool).await
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&app.pool).await
     {
         tracing::warn!(%error, "deleting a session failed");
     }

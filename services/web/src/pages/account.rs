@@ -53,15 +53,11 @@ async fn login_page(State(app): State<AppState>, b: Browser, Query(q): Query<Log
     if q.expired.is_some() {
         l.error = Some("Your session has expired. Please log in again.".into());
     }
-    let (email, clear) = match session::take_login_email(&app, &b.headers) {
-        Some((email, clear)) if q.activated.is_some() => (email, vec![clear]),
-        _ => (String::new(), Vec::new()),
-    };
+    let offered = session::take_login_email(&app, &b.headers).filter(|_| q.activated.is_some());
+    let email = offered.as_ref().map(|(email, _)| email.clone()).unwrap_or_default();
     let mut res = b.reply(&app, render(&LoginPage { l, email, not_activated: false }));
-    for cookie in clear {
-        if let Ok(v) = cookie.parse() {
-            res.headers_mut().append(SET_COOKIE, v);
-        }
+    if let Some(Ok(clear)) = offered.map(|(_, clear)| clear.parse()) {
+        res.headers_mut().append(SET_COOKIE, clear);
     }
     res
 }
