@@ -164,8 +164,7 @@ fn is_host_name(s: &str) -> bool {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
-        && !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'/')
-        && !s.contains('/')
+        && !s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 /// Extractor: the client IP, by the [`TrustedProxies`] found in the router's state.

@@ -35,7 +35,7 @@ struct Cache {
 }
 
 /// How often an unknown `kid` may trigger a refetch.
-pub const REFETCH_AFTER: Duration = Duration::from_secs(10);
+const REFETCH_AFTER: Duration = Duration::from_secs(10);
 /// How long a JWKS fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -86,10 +86,14 @@ impl EdgeAuth {
 
     /// Fetches the JWKS again if it was ever fetched (called periodically).
     pub async fn keep_fresh(&self) {
-        if self.cache().fetched {
-            self.cache().attempted = Some(Instant::now());
-            self.fetch_logged().await;
+        {
+            let mut cache = self.cache();
+            if !cache.fetched {
+                return;
+            }
+            cache.attempted = Some(Instant::now());
         }
+        self.fetch_logged().await;
     }
 
     async fn fetch_logged(&self) {
