@@ -84,17 +84,7 @@ pub async fn serve(
     let socket = Arc::new(socket);
     tracing::info!(addr = %listener.local_addr()?, socket = %socket.display(), "docker proxy listening (read-only, redacted)");
     tokio::pin!(shutdown);
-    loop {
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
+    while let Some((stream, peer)) = crate::startup::next_connection(&listener, shutdown.as_mut()).await {
         let socket = socket.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(socket.clone(), req, peer));
@@ -104,6 +94,7 @@ pub async fn serve(
             }
         });
     }
+    Ok(())
 }
 
 async fn handle(

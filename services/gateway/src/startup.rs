@@ -200,6 +200,23 @@ impl Application {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
+/// The next accepted connection, or `None` once `stopped` resolves; a failed accept is logged
+/// and skipped.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    mut stopped: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => return Some(a),
+                Err(error) => tracing::warn!(%error, "accept failed"),
+            },
+            () = &mut stopped => return None,
+        }
+    }
+}
+
 /// The largest request head accepted, in bytes.
 const MAX_HEAD: usize = 32 * 1024;
 
@@ -224,17 +241,7 @@ async fn accept(
         tracing::info!(%addr, https, "gateway listening");
     }
     tokio::pin!(stopped);
-    loop {
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut stopped => return,
-        };
+    while let Some((stream, peer)) = next_connection(&listener, stopped.as_mut()).await {
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         let service = service_fn(move |req| proxy.clone().handle(req, peer, https));
