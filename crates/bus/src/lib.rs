@@ -19,6 +19,27 @@ pub use worker::{Handled, Handler, HandlerError, Worker, WorkerConfig};
 /// The Postgres schema of the bus.
 pub const SCHEMA: &str = "bus";
 
+/// The functions a service's own database role may call (`slipway migrate up` grants them):
+/// publishing, subscribing and handling. Dead letters (`dead_letters`, `retry_dead`,
+/// `discard_dead`) are the operator's, through `slipway bus` as the database's owner. Every
+/// function runs with its owner's rights (SECURITY DEFINER), so a role needs no right on the
+/// bus's tables, and has none.
+pub const SERVICE_FUNCTIONS: &[&str] = &[
+    "bus.subscribe",
+    "bus.publish",
+    "bus.claim",
+    "bus.extend",
+    "bus.complete",
+    "bus.fail",
+    "bus.release",
+    "bus.next_due",
+    "bus.sweep",
+];
+
+/// What a service's role may read of the bus besides: its migrations table, so a service
+/// that does not migrate can wait until the bus's schema is current.
+pub const SERVICE_READABLE: &[&str] = &["bus.schema_migrations"];
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The bus schema's migrations; every service that uses the bus applies them at start.

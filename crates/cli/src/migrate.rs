@@ -42,9 +42,11 @@ pub enum Command {
 pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
     match cmd {
         Command::Up { service } => {
-            for (m, db) in registry::schemas(&ctx.sources(), service.as_deref())? {
+            let sources = ctx.sources();
+            for (m, db) in registry::schemas(&sources, service.as_deref())? {
                 report(m.schema(), "applied", &m.up(&db).await?);
             }
+            provision_roles(&sources, service.as_deref()).await?;
         }
         Command::Down { steps, service, yes } => {
             let sources = ctx.sources();
@@ -79,6 +81,28 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
             let (up, down) = new_files(&workspace_root()?, &service, &name)?;
             println!("created {}\ncreated {}", up.display(), down.display());
         }
+    }
+    Ok(())
+}
+
+/// Creates or updates the own role of each service that has one (`SLIPWAY_<SERVICE>_DATABASE_ROLE`
+/// with `_ROLE_PASSWORD`), granted its schema and the bus's service functions only.
+async fn provision_roles(sources: &kit::config::Sources, only: Option<&str>) -> Result<(), Failure> {
+    for entry in registry::SERVICES {
+        let Some(db) = entry.db(sources)? else { continue };
+        let Some(role) = &db.role else { continue };
+        let migrations = entry.migrations();
+        let own: Vec<&str> = migrations.iter().map(|m| m.schema()).filter(|s| *s != bus::SCHEMA).collect();
+        if only.is_some_and(|only| only != bus::SCHEMA && !own.contains(&only)) {
+            continue;
+        }
+        let grants = kit::db::Grants {
+            own_schemas: &own,
+            functions: bus::SERVICE_FUNCTIONS,
+            readable: bus::SERVICE_READABLE,
+        };
+        kit::db::provision(&db, role, grants).await.map_err(Failure::Failed)?;
+        println!("{}: role {} may use schema {} and the bus", entry.name(), role.name, own.join(", "));
     }
     Ok(())
 }

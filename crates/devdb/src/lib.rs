@@ -25,6 +25,16 @@ impl Cluster {
     /// Creates and starts a cluster; fails with a message saying what to install if the
     /// Postgres server binaries are missing.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// A cluster that trusts only its `postgres` superuser: every other role must give its
+    /// password (SCRAM-SHA-256), as in production, so tests of roles prove the passwords.
+    pub fn start_checking_passwords() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(check_passwords: bool) -> anyhow::Result<Self> {
         let bin = find_bin_dir()?;
         let run_as = if nix::unistd::geteuid().is_root() { Some("postgres".to_string()) } else { None };
         let dir = std::env::temp_dir().join(format!("slipway-pg-{}-{}", std::process::id(), nanos()));
@@ -36,6 +46,11 @@ impl Cluster {
             nix::unistd::chown(&cluster.dir, Some(user.uid), Some(user.gid))?;
         }
         cluster.init()?;
+        if check_passwords {
+            let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\n\
+                       host all all 127.0.0.1/32 scram-sha-256\n";
+            std::fs::write(cluster.data().join("pg_hba.conf"), hba).context("cannot write pg_hba.conf")?;
+        }
         cluster.port = free_port()?;
         cluster.pg_ctl_start()?;
         Ok(cluster)

@@ -14,7 +14,7 @@ mod rate;
 mod reader;
 mod sources;
 
-pub use common::{Common, DbConfig, HttpConfig, LogFormat};
+pub use common::{Common, DbConfig, DbRole, HttpConfig, LogFormat};
 pub use duration::parse_duration;
 pub use environment::Environment;
 pub use rate::{Limit, Rate};

@@ -9,11 +9,18 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::DbConfig;
 
-/// Connection options from config: the URL, the statement timeout, and the service's schema
-/// first on the `search_path`, so its queries need no schema prefix.
+mod roles;
+pub use roles::{Grants, provision};
+
+/// Connection options from config: the URL (as the service's own role when it has one), the
+/// statement timeout, and the service's schema first on the `search_path`, so its queries
+/// need no schema prefix.
 pub fn connect_options(config: &DbConfig, schema: &str) -> anyhow::Result<PgConnectOptions> {
-    let options = PgConnectOptions::from_str(config.url.expose_secret())
+    let mut options = PgConnectOptions::from_str(config.url.expose_secret())
         .context("SLIPWAY_DATABASE_URL is not a valid postgres:// URL")?;
+    if let Some(role) = &config.role {
+        options = options.username(&role.name).password(role.password.expose_secret());
+    }
     let statement_ms = config.statement_timeout.as_millis().to_string();
     Ok(options
         .application_name(schema)

@@ -46,6 +46,48 @@ pub async fn up_all(list: Vec<Migrations>, db: &DbConfig) -> Result<(), MigrateF
     Ok(())
 }
 
+/// What a service does with its schemas at start: applies them (`MIGRATE_ON_START`, the
+/// default) or waits until `slipway migrate up` has.
+pub async fn at_start(list: Vec<Migrations>, db: &DbConfig) -> anyhow::Result<()> {
+    if db.migrate_on_start { Ok(up_all(list, db).await?) } else { await_applied(&list, db, WAIT_LIMIT).await }
+}
+
+/// How long a service that does not migrate itself waits at start for `slipway migrate up`.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
+
+/// Waits until every migration of `list` is applied, checking as the service itself (its
+/// own role when it has one): what a service that does not migrate does at start, so it
+/// never serves on a schema older than its code (Swarm starts services in any order).
+pub async fn await_applied(list: &[Migrations], db: &DbConfig, limit: Duration) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    let mut last_report = None::<tokio::time::Instant>;
+    loop {
+        let mut waiting_for = Vec::new();
+        for m in list {
+            match m.pending_as_service(db).await {
+                Ok(0) => {}
+                Ok(n) => waiting_for.push(format!("{}: {n} pending", m.schema)),
+                Err(error) => waiting_for.push(format!("{}: {error:#}", m.schema)),
+            }
+        }
+        if waiting_for.is_empty() {
+            return Ok(());
+        }
+        let waited = started.elapsed();
+        if waited >= limit {
+            anyhow::bail!(
+                "the database's migrations are not applied after {waited:.0?} ({}): run `slipway migrate up`",
+                waiting_for.join("; ")
+            );
+        }
+        if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(waiting_for = %waiting_for.join("; "), "waiting for `slipway migrate up`");
+            last_report = Some(tokio::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// A migration applied or reverted by a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -168,10 +210,24 @@ impl Migrations {
 
     /// Every migration known to the binary or the database, and its state.
     pub async fn status(&self, db: &DbConfig) -> Result<Vec<MigrationStatus>, MigrateFailure> {
-        let mut conn = crate::db::dedicated(db, &self.schema).await.map_err(MigrateFailure::Connect)?;
+        let mut conn =
+            crate::db::dedicated(&db.as_owner(), &self.schema).await.map_err(MigrateFailure::Connect)?;
         let applied = status::applied(&mut conn, &self.schema).await;
         let _ = conn.close().await;
         Ok(status::compare(self, &self.migrations, &applied?))
+    }
+
+    /// How many of this build's migrations the database lacks, read as the service would
+    /// connect (its own role, which may read the migrations table).
+    async fn pending_as_service(&self, db: &DbConfig) -> anyhow::Result<usize> {
+        let mut conn = crate::db::dedicated(db, &self.schema).await?;
+        let applied = status::applied(&mut conn, &self.schema).await;
+        let _ = conn.close().await;
+        let pending = status::compare(self, &self.migrations, &applied?)
+            .into_iter()
+            .filter(|s| s.state == MigrationState::Pending)
+            .count();
+        Ok(pending)
     }
 
     /// Migrations present in `more` but not in `less`, as steps (newest first when reverting).
@@ -200,7 +256,8 @@ impl Migrations {
         db: &DbConfig,
         body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, MigrateFailure>,
     ) -> Result<T, MigrateFailure> {
-        let mut conn = crate::db::dedicated(db, &self.schema).await.map_err(MigrateFailure::Connect)?;
+        let mut conn =
+            crate::db::dedicated(&db.as_owner(), &self.schema).await.map_err(MigrateFailure::Connect)?;
         if let Err(e) = lock::acquire(&mut conn, &self.schema).await {
             let _ = conn.close().await;
             return Err(e);

@@ -93,6 +93,7 @@ pub fn db_config(url: &str) -> kit::config::DbConfig {
         acquire_timeout: Duration::from_secs(2),
         statement_timeout: Duration::from_secs(10),
         migrate_on_start: true,
+        role: None,
     }
 }
 

@@ -28,12 +28,10 @@ pub struct Application {
 }
 
 impl Application {
-    /// Applies migrations (unless turned off), connects the pool, loads the signing keys and
+    /// Applies migrations (or waits until they are applied), connects the pool, loads the signing keys and
     /// binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        if config.db.migrate_on_start {
-            kit::migrate::up_all(<Config as kit::service::Service>::migrations(), &config.db).await?;
-        }
+        kit::migrate::at_start(<Config as kit::service::Service>::migrations(), &config.db).await?;
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         config.common.http.trusted_proxies.keep_resolved().await;
         let signer = signing_key(&config, &pool).await?;

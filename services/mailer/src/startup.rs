@@ -25,9 +25,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        if config.db.migrate_on_start {
-            kit::migrate::up_all(<Config as kit::service::Service>::migrations(), &config.db).await?;
-        }
+        kit::migrate::at_start(<Config as kit::service::Service>::migrations(), &config.db).await?;
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         let dev = !config.common.environment.is_production_like();
         let api = if dev { crate::mailbox::routes(pool.clone()) } else { Router::new() };

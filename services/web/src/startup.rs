@@ -21,9 +21,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        if config.db.migrate_on_start {
-            kit::migrate::up_all(vec![crate::migrations()], &config.db).await?;
-        }
+        kit::migrate::at_start(vec![crate::migrations()], &config.db).await?;
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         config.common.http.trusted_proxies.keep_resolved().await;
         let state = AppState::new(Inner {

@@ -49,6 +49,7 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(60),
         migrate_on_start: true,
+        role: None,
     };
     bus::migrations().up(&db).await?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(url).await?;

@@ -6,5 +6,6 @@ mod dev;
 mod env;
 mod helpers;
 mod migrate;
+mod roles;
 mod stack;
 mod up;

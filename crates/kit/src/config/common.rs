@@ -52,6 +52,28 @@ pub struct DbConfig {
     pub statement_timeout: Duration,
     /// Apply this service's migrations when it starts (under the migration lock).
     pub migrate_on_start: bool,
+    /// The service's own role, which it connects as instead of the URL's user (the owner,
+    /// which only migrations use). `None`: the service connects as the URL's user.
+    pub role: Option<DbRole>,
+}
+
+/// A service's own database role: rights on the service's schema and the bus's functions
+/// only. `slipway migrate up` creates it and grants exactly that (kit::db::provision).
+#[derive(Debug, Clone)]
+pub struct DbRole {
+    pub name: String,
+    pub password: SecretString,
+}
+
+impl DbRole {
+    /// A name Postgres takes unquoted and this code can quote safely: lowercase letters,
+    /// digits and underscores, starting with a letter or underscore, at most 63 bytes.
+    pub fn valid_name(name: &str) -> bool {
+        let mut bytes = name.bytes();
+        bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && name.len() <= 63
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
 }
 
 /// What every service reads: call [`Common::read`] first, then the service's own settings.
@@ -110,7 +132,7 @@ impl DbConfig {
     /// without the service's other settings and secrets.
     pub fn load(sources: &Sources, scope: &str) -> Result<Self, ConfigErrors> {
         let mut r = sources.reader(scope);
-        let db = Self::read(&mut r);
+        let db = Self::read_settings(&mut r);
         r.finish_part()?;
         Ok(db)
     }
@@ -118,6 +140,18 @@ impl DbConfig {
     /// `DATABASE_PASSWORD` goes into a `DATABASE_URL` that carries no password of its own, so
     /// the URL can sit in a compose file and the password in secrets.env or a Docker secret.
     pub fn read(r: &mut Reader<'_>) -> Self {
+        let db = Self::read_settings(r);
+        if db.role.is_some() && db.migrate_on_start {
+            r.error(
+                "MIGRATE_ON_START",
+                "must be false with DATABASE_ROLE: the service's own role may not change its schema; \
+                 `slipway migrate up` applies migrations as the database's owner",
+            );
+        }
+        db
+    }
+
+    fn read_settings(r: &mut Reader<'_>) -> Self {
         let mut url = r.secret("DATABASE_URL", DEV_DATABASE_URL);
         if let Some(password) = r.optional::<String>("DATABASE_PASSWORD").map(SecretString::from) {
             if r.environment().is_production_like() && password.expose_secret().contains("CHANGE-ME") {
@@ -129,13 +163,54 @@ impl DbConfig {
                 Err(why) => r.error("DATABASE_URL", why),
             }
         }
+        let migrate_on_start = r.get("MIGRATE_ON_START", true);
+        let role = read_role(r);
         Self {
             url,
             max_connections: r.get("DATABASE_MAX_CONNECTIONS", 10),
             connect_timeout: r.get("DATABASE_CONNECT_TIMEOUT", Duration::from_secs(5)),
             acquire_timeout: r.get("DATABASE_ACQUIRE_TIMEOUT", Duration::from_secs(5)),
             statement_timeout: r.get("DATABASE_STATEMENT_TIMEOUT", Duration::from_secs(15)),
-            migrate_on_start: r.get("MIGRATE_ON_START", true),
+            migrate_on_start,
+            role,
+        }
+    }
+
+    /// The same database as the URL's user (the owner): what migrations and operators' tools
+    /// connect as.
+    pub fn as_owner(&self) -> Self {
+        Self { role: None, ..self.clone() }
+    }
+}
+
+/// `DATABASE_ROLE` and `DATABASE_ROLE_PASSWORD`, given together or not at all.
+fn read_role(r: &mut Reader<'_>) -> Option<DbRole> {
+    let name = r.optional::<String>("DATABASE_ROLE").filter(|n| !n.trim().is_empty());
+    let password = r.optional::<String>("DATABASE_ROLE_PASSWORD").map(SecretString::from);
+    match (name, password) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            r.error("DATABASE_ROLE_PASSWORD", "is set, but DATABASE_ROLE (the role it belongs to) is not");
+            None
+        }
+        (Some(_), None) => {
+            r.error(
+                "DATABASE_ROLE_PASSWORD",
+                "required with DATABASE_ROLE (give it, or a _FILE naming a secret)",
+            );
+            None
+        }
+        (Some(name), Some(password)) => {
+            if !DbRole::valid_name(&name) {
+                r.error(
+                    "DATABASE_ROLE",
+                    "expected lowercase letters, digits and underscores, such as slipway_auth",
+                );
+            }
+            if r.environment().is_production_like() && password.expose_secret().contains("CHANGE-ME") {
+                r.error("DATABASE_ROLE_PASSWORD", "is the example value from secrets.env.example");
+            }
+            Some(DbRole { name, password })
         }
     }
 }

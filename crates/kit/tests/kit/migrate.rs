@@ -175,3 +175,32 @@ async fn a_migration_without_a_down_file_is_not_reverted_silently() {
     let err = m.down(&db.db_config(), 1).await.expect_err("no down file");
     assert!(err.to_string().contains("1_one_way.sql has no down file"), "{err}");
 }
+
+#[tokio::test]
+async fn a_service_that_does_not_migrate_starts_once_the_migrations_are_applied() {
+    let db = TestDb::create().await;
+    let m = migrations(&folder(BASE)).await;
+    let config = kit::config::DbConfig { migrate_on_start: false, ..db.db_config() };
+    let waiting = {
+        let (m, config) = (m.clone(), config.clone());
+        tokio::spawn(async move { kit::migrate::at_start(vec![m], &config).await })
+    };
+    m.up(&db.db_config()).await.expect("the migrate job applies them");
+    waiting.await.expect("task").expect("the service stops waiting once they are applied");
+    let things: Option<String> = sqlx::query_scalar("SELECT to_regclass('demo.things')::text")
+        .fetch_one(&db.pool().await)
+        .await
+        .expect("query");
+    assert_eq!(things.as_deref(), Some("demo.things"));
+}
+
+#[tokio::test]
+async fn a_service_waiting_for_migrations_gives_up_saying_what_to_run() {
+    let db = TestDb::create().await;
+    let m = migrations(&folder(BASE)).await;
+    let error = kit::migrate::await_applied(&[m], &db.db_config(), std::time::Duration::from_millis(600))
+        .await
+        .expect_err("nobody applies them");
+    let message = format!("{error:#}");
+    assert!(message.contains("demo: 3 pending") && message.contains("run `slipway migrate up`"), "{message}");
+}
