@@ -17,8 +17,8 @@ pub enum Command {
         /// The folder to write it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Instead, write production secrets as one file each into this folder (made with
-        /// mode 700), for docker-compose.prod.yml's Docker secrets; never overwrites one.
+        /// Instead, write the compose stack's secrets as one file each into this folder (made
+        /// with mode 700), for its Docker secrets: only those missing, never over one.
         #[arg(long, value_name = "FOLDER", conflicts_with = "dir")]
         files: Option<PathBuf>,
     },
@@ -31,10 +31,24 @@ fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// docker-compose.prod.yml's secrets, one file each. The folder is private (700); the files
-/// are world-readable (444) inside it, as Docker's own secrets are, because the services
-/// read them as an unprivileged user in their containers.
-fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
+/// The compose stack's Docker secrets, one file each in `./secrets/`: the database owner's
+/// password (Postgres and the migrate job), each service's own database role's password,
+/// and the services' keys. Each container is given only its own.
+pub const SECRET_FILES: [&str; 7] = [
+    "database_password",
+    "auth_database_password",
+    "mailer_database_password",
+    "web_database_password",
+    "auth_token_key",
+    "auth_jwt_key",
+    "web_cookie_key",
+];
+
+/// The compose stack's secrets, one file each, written where missing (an existing one is
+/// never touched). The folder is private (700); the files are world-readable (444) inside
+/// it, as Docker's own secrets are, because the services read them as an unprivileged user
+/// in their containers.
+pub fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let fail = |what: &str, e: std::io::Error| Failure::from(anyhow::anyhow!("cannot {what}: {e}"));
     match std::fs::symlink_metadata(dir) {
@@ -44,20 +58,15 @@ fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
         Err(e) => return Err(fail(&format!("inspect {}", dir.display()), e)),
         Ok(meta) => check_private_folder(dir, &meta)?,
     }
-    let jwt = auth::jwt::generate_pem()?;
-    let files = [
-        ("database_password", random_hex()),
-        ("auth_token_key", random_hex()),
-        ("web_cookie_key", random_hex()),
-        ("auth_jwt_key", jwt),
-    ];
-    if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).exists()) {
+    let missing: Vec<&str> = SECRET_FILES.iter().copied().filter(|name| !dir.join(name).exists()).collect();
+    if missing.is_empty() {
         return Err(Failure::Refused(format!(
-            "{} already exists; every file is kept as it is (move the folder away to make new secrets)",
-            dir.join(name).display()
+            "every secret exists in {}; each file is kept as it is (move the folder away to make new secrets)",
+            dir.display()
         )));
     }
-    for (name, value) in &files {
+    for name in &missing {
+        let value = if *name == "auth_jwt_key" { auth::jwt::generate_pem()? } else { random_hex() };
         let path = dir.join(name);
         // create_new: never through a symlink planted at the name, never over a file.
         let mut file = std::fs::OpenOptions::new()
@@ -69,8 +78,9 @@ fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
             .map_err(|e| fail(&format!("protect {}", path.display()), e))?;
     }
-    let names: Vec<_> = files.iter().map(|(n, _)| *n).collect();
-    println!("wrote {} in {}", names.join(", "), dir.display());
+    let kept = SECRET_FILES.len() - missing.len();
+    let kept = if kept > 0 { format!(" (kept the {kept} that existed)") } else { String::new() };
+    println!("wrote {} in {}{kept}", missing.join(", "), dir.display());
     Ok(())
 }
 

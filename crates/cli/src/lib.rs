@@ -43,7 +43,8 @@ enum Command {
     /// Postgres started for the session. Ctrl-C stops everything.
     Dev,
     /// Run the compose stack on the local Docker engine (`docker compose up -d --wait --build`),
-    /// making secrets.env if it is missing and letting the gateway read the engine's socket.
+    /// making the secret files in ./secrets/ where missing and letting docker-proxy read the
+    /// engine's socket.
     Up {
         /// Passed on to `docker compose up` (`--scale auth=3`, …).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -1,6 +1,6 @@
 //! `slipway up`: the compose stack on the local Docker engine, with the two things compose
-//! cannot work out itself — a `secrets.env` (made if missing) and the group that may use the
-//! engine's socket (docker-proxy's non-root user needs it for discovery).
+//! cannot work out itself — the secret files in `./secrets/` (made where missing) and the
+//! group that may use the engine's socket (docker-proxy's non-root user needs it).
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
@@ -14,8 +14,9 @@ pub fn run(extra: &[String]) -> Result<(), Failure> {
         )
         .into());
     }
-    if !Path::new("secrets.env").exists() {
-        crate::env::secrets(Path::new("."))?;
+    let secrets = Path::new("secrets");
+    if crate::env::SECRET_FILES.iter().any(|name| !secrets.join(name).exists()) {
+        crate::env::secret_files(secrets)?;
     }
     let mut compose = std::process::Command::new("docker");
     compose.args(["compose", "up", "-d", "--wait", "--build"]).args(extra);

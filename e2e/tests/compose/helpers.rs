@@ -1,6 +1,6 @@
 //! The stack under test: images built from this run's binaries through the project's own
-//! Dockerfile, a project folder of its own (compose files, `.env`, a `secrets.env` made by
-//! `slipway env secrets`), an SMTP sink on the Docker bridge for the mailers, typed helpers.
+//! Dockerfile, a project folder of its own (compose files, `.env`, the secret files made by
+//! `slipway env secrets --files`), an SMTP sink on the Docker bridge for the mailers, typed helpers.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ pub fn workspace() -> PathBuf {
 pub enum Mode {
     /// `docker compose up`: the base and the dev override, plus the test's SMTP sink.
     Dev,
-    /// The base and docker-compose.prod.yml, with Docker secrets from `slipway env secrets --files`.
+    /// The base and docker-compose.prod.yml.
     Prod,
 }
 
@@ -51,17 +51,12 @@ impl Stack {
         for file in ["docker-compose.yml", "docker-compose.override.yml", "docker-compose.prod.yml", ".env"] {
             std::fs::copy(workspace().join(file), dir.join(file)).expect(file);
         }
-        let mut secrets = std::process::Command::new(binary("slipway"));
-        match mode {
-            Mode::Dev => secrets.args(["env", "secrets", "--dir"]).arg(&dir),
-            Mode::Prod => secrets.args(["env", "secrets", "--files"]).arg(dir.join("secrets")),
-        };
-        let out = secrets.output().expect("slipway env secrets");
+        let out = std::process::Command::new(binary("slipway"))
+            .args(["env", "secrets", "--files"])
+            .arg(dir.join("secrets"))
+            .output()
+            .expect("slipway env secrets");
         assert!(out.status.success(), "slipway env secrets: {}", String::from_utf8_lossy(&out.stderr));
-        if mode == Mode::Prod {
-            // Every secret is a Docker secret; secrets.env stays empty.
-            std::fs::write(dir.join("secrets.env"), "").expect("secrets.env");
-        }
         // The test's own additions: in dev, mail goes to the sink through the host's bridge
         // address (prod refuses unencrypted SMTP, and the sink speaks no TLS).
         let overlay = match mode {

@@ -41,6 +41,21 @@ async fn docker_compose_stack_comes_up_healthy_scales_survives_kills_and_keeps_u
     assert_eq!(me.status(), 200);
     assert_eq!(me.json::<serde_json::Value>().await.expect("json")["email"], first);
 
+    // Each service connects as its own role, and holds only its own secrets.
+    let users = stack
+        .sql("SELECT string_agg(DISTINCT application_name || '=' || usename, ',' ORDER BY application_name || '=' || usename) \
+              FROM pg_stat_activity WHERE application_name IN ('auth', 'mailer', 'web')")
+        .await;
+    assert_eq!(users, "auth=slipway_auth,mailer=slipway_mailer,web=slipway_web");
+    let web = stack.containers("web").await.remove(0);
+    let mounts = docker(&["inspect", "-f", "{{json .Mounts}}", &web]).await;
+    assert!(mounts.contains("/run/secrets/web_cookie_key"), "{mounts}");
+    for other in
+        ["auth_token_key", "auth_jwt_key", "/run/secrets/database_password", "auth_database_password"]
+    {
+        assert!(!mounts.contains(other), "web is not given {other}: {mounts}");
+    }
+
     // Scaled: three auth instances share the requests, three mailers send each email once.
     stack.up(&["--scale", "auth=3", "--scale", "mailer=3"]).await;
     eventually(SOON, "the gateway to route to three auth instances", async || {

@@ -80,7 +80,7 @@ fn env_secrets_writes_fresh_private_secrets_once_and_never_overwrites_them() {
 }
 
 #[test]
-fn env_secrets_files_writes_production_secret_files_in_a_private_folder_once() {
+fn env_secrets_files_writes_the_missing_secret_files_in_a_private_folder_and_keeps_the_rest() {
     let parent = std::env::temp_dir().join(format!("slipway-files-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&parent).expect("dir");
     let dir = parent.join("secrets");
@@ -90,7 +90,7 @@ fn env_secrets_files_writes_production_secret_files_in_a_private_folder_once() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("exists").permissions()) & 0o777
     };
     assert_eq!(mode(&dir), 0o700, "only its owner may enter the folder");
-    for name in ["database_password", "auth_token_key", "web_cookie_key"] {
+    for name in ["database_password", "auth_database_password", "web_database_password", "auth_token_key"] {
         let value = std::fs::read_to_string(dir.join(name)).expect(name);
         assert!(value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()), "{name}: {value}");
         assert_eq!(mode(&dir.join(name)), 0o444, "{name} is read-only");
@@ -102,6 +102,14 @@ fn env_secrets_files_writes_production_secret_files_in_a_private_folder_once() {
     let again = run(&[], &["env", "secrets", "--files", dir.to_str().expect("utf-8")]);
     assert_eq!(again.status.code(), Some(3), "{}", text(&again));
     assert_eq!(std::fs::read(dir.join("auth_token_key")).expect("read"), before, "kept as it was");
+
+    // A secret a newer release needs is added beside the existing ones.
+    std::fs::remove_file(dir.join("web_database_password")).expect("remove");
+    let upgrade = run(&[], &["env", "secrets", "--files", dir.to_str().expect("utf-8")]);
+    assert!(upgrade.status.success(), "{}", text(&upgrade));
+    assert!(text(&upgrade).contains("wrote web_database_password") && text(&upgrade).contains("kept the 6"));
+    assert_eq!(std::fs::read(dir.join("auth_token_key")).expect("read"), before, "still as it was");
+    assert_eq!(mode(&dir.join("web_database_password")), 0o444);
     let _ = std::fs::remove_dir_all(&parent);
 }
 

@@ -7,7 +7,7 @@ fn up_outside_a_project_says_where_to_run_it_and_writes_nothing() {
     let out = crate::helpers::slipway(&[]).current_dir(&dir).arg("up").output().expect("slipway runs");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("no docker-compose.yml in this folder"), "{}", text(&out));
-    assert!(!dir.join("secrets.env").exists(), "no secrets written outside a project");
+    assert!(!dir.join("secrets").exists(), "no secrets written outside a project");
     let _ = std::fs::remove_dir_all(&dir);
     // The usage lists it.
     assert!(text(&run(&[], &["--help"])).contains("up"));
