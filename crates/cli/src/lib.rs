@@ -1,11 +1,13 @@
-//! The `slipway` command: dev stack, migrations, database tasks and configuration checks for
-//! every service in the workspace.
+//! The `slipway` command: dev stack, migrations, database tasks, configuration checks and
+//! destinations' deploy locks for every service in the workspace.
 
 mod bus;
 mod db;
+mod deploy;
 mod dev;
 mod env;
 mod failure;
+mod lock;
 mod migrate;
 mod prompt;
 mod registry;
@@ -65,6 +67,9 @@ enum Command {
     /// Bus tasks: dead letters.
     #[command(subcommand)]
     Bus(bus::Command),
+    /// A destination's deploy lock (destinations are named in deploy.toml).
+    #[command(subcommand)]
+    Lock(lock::Command),
 }
 
 /// The configuration layers the command sees, with `--database-url` laid over every service.
@@ -115,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Db(cmd) => db::run(&ctx, cmd).await,
             Command::Env(cmd) => env::run(&ctx, cmd),
             Command::Bus(cmd) => bus::run(&ctx, cmd).await,
+            Command::Lock(cmd) => lock::run(cmd).await,
         }
     });
     match result {

@@ -12,7 +12,7 @@ use tokio::process::Command;
 pub const GATEWAY: &str = "http://127.0.0.1:8080";
 const ADMIN: &str = "http://127.0.0.1:9090";
 const PROJECT: &str = "slipway-e2e";
-const TAG: &str = "e2e";
+pub const TAG: &str = "e2e";
 pub const PASSWORD: &str = "a long and unusual passphrase 7";
 /// Each deployable and the Dockerfile target that builds it.
 const IMAGES: [&str; 5] = ["auth", "mailer", "web", "gateway", "slipway"];
@@ -42,9 +42,7 @@ pub struct Stack {
 impl Stack {
     /// Builds the images and writes the project folder; nothing runs yet.
     pub async fn prepare(mode: Mode) -> Self {
-        testkit::docker::engine().await;
-        stand_ins().await;
-        build_images().await;
+        images().await;
         let sink = SmtpSink::start_on(host_gateway().await).await;
         let dir = std::env::temp_dir().join(format!("slipway-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("project folder");
@@ -210,6 +208,13 @@ async fn host_gateway() -> std::net::IpAddr {
     let text = String::from_utf8_lossy(&out.stdout);
     let cidr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1).expect("docker0 has an address");
     cidr.split('/').next().and_then(|ip| ip.parse().ok()).expect("an IPv4 address")
+}
+
+/// The engine, the base images' stand-ins, and this run's images (`slipway/<name>:e2e`).
+pub async fn images() {
+    testkit::docker::engine().await;
+    stand_ins().await;
+    build_images().await;
 }
 
 /// The local stand-ins for the public base images (no registry is reachable here).

@@ -2,6 +2,7 @@
 //! user, driven through the gateway at 127.0.0.1:8080.
 
 mod helpers;
+mod lock;
 mod prod;
 mod stack;
 mod swarm;

@@ -5,6 +5,7 @@ mod db;
 mod dev;
 mod env;
 mod helpers;
+mod lock;
 mod migrate;
 mod roles;
 mod stack;

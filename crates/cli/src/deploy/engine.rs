@@ -1,0 +1,69 @@
+//! The Docker engine of a destination, and the `docker` command that reaches it.
+
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+/// How the deployer's `docker` reaches a destination's engine: nothing is installed on the
+/// server but Docker (and sshd, for `ssh://`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// `unix:///var/run/docker.sock`, `ssh://user@host[:port]` or `tcp://host:2376` (TLS from
+    /// `DOCKER_CERT_PATH`): given to `docker --host`.
+    Host(String),
+    /// `context:NAME`: a Docker context of the deployer's.
+    Context(String),
+}
+
+impl Engine {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(name) = s.strip_prefix("context:") {
+            return if name.is_empty() || name.contains(char::is_whitespace) {
+                Err(format!("expected context:NAME, got {s:?}"))
+            } else {
+                Ok(Self::Context(name.to_string()))
+            };
+        }
+        let valid = ["unix:///", "ssh://", "tcp://"].iter().any(|p| s.starts_with(p) && s.len() > p.len());
+        if valid && !s.contains(char::is_whitespace) {
+            Ok(Self::Host(s.to_string()))
+        } else {
+            Err(format!("expected unix:///path/docker.sock, ssh://user@host or context:NAME, got {s:?}"))
+        }
+    }
+
+    /// `docker` with this engine chosen, and nothing inherited that could choose another.
+    pub fn docker(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env_remove("DOCKER_HOST").env_remove("DOCKER_CONTEXT").stdin(Stdio::null());
+        match self {
+            Self::Host(host) => cmd.args(["--host", host]),
+            Self::Context(name) => cmd.args(["--context", name]),
+        };
+        cmd
+    }
+
+    /// A description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Host(host) => host.clone(),
+            Self::Context(name) => format!("Docker context {name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Engine;
+
+    #[test]
+    fn engines_are_a_socket_ssh_tcp_or_a_context() {
+        assert_eq!(Engine::parse("ssh://deploy@h"), Ok(Engine::Host("ssh://deploy@h".into())));
+        assert_eq!(Engine::parse("context:prod"), Ok(Engine::Context("prod".into())));
+        assert!(Engine::parse("unix:///var/run/docker.sock").is_ok());
+        for bad in ["", "ssh://", "http://h", "context:", "/var/run/docker.sock"] {
+            assert!(Engine::parse(bad).is_err(), "{bad:?} is refused");
+        }
+    }
+}

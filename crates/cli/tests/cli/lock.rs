@@ -1,0 +1,62 @@
+//! Destinations and the deploy lock's errors, without an engine (e2e's `lock` takes real locks).
+
+use std::path::PathBuf;
+
+use crate::helpers::{slipway, text};
+
+/// A project folder holding `deploy.toml` with `contents`.
+fn project(contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slipway-deploy-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("deploy.toml"), contents).expect("deploy.toml");
+    dir
+}
+
+fn lock(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    slipway(&[]).current_dir(dir).arg("lock").args(args).output().expect("slipway runs")
+}
+
+#[test]
+fn an_unknown_destination_names_the_known_ones() {
+    let dir = project(
+        "[destinations.staging]\nengine = \"ssh://deploy@10.0.0.5\"\n[destinations.prod]\nengine = \"context:prod\"\n",
+    );
+    let out = lock(&dir, &["status", "production"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no destination called \"production\"")
+            && text(&out).contains("known: prod, staging"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_missing_or_malformed_destinations_file_says_what_to_fix() {
+    let empty = std::env::temp_dir().join(format!("slipway-nodeploy-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = lock(&empty, &["status", "prod"]);
+    assert!(text(&out).contains("deploy.toml") && text(&out).contains("project's root"), "{}", text(&out));
+
+    let out = lock(&project("[destinations.prod]\nengin = \"ssh://h\"\n"), &["status", "prod"]);
+    assert!(text(&out).contains("unknown field `engin`"), "{}", text(&out));
+
+    let out = lock(&project("[destinations.prod]\nengine = \"http://h\"\n"), &["status", "prod"]);
+    assert!(
+        text(&out).contains("engine: expected unix:///path/docker.sock, ssh://user@host"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_unreachable_engine_is_named_with_how_it_was_reached() {
+    let dir = project("[destinations.prod]\nengine = \"tcp://127.0.0.1:1\"\n");
+    let out = lock(&dir, &["status", "prod"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot use the Docker engine of prod (tcp://127.0.0.1:1)"),
+        "{}",
+        text(&out)
+    );
+}
