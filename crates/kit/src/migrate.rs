@@ -210,8 +210,9 @@ impl Migrations {
 
     /// Every migration known to the binary or the database, and its state.
     pub async fn status(&self, db: &DbConfig) -> Result<Vec<MigrationStatus>, MigrateFailure> {
-        let mut conn =
-            crate::db::dedicated(&db.as_owner(), &self.schema).await.map_err(MigrateFailure::Connect)?;
+        let mut conn = crate::db::dedicated(&db.as_owner(), &self.schema)
+            .await
+            .map_err(|e| MigrateFailure::connect(e, db))?;
         let applied = status::applied(&mut conn, &self.schema).await;
         let _ = conn.close().await;
         Ok(status::compare(self, &self.migrations, &applied?))
@@ -256,8 +257,9 @@ impl Migrations {
         db: &DbConfig,
         body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, MigrateFailure>,
     ) -> Result<T, MigrateFailure> {
-        let mut conn =
-            crate::db::dedicated(&db.as_owner(), &self.schema).await.map_err(MigrateFailure::Connect)?;
+        let mut conn = crate::db::dedicated(&db.as_owner(), &self.schema)
+            .await
+            .map_err(|e| MigrateFailure::connect(e, db))?;
         if let Err(e) = lock::acquire(&mut conn, &self.schema).await {
             let _ = conn.close().await;
             return Err(e);

@@ -119,3 +119,27 @@ fn a_role_without_its_password_is_a_configuration_error() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn a_refused_database_password_is_named_with_what_to_do() {
+    let server = Server::start().await;
+    let mut conn = PgConnection::connect(&server.cluster.url("postgres")).await.expect("connect");
+    sqlx::raw_sql("CREATE ROLE owner LOGIN SUPERUSER PASSWORD 'made with this'")
+        .execute(&mut conn)
+        .await
+        .expect("role");
+    let _ = conn.close().await;
+    let url = server.url.replacen("postgres@", "owner@", 1);
+    let out = run(
+        &[("SLIPWAY_ENV", "dev"), ("DATABASE_URL", url.as_str()), ("SLIPWAY_DATABASE_PASSWORD", "a new one")],
+        &["migrate", "up"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("Postgres refused the password of user owner"), "{said}");
+    assert!(
+        said.contains("POSTGRES_PASSWORD only to a new volume") && said.contains("\\password owner"),
+        "{said}"
+    );
+    assert!(!said.contains("a new one"), "the password is not printed: {said}");
+}

@@ -12,6 +12,15 @@ pub enum MigrateFailure {
     Connect(#[source] anyhow::Error),
 
     #[error(
+        "Postgres refused the password of user {user}. If its data volume was made with another \
+         password (Postgres's image applies POSTGRES_PASSWORD only to a new volume: the prod files \
+         brought up on the dev stack's volume, say), give the password the volume was made with, \
+         or first set the new one in the database: \
+         `docker compose exec postgres psql -U {user} -d postgres -c '\\password {user}'`"
+    )]
+    PasswordRefused { user: String },
+
+    #[error(
         "migration {file} was changed after it was applied to this database (its checksum differs). \
          Restore the file as it was (git checkout it) and put the change in a new migration \
          (`slipway migrate new {service} <name>`); in dev, `slipway db reset {service}` rebuilds the schema"
@@ -49,6 +58,22 @@ pub enum MigrateFailure {
 }
 
 impl MigrateFailure {
+    /// A failed connection, told apart when Postgres refused the password (SQLSTATE 28P01).
+    pub(super) fn connect(e: anyhow::Error, db: &crate::config::DbConfig) -> Self {
+        let refused = e
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .is_some_and(|d| d.code().as_deref() == Some("28P01"));
+        if !refused {
+            return Self::Connect(e);
+        }
+        use secrecy::ExposeSecret as _;
+        let user = url::Url::parse(db.url.expose_secret())
+            .map(|u| u.username().to_string())
+            .unwrap_or_else(|_| "?".into());
+        Self::PasswordRefused { user }
+    }
+
     pub(super) fn from_sqlx(e: MigrateError, m: &Migrations) -> Self {
         match e {
             MigrateError::VersionMismatch(v) => {
