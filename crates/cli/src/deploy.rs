@@ -1,14 +1,24 @@
-//! Destinations: where a stack is shipped, as named in the committed `deploy.toml`.
+//! `slipway deploy`: a release shipped to a destination named in the committed `deploy.toml`.
 //!
 //! ```toml
 //! [destinations.prod]
 //! engine = "ssh://deploy@203.0.113.10"   # or unix:///var/run/docker.sock, or context:NAME
+//! public_url = "https://example.com"
 //! ```
+//!
+//! A deploy checks the engine, ships the images it lacks, takes the destination's lock, stores
+//! each service's secrets in a volume of its own there, and brings the compose files up,
+//! waiting until every service is healthy; a release that is not healthy in time fails the
+//! deploy, naming the service with its last health check and log lines.
 
+mod compose;
 mod engine;
+mod images;
+mod secrets;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -18,6 +28,21 @@ use crate::Failure;
 
 /// The destinations file, at the project's root.
 pub const FILE: &str = "deploy.toml";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A destination named in deploy.toml.
+    destination: String,
+    /// The release's image tag (`slipway/<service>:<tag>`); by default the git commit.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Deploy the commit of a tree with uncommitted changes.
+    #[arg(long)]
+    allow_dirty: bool,
+    /// Wait for the destination's deploy lock instead of failing when it is held.
+    #[arg(long)]
+    wait: bool,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +55,31 @@ struct DestinationsFile {
 #[serde(deny_unknown_fields)]
 struct Raw {
     engine: String,
+    public_url: Option<String>,
+    #[serde(default = "default_files")]
+    files: Vec<PathBuf>,
+    #[serde(default = "default_publish")]
+    publish: String,
+    #[serde(default = "default_secrets")]
+    secrets: PathBuf,
+    #[serde(default = "default_health_timeout")]
+    health_timeout: String,
+}
+
+fn default_files() -> Vec<PathBuf> {
+    vec!["docker-compose.yml".into(), "docker-compose.prod.yml".into()]
+}
+
+fn default_publish() -> String {
+    "0.0.0.0:8080".into()
+}
+
+fn default_secrets() -> PathBuf {
+    "secrets".into()
+}
+
+fn default_health_timeout() -> String {
+    "60s".into()
 }
 
 /// One destination, checked: every field is usable.
@@ -37,15 +87,26 @@ struct Raw {
 pub struct Destination {
     pub name: String,
     pub engine: Engine,
+    /// The site's public address (`SLIPWAY_PUBLIC_URL`).
+    pub public_url: String,
+    /// The compose files, base first.
+    pub files: Vec<PathBuf>,
+    /// Where the gateway's port is published on the host (`SLIPWAY_HTTP_PUBLISH`).
+    pub publish: String,
+    /// The folder of secret files on the deployer's machine, one file per secret.
+    pub secrets: PathBuf,
+    /// How long a release may take to become healthy.
+    pub health_timeout: Duration,
 }
 
-/// The destination called `name` in `root`'s deploy.toml, or a message saying what is wrong.
+/// The destination called `name` in `root`'s deploy.toml, or a message saying what is wrong,
+/// every problem of that destination at once.
 pub fn find(root: &Path, name: &str) -> Result<Destination, Failure> {
     let path = root.join(FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Failure::Failed(anyhow::anyhow!(
             "cannot read {} ({e}): run slipway from the project's root, where deploy.toml names \
-             each destination (see the README's Destinations section)",
+             each destination (see the README's Deploys section)",
             path.display()
         ))
     })?;
@@ -59,8 +120,155 @@ pub fn find(root: &Path, name: &str) -> Result<Destination, Failure> {
             path.display()
         )));
     };
-    let engine = Engine::parse(&raw.engine).map_err(|why| {
-        Failure::Failed(anyhow::anyhow!("destination {name:?} in {}: engine: {why}", path.display()))
-    })?;
-    Ok(Destination { name: name.to_string(), engine })
+    check(name, raw).map_err(|problems| {
+        Failure::Failed(anyhow::anyhow!(
+            "destination {name:?} in {}:\n  - {}",
+            path.display(),
+            problems.join("\n  - ")
+        ))
+    })
+}
+
+fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
+    let mut problems = Vec::new();
+    let engine = Engine::parse(&raw.engine).map_err(|why| problems.push(format!("engine: {why}"))).ok();
+    let public_url = match &raw.public_url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url.clone()),
+        Some(url) => {
+            problems.push(format!("public_url: expected an http(s):// address, got {url:?}"));
+            None
+        }
+        None => {
+            problems.push("public_url: required (the site's address, for links in emails)".into());
+            None
+        }
+    };
+    if raw.files.is_empty() {
+        problems.push("files: name at least the base compose file".into());
+    }
+    let health_timeout = kit::config::parse_duration(&raw.health_timeout)
+        .map_err(|_| {
+            problems.push(format!(
+                "health_timeout: expected a duration such as 60s, got {:?}",
+                raw.health_timeout
+            ))
+        })
+        .ok();
+    match (engine, public_url, health_timeout) {
+        (Some(engine), Some(public_url), Some(health_timeout)) if problems.is_empty() => Ok(Destination {
+            name: name.to_string(),
+            engine,
+            public_url,
+            files: raw.files.clone(),
+            publish: raw.publish.clone(),
+            secrets: raw.secrets.clone(),
+            health_timeout,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// The engine failed at `what`: which destination, how it was reached, and docker's words.
+pub fn engine_failure(dest: &Destination, what: &str, stderr: &[u8]) -> Failure {
+    let said = String::from_utf8_lossy(stderr);
+    let said = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no answer").trim();
+    Failure::Failed(anyhow::anyhow!(
+        "{what} failed on the Docker engine of {} ({}): {said}",
+        dest.name,
+        dest.engine.describe()
+    ))
+}
+
+pub async fn run(args: Args) -> Result<(), Failure> {
+    let started = Instant::now();
+    let dest = find(Path::new("."), &args.destination)?;
+    let tag = match args.tag {
+        Some(tag) => tag,
+        None => git_tag(args.allow_dirty).await?,
+    };
+    println!("slipway: deploying {tag} to {} ({})", dest.name, dest.engine.describe());
+    let version = dest.engine.docker().args(["version", "--format", "{{.Server.Version}}"]).output().await;
+    match version {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => return Err(engine_failure(&dest, "reaching the engine", &out.stderr)),
+        Err(e) => {
+            return Err(Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's CLI")));
+        }
+    }
+    let model = compose::model(&dest, &tag).await?;
+    println!("images:");
+    images::ship(&dest, &model.images).await?;
+    let lock = crate::lock::acquire(&dest, &format!("slipway/slipway:{tag}"), args.wait).await?;
+    let result = switch(&dest, &model, &tag).await;
+    lock.release().await;
+    result?;
+    println!("slipway: {tag} is live on {} ({:.1?})", dest.name, started.elapsed());
+    Ok(())
+}
+
+/// Under the lock: secrets, then the stack, waiting until it is healthy.
+async fn switch(dest: &Destination, model: &compose::Model, tag: &str) -> Result<(), Failure> {
+    println!("secrets:");
+    secrets::store(dest, model, tag).await?;
+    let gid = compose::socket_group(dest, tag).await?;
+    let overlay = compose::overlay(model)?;
+    println!("starting (migrations first; waiting up to {:?} for health)", dest.health_timeout);
+    let up = compose::up(dest, model, tag, &gid, &overlay).await;
+    let _ = std::fs::remove_file(&overlay);
+    up
+}
+
+/// The git commit as a tag (12 hex digits); a tree with uncommitted changes is refused
+/// unless `allow_dirty`.
+async fn git_tag(allow_dirty: bool) -> Result<String, Failure> {
+    let git = |args: &'static [&'static str]| async move {
+        tokio::process::Command::new("git").args(args).output().await.ok().filter(|o| o.status.success())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]).await else {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "no git commit to name the release by: run inside the project's repository, or give --tag"
+        )));
+    };
+    let dirty = git(&["status", "--porcelain"]).await.is_none_or(|o| !o.stdout.is_empty());
+    if dirty && !allow_dirty {
+        return Err(Failure::Refused(
+            "the working tree has uncommitted changes, so the images may not be what the commit says: \
+             commit them, or pass --allow-dirty"
+                .into(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&head.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(engine: &str) -> Raw {
+        Raw {
+            engine: engine.into(),
+            public_url: Some("https://example.com".into()),
+            files: default_files(),
+            publish: default_publish(),
+            secrets: default_secrets(),
+            health_timeout: default_health_timeout(),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_destination_is_reported_at_once() {
+        let bad =
+            Raw { health_timeout: "soon".into(), public_url: Some("example.com".into()), ..raw("ftp://x") };
+        let problems = check("prod", &bad).expect_err("three problems");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("engine:"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_destination_without_optional_fields_takes_the_defaults() {
+        let d = check("staging", &raw("ssh://deploy@10.0.0.5")).expect("valid");
+        assert_eq!(d.health_timeout, Duration::from_secs(60));
+        assert_eq!(d.files.len(), 2);
+        assert_eq!(d.publish, "0.0.0.0:8080");
+    }
 }

@@ -67,6 +67,8 @@ enum Command {
     /// Bus tasks: dead letters.
     #[command(subcommand)]
     Bus(bus::Command),
+    /// Ship a release to a destination named in deploy.toml and bring it up, health-gated.
+    Deploy(deploy::Args),
     /// A destination's deploy lock (destinations are named in deploy.toml).
     #[command(subcommand)]
     Lock(lock::Command),
@@ -120,6 +122,7 @@ pub fn main() -> ExitCode {
             Command::Db(cmd) => db::run(&ctx, cmd).await,
             Command::Env(cmd) => env::run(&ctx, cmd),
             Command::Bus(cmd) => bus::run(&ctx, cmd).await,
+            Command::Deploy(args) => deploy::run(args).await,
             Command::Lock(cmd) => lock::run(cmd).await,
         }
     });

@@ -78,7 +78,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
             )?;
             let out = docker_output(&dest, &["rm", "--force", NAME]).await?;
             if !out.status.success() {
-                return Err(unreachable(&dest, &out.stderr));
+                return Err(deploy::engine_failure(&dest, "releasing the lock", &out.stderr));
             }
             println!("{}: released (was held by {})", dest.name, h.describe());
             Ok(())
@@ -163,7 +163,7 @@ pub async fn acquire(dest: &Destination, image: &str, wait: bool) -> Result<Held
                     dest.engine.describe()
                 ))
             } else {
-                unreachable(dest, &out.stderr)
+                deploy::engine_failure(dest, "taking the deploy lock", &out.stderr)
             });
         }
         let held_by =
@@ -191,7 +191,7 @@ pub async fn holder(dest: &Destination) -> Result<Option<Holder>, Failure> {
         if stderr.contains("No such object") || stderr.contains("No such container") {
             return Ok(None);
         }
-        return Err(unreachable(dest, &out.stderr));
+        return Err(deploy::engine_failure(dest, "reading the deploy lock", &out.stderr));
     }
     let labels: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let get = |key: &str| labels.get(&format!("{LABEL}.{key}")).cloned().unwrap_or_else(|| "?".into());
@@ -207,17 +207,6 @@ async fn docker_output(dest: &Destination, args: &[&str]) -> Result<std::process
     dest.engine.docker().args(args).output().await.map_err(|e| {
         Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's command-line client"))
     })
-}
-
-/// The engine could not be used: say which destination, how it was reached, and docker's words.
-fn unreachable(dest: &Destination, stderr: &[u8]) -> Failure {
-    let said = String::from_utf8_lossy(stderr);
-    let said = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no answer").trim();
-    Failure::Failed(anyhow::anyhow!(
-        "cannot use the Docker engine of {} ({}): {said}",
-        dest.name,
-        dest.engine.describe()
-    ))
 }
 
 /// Who took a lock: user, machine, the command line, and when.

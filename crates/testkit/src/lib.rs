@@ -3,6 +3,7 @@
 
 pub mod docker;
 mod proxy;
+pub mod remote;
 pub mod smtp;
 
 use std::str::FromStr;

@@ -21,7 +21,7 @@ impl Project {
         std::fs::create_dir_all(&dir).expect("project folder");
         std::fs::write(
             dir.join("deploy.toml"),
-            "[destinations.here]\nengine = \"unix:///var/run/docker.sock\"\n",
+            "[destinations.here]\nengine = \"unix:///var/run/docker.sock\"\npublic_url = \"http://127.0.0.1:8080\"\n",
         )
         .expect("deploy.toml");
         Self { dir, image: format!("slipway/slipway:{TAG}") }

@@ -44,6 +44,18 @@ impl Engine {
         cmd
     }
 
+    /// `docker compose` against this engine (the compose files are read here, on the
+    /// deployer's machine).
+    pub fn compose(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.stdin(Stdio::null()).arg("compose");
+        match self {
+            Self::Host(host) => cmd.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT"),
+            Self::Context(name) => cmd.env("DOCKER_CONTEXT", name).env_remove("DOCKER_HOST"),
+        };
+        cmd
+    }
+
     /// A description for messages.
     pub fn describe(&self) -> String {
         match self {

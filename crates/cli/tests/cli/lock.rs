@@ -51,12 +51,10 @@ fn a_missing_or_malformed_destinations_file_says_what_to_fix() {
 
 #[test]
 fn an_unreachable_engine_is_named_with_how_it_was_reached() {
-    let dir = project("[destinations.prod]\nengine = \"tcp://127.0.0.1:1\"\n");
+    let dir = project(
+        "[destinations.prod]\nengine = \"tcp://127.0.0.1:1\"\npublic_url = \"https://example.com\"\n",
+    );
     let out = lock(&dir, &["status", "prod"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("cannot use the Docker engine of prod (tcp://127.0.0.1:1)"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("failed on the Docker engine of prod (tcp://127.0.0.1:1)"), "{}", text(&out));
 }
