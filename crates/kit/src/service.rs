@@ -111,7 +111,7 @@ pub fn main<S: Service>() -> ExitCode {
 }
 
 /// The address to probe for a listen address: a wildcard listen is probed on loopback.
-fn probe_addr(listen: SocketAddr) -> SocketAddr {
+pub fn probe_addr(listen: SocketAddr) -> SocketAddr {
     let ip = match listen.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -122,19 +122,29 @@ fn probe_addr(listen: SocketAddr) -> SocketAddr {
 
 /// `GET /readyz` over plain HTTP/1.1, so images need no curl.
 pub async fn probe_ready(addr: SocketAddr) -> anyhow::Result<()> {
+    let (status, _) = get(addr, "/readyz").await?;
+    anyhow::ensure!(status == 200, "{addr}/readyz answered {status}");
+    Ok(())
+}
+
+/// `GET path` over plain HTTP/1.1 with `Connection: close`, within 3 s: the status and the
+/// body (for a service's own subcommands that ask its listeners, so images need no curl).
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
-        let mut head = vec![0u8; 64];
-        let n = stream.read(&mut head).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).into_owned())
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
     };
-    let head = tokio::time::timeout(Duration::from_secs(3), attempt)
+    let response = tokio::time::timeout(Duration::from_secs(3), attempt)
         .await
         .map_err(|_| anyhow::anyhow!("{addr} did not answer within 3s"))?
         .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
-    let status = head.split_whitespace().nth(1).unwrap_or("none");
-    anyhow::ensure!(status == "200", "{addr}/readyz answered {status}");
-    Ok(())
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| anyhow::anyhow!("{addr} answered no HTTP status"))?;
+    Ok((status, response[split..].to_vec()))
 }

@@ -15,6 +15,41 @@ use crate::proxy::Proxy;
 
 mod page;
 
+/// `gateway routes`: prints the running gateway's `/routes` JSON, asked on its admin
+/// listener from inside its container (what `slipway deploy` reads to see a new instance in
+/// rotation); exit 1 when the gateway does not answer.
+pub fn print_routes() -> std::process::ExitCode {
+    use kit::service::Service as _;
+    let sources = kit::config::Sources::from_process();
+    let config = match crate::Config::load(&sources) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("gateway: {errors}");
+            return std::process::ExitCode::from(kit::service::EXIT_CONFIG);
+        }
+    };
+    let addr = kit::service::probe_addr(config.probe_addr());
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(kit::service::get(addr, "/routes")));
+    match asked {
+        Ok((200, body)) => {
+            println!("{}", String::from_utf8_lossy(&body));
+            std::process::ExitCode::SUCCESS
+        }
+        Ok((status, _)) => {
+            eprintln!("gateway: {addr}/routes answered {status}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 pub fn router(proxy: Arc<Proxy>) -> Router {
     Router::new()
         .route("/", get(page::page))

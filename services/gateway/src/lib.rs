@@ -4,7 +4,7 @@
 //! verifies access tokens at the edge, and answers 404/503 as problem+json.
 
 mod access_log;
-mod admin;
+pub mod admin;
 mod config;
 mod docker;
 pub mod docker_proxy;

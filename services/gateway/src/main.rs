@@ -1,10 +1,14 @@
-//! The gateway binary: `gateway [serve|healthcheck|check-config]`, and `gateway docker-proxy
+//! The gateway binary: `gateway [serve|healthcheck|check-config]`, `gateway routes` (the
+//! running gateway's routes and instances, as JSON), and `gateway docker-proxy
 //! [serve|healthcheck]`, the read-only Docker API proxy that discovery talks to.
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "docker-proxy") {
         return gateway::docker_proxy::main(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "routes") {
+        return gateway::admin::print_routes();
     }
     kit::service::main::<gateway::Config>()
 }

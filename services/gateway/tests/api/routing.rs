@@ -126,3 +126,41 @@ async fn round_robin_gives_each_instance_its_turn() {
     let hits: Vec<usize> = backends.iter().map(Backend::hits).collect();
     assert_eq!(hits, vec![10, 10, 10], "even turns");
 }
+
+#[tokio::test]
+async fn gateway_routes_prints_the_running_gateways_instances_from_its_admin_listener() {
+    let backend = Backend::start("web").await;
+    let gw = spawn_gateway(&route("web", "path = \"/\"", &[backend.addr]), &[]).await;
+    eventually(SOON, "web is in rotation", async || gw.who("example.com", "/").await.is_ok()).await;
+    let admin_port = gw.admin.rsplit(':').next().expect("a port");
+    // The gateway under test runs on this runtime: the command is awaited, not blocked on.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("routes")
+        .env_clear()
+        .env("SLIPWAY_ENV", "test")
+        .env("SLIPWAY_GATEWAY_ROUTES_PATH", "")
+        .env("SLIPWAY_GATEWAY_ADMIN_PORT", admin_port)
+        .output()
+        .await
+        .expect("gateway routes");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let routes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let instance = &routes["routes"][0]["instances"][0];
+    assert_eq!(routes["routes"][0]["name"], "web");
+    assert_eq!(instance["addr"], backend.addr.to_string());
+    assert_eq!(instance["available"], true);
+
+    let closed = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("routes")
+        .env_clear()
+        .env("SLIPWAY_ENV", "test")
+        .env("SLIPWAY_GATEWAY_ROUTES_PATH", "")
+        .env("SLIPWAY_GATEWAY_ADMIN_PORT", free_port().to_string())
+        .output()
+        .expect("gateway routes");
+    assert_eq!(closed.status.code(), Some(1), "no gateway there");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
