@@ -7,14 +7,16 @@
 //! ```
 //!
 //! A deploy checks the engine, ships the images it lacks, takes the destination's lock, stores
-//! each service's secrets in a volume of its own there, and brings the compose files up,
-//! waiting until every service is healthy; a release that is not healthy in time fails the
-//! deploy, naming the service with its last health check and log lines.
+//! each service's secrets in a volume of its own there, and switches to the new release
+//! (`switch`): migrations first, then blue-green per service, health-gated, the gateway last.
+//! A release that is not healthy in time is removed and fails the deploy, naming the service
+//! with its last health check and log lines; the old release keeps serving.
 
 mod compose;
 mod engine;
 mod images;
 mod secrets;
+mod switch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -206,16 +208,16 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Under the lock: secrets, then the stack, waiting until it is healthy.
+/// Under the lock: secrets, then the switch to the new release.
 async fn switch(dest: &Destination, model: &compose::Model, tag: &str) -> Result<(), Failure> {
     println!("secrets:");
     secrets::store(dest, model, tag).await?;
     let gid = compose::socket_group(dest, tag).await?;
     let overlay = compose::overlay(model)?;
-    println!("starting (migrations first; waiting up to {:?} for health)", dest.health_timeout);
-    let up = compose::up(dest, model, tag, &gid, &overlay).await;
+    let compose = compose::Compose::new(dest, model, tag, gid, overlay.clone());
+    let switched = switch::release(&compose, model).await;
     let _ = std::fs::remove_file(&overlay);
-    up
+    switched
 }
 
 /// The git commit as a tag (12 hex digits); a tree with uncommitted changes is refused

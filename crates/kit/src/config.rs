@@ -31,6 +31,7 @@ pub const SCOPES: &[&str] = &["AUTH", "MAILER", "WEB", "GATEWAY", "BUS", "CLI"];
 /// Settings that may be given once for every service (`SLIPWAY_<KEY>`), as well as per service.
 pub const SHARED_KEYS: &[&str] = &[
     "ENV",
+    "RELEASE",
     "CONFIG_FILE",
     "LOG",
     "LOG_FORMAT",

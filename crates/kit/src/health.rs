@@ -22,6 +22,7 @@ type CheckFn = dyn Fn() -> CheckFuture + Send + Sync;
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Arc<CheckFn>)>,
+    release: Option<Arc<str>>,
 }
 
 /// A check taking longer than this counts as failed.
@@ -46,6 +47,12 @@ impl Readiness {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         self.checks.push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
+        self
+    }
+
+    /// The release `/healthz` names (`Common::release`), so a deploy can see which one answers.
+    pub fn release(mut self, release: &str) -> Self {
+        self.release = Some(release.into());
         self
     }
 
@@ -90,10 +97,14 @@ impl Readiness {
 
 /// The two health routes, to merge into a service's router.
 pub fn routes(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/readyz", get(readyz))
-        .with_state(readiness)
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness)
+}
+
+async fn healthz(State(readiness): State<Readiness>) -> Json<Value> {
+    match &readiness.release {
+        Some(release) => Json(json!({ "status": "ok", "release": release.as_ref() })),
+        None => Json(json!({ "status": "ok" })),
+    }
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> Response {

@@ -8,7 +8,7 @@ use crate::config::{Common, LogFormat};
 /// Installs the global subscriber for a service. Returns an error if one is already set.
 pub fn init(common: &Common, service: &'static str) -> anyhow::Result<()> {
     init_with_writer(&common.log, common.log_format, std::io::stderr)?;
-    tracing::info!(service, environment = %common.environment, "starting");
+    tracing::info!(service, environment = %common.environment, release = %common.release, "starting");
     Ok(())
 }
 

@@ -121,10 +121,90 @@ async fn a_first_deploy_over_ssh_ships_the_images_and_serves_the_journey_with_se
     }
     assert!(!said.contains(key.trim()), "a secret in the deploy's output");
 
-    // A second deploy of the same release ships nothing and finds the lock free.
-    let again = project.slipway(&host, &["deploy", "remote", "--tag", TAG]).await;
-    assert!(again.status.success(), "{}", text(&again));
-    assert!(text(&again).contains(&format!("slipway/auth:{TAG}: already on remote")), "{}", text(&again));
+    // The next release under load: every request through the switch is answered, and the
+    // services answer as the new release once it is done.
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
+    retag("v2").await;
+    let load = Load::start(&site);
+    let next = project.slipway(&host, &["deploy", "remote", "--tag", "v2"]).await;
+    let (answered, errors, dropped) = load.stop().await;
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(text(&next).contains("slipway/auth:v2: shipped to remote"), "{}", text(&next));
+    assert!(
+        text(&next).contains("auth: 2 new instance(s) healthy and in rotation, 2 old stopped"),
+        "{}",
+        text(&next)
+    );
+    eprintln!(
+        "e2e: {answered} requests during the deploy of v2: {errors} error responses, {dropped} connections \
+         dropped (the gateway's own replacement)"
+    );
+    assert!(answered > 100, "the load ran through the deploy: {answered}");
+    assert_eq!(errors, 0, "no request answered with an error while the services switched");
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, "v2");
+    assert_eq!(release_of(&http, &format!("{site}/healthz")).await, "v2");
+}
+
+/// Tags this run's images as release `tag` too (the same contents under another name).
+async fn retag(tag: &str) {
+    for name in ["auth", "mailer", "web", "gateway", "slipway"] {
+        testkit::docker::docker(&["tag", &format!("slipway/{name}:{TAG}"), &format!("slipway/{name}:{tag}")])
+            .await;
+    }
+}
+
+/// The release a service's `/healthz` names.
+async fn release_of(http: &reqwest::Client, url: &str) -> String {
+    let body: serde_json::Value = http.get(url).send().await.expect("healthz").json().await.expect("JSON");
+    body["release"].as_str().unwrap_or("none").to_string()
+}
+
+/// Four clients asking auth and web through the gateway until stopped: requests answered,
+/// error responses (a 5xx or a non-200), and connections that failed outright.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(u64, u64, u64)>>,
+}
+
+impl Load {
+    fn start(site: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..4)
+            .map(|i| {
+                let stop = stop.clone();
+                let url =
+                    if i % 2 == 0 { format!("{site}/api/auth/healthz") } else { format!("{site}/healthz") };
+                tokio::spawn(async move {
+                    let http =
+                        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+                    let (mut answered, mut errors, mut dropped) = (0, 0, 0);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match http.get(&url).send().await {
+                            Ok(res) if res.status() == 200 => answered += 1,
+                            Ok(res) => {
+                                eprintln!("e2e: {url} answered {}", res.status());
+                                errors += 1;
+                            }
+                            Err(_) => dropped += 1,
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    (answered, errors, dropped)
+                })
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    async fn stop(self) -> (u64, u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut sum = (0, 0, 0);
+        for t in self.tasks {
+            let (a, e, d) = t.await.expect("load task");
+            sum = (sum.0 + a, sum.1 + e, sum.2 + d);
+        }
+        sum
+    }
 }
 
 /// What went wrong on the host, for a failed assertion.

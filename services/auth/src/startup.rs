@@ -55,7 +55,7 @@ impl Application {
             ..WorkerConfig::new(group, crate::deferred::TOPICS)
         };
         let worker = Worker::new(bus, Deferred { app: state.clone() }, worker_config);
-        let readiness = Readiness::new().postgres(pool.clone());
+        let readiness = Readiness::new().release(&config.common.release).postgres(pool.clone());
         let router = service_router(crate::routes::router(state), readiness, &config.common.http);
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
         let janitor =

@@ -109,8 +109,11 @@ impl Application {
                 Some(TlsListener { listener, acceptor, certs })
             }
         };
-        let admin_router =
-            service_router(crate::admin::router(proxy.clone()), Readiness::new(), &config.common.http);
+        let admin_router = service_router(
+            crate::admin::router(proxy.clone()),
+            Readiness::new().release(&config.common.release),
+            &config.common.http,
+        );
         let admin = Server::bind(config.admin_addr, admin_router, config.common.http.shutdown_grace).await?;
         Ok(Self { listener, tls, admin, proxy, checks, config })
     }

@@ -29,7 +29,11 @@ impl Application {
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         let dev = !config.common.environment.is_production_like();
         let api = if dev { crate::mailbox::routes(pool.clone()) } else { Router::new() };
-        let router = service_router(api, Readiness::new().postgres(pool.clone()), &config.common.http);
+        let router = service_router(
+            api,
+            Readiness::new().release(&config.common.release).postgres(pool.clone()),
+            &config.common.http,
+        );
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
 
         let group = Group {

@@ -32,7 +32,11 @@ impl Application {
             config: config.clone(),
         });
         let pages = crate::pages::router(state).layer(axum::middleware::from_fn(crate::security::headers));
-        let router = site_router(pages, Readiness::new().postgres(pool.clone()), &config.common.http);
+        let router = site_router(
+            pages,
+            Readiness::new().release(&config.common.release).postgres(pool.clone()),
+            &config.common.http,
+        );
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
         let sweeper = kit::db::keep_swept(pool.clone(), Duration::from_secs(3600), crate::RETENTION);
         Ok(Self { server, pool, sweeper })

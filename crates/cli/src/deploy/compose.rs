@@ -22,6 +22,35 @@ pub struct Model {
     pub secrets: BTreeMap<String, Vec<String>>,
     /// Every image the services run.
     pub images: Vec<String>,
+    /// How each service is brought to the new release, in the order of the compose file.
+    pub services: Vec<Service>,
+}
+
+/// One service of the model, as a deploy sees it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub switch: Switch,
+    /// `deploy.replicas`, or 1.
+    pub replicas: usize,
+    /// The gateway route it serves (`slipway.route`, or the service's name) when it has
+    /// `slipway.path`, `slipway.host` or `slipway.port`: a new instance must be in rotation
+    /// there before an old one stops.
+    pub route: Option<String>,
+}
+
+/// How a deploy replaces a service's containers (the `slipway.deploy` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// `restart: "no"`: run to completion before anything is switched (the migrations).
+    OneShot,
+    /// `slipway.deploy: blue-green`: new containers beside the old, old ones stopped once the
+    /// new are healthy (and in rotation).
+    BlueGreen,
+    /// `slipway.deploy: last`: replaced in place after everything else (the gateway).
+    Last,
+    /// Anything else (Postgres, docker-proxy): replaced in place only when changed.
+    InPlace,
 }
 
 impl Model {
@@ -31,16 +60,8 @@ impl Model {
     }
 }
 
-/// Compose with the destination's files and the release's variables, run here (for `config`)
-/// or against the destination's engine (`remote`).
-fn compose(dest: &Destination, tag: &str, docker_gid: &str, remote: bool) -> Command {
-    let mut cmd = if remote {
-        dest.engine.compose()
-    } else {
-        let mut c = Command::new("docker");
-        c.arg("compose");
-        c
-    };
+/// Compose with the destination's files and the release's variables.
+fn with_files(mut cmd: Command, dest: &Destination, tag: &str, docker_gid: &str) -> Command {
     for file in &dest.files {
         cmd.arg("--file").arg(file);
     }
@@ -51,9 +72,76 @@ fn compose(dest: &Destination, tag: &str, docker_gid: &str, remote: bool) -> Com
     cmd
 }
 
+/// The compose command of one deploy: the destination's files with the secrets overlay and
+/// the release's variables, against the destination's engine.
+#[derive(Debug)]
+pub struct Compose<'a> {
+    pub dest: &'a Destination,
+    pub project: String,
+    tag: String,
+    docker_gid: String,
+    overlay: PathBuf,
+}
+
+impl<'a> Compose<'a> {
+    pub fn new(
+        dest: &'a Destination,
+        model: &Model,
+        tag: &str,
+        docker_gid: String,
+        overlay: PathBuf,
+    ) -> Self {
+        Self { dest, project: model.project.clone(), tag: tag.to_string(), docker_gid, overlay }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = with_files(self.dest.engine.compose(), self.dest, &self.tag, &self.docker_gid);
+        cmd.arg("--file").arg(&self.overlay);
+        cmd
+    }
+
+    /// Runs `docker compose args…`; on failure, says `what` failed with compose's last words.
+    pub async fn run(&self, args: &[&str], what: &str) -> Result<(), Failure> {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run `docker compose`: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let tail: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = tail[tail.len().saturating_sub(12)..].join("\n  ");
+        Err(Failure::Failed(anyhow::anyhow!("{what} failed on {}:\n  {tail}", self.dest.name)))
+    }
+
+    /// The ids of a service's running containers.
+    pub async fn containers(&self, service: &str) -> Result<Vec<String>, Failure> {
+        let project = format!("label=com.docker.compose.project={}", self.project);
+        let service = format!("label=com.docker.compose.service={service}");
+        let out = self
+            .dest
+            .engine
+            .docker()
+            .args(["ps", "--quiet", "--no-trunc", "--filter", &project, "--filter", &service])
+            .output()
+            .await
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker: {e}")))?;
+        if !out.status.success() {
+            return Err(super::engine_failure(self.dest, "listing containers", &out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
+    }
+}
+
 /// The resolved model (`docker compose config`), which also checks the files.
 pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
-    let out = compose(dest, tag, "0", false)
+    let mut local = Command::new("docker");
+    local.arg("compose");
+    let out = with_files(local, dest, tag, "0")
         .args(["config", "--format", "json"])
         .output()
         .await
@@ -70,7 +158,22 @@ pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
     let project = v["name"].as_str().unwrap_or("slipway").to_string();
     let mut secrets = BTreeMap::new();
     let mut images = Vec::new();
+    let mut services = Vec::new();
     for (service, def) in v["services"].as_object().into_iter().flatten() {
+        let label = |k: &str| def["labels"][k].as_str();
+        let switch = match (def["restart"].as_str(), label("slipway.deploy")) {
+            (Some("no"), _) => Switch::OneShot,
+            (_, Some("blue-green")) => Switch::BlueGreen,
+            (_, Some("last")) => Switch::Last,
+            _ => Switch::InPlace,
+        };
+        let routed = ["slipway.path", "slipway.host", "slipway.port"].iter().any(|k| label(k).is_some());
+        services.push(Service {
+            name: service.clone(),
+            switch,
+            replicas: def["deploy"]["replicas"].as_u64().map_or(1, |n| n as usize),
+            route: routed.then(|| label("slipway.route").unwrap_or(service).to_string()),
+        });
         if let Some(image) = def["image"].as_str()
             && !images.iter().any(|i| i == image)
         {
@@ -86,7 +189,7 @@ pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
             secrets.insert(service.clone(), names);
         }
     }
-    Ok(Model { project, secrets, images })
+    Ok(Model { project, secrets, images, services })
 }
 
 /// The overlay that swaps each service's file secrets for its secrets volume.
@@ -107,91 +210,60 @@ pub fn overlay(model: &Model) -> Result<PathBuf, Failure> {
     Ok(path)
 }
 
-/// `up -d --wait` on the destination; on failure, says which services did not come up,
-/// with their last health-check output and log lines.
-pub async fn up(
-    dest: &Destination,
-    model: &Model,
-    tag: &str,
-    docker_gid: &str,
-    overlay: &std::path::Path,
-) -> Result<(), Failure> {
-    let timeout = dest.health_timeout.as_secs().max(1).to_string();
-    let out = compose(dest, tag, docker_gid, true)
-        .arg("--file")
-        .arg(overlay)
-        .args(["up", "--detach", "--wait", "--wait-timeout", &timeout, "--no-build", "--pull", "never"])
-        .args(["--remove-orphans"])
-        .output()
-        .await
-        .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run `docker compose`: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&out.stderr);
-    let last = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-    let mut message =
-        format!("the release {tag} did not come up healthy on {} within {timeout} s ({last})", dest.name);
-    for problem in unhealthy(dest, &model.project).await {
-        message.push_str(&format!("\n\n{problem}"));
-    }
-    Err(Failure::Failed(anyhow::anyhow!(message)))
-}
-
-/// Each container of the project that is not running healthy: its name and state, its last
-/// health-check output, and its last log lines.
-async fn unhealthy(dest: &Destination, project: &str) -> Vec<String> {
-    let filter = format!("label=com.docker.compose.project={project}");
-    let Ok(list) = dest
+/// `up -d --wait` of every service (a first deploy); on failure, says which services did not
+/// come up, with their last health-check output and log lines.
+pub async fn up_all(compose: &Compose<'_>) -> Result<(), Failure> {
+    let timeout = compose.dest.health_timeout.as_secs().max(1).to_string();
+    let up = ["up", "--detach", "--wait", "--wait-timeout", &timeout, "--no-build", "--pull", "never"];
+    let Err(failure) = compose.run(&up, "starting the stack").await else { return Ok(()) };
+    let mut message = format!("{failure}");
+    let filter = format!("label=com.docker.compose.project={}", compose.project);
+    let list = compose
+        .dest
         .engine
         .docker()
         .args(["ps", "--all", "--filter", &filter, "--format", "{{.Names}}\t{{.Status}}"])
         .output()
-        .await
-    else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&list.stdout).lines() {
+        .await;
+    let listed = list.map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+    for line in listed.lines() {
         let (name, status) = line.split_once('\t').unwrap_or((line, ""));
         let fine = status.contains("(healthy)")
             || (status.starts_with("Up") && !status.contains("health"))
-            || (status.starts_with("Exited (0)") && name.contains("migrate"));
-        if fine {
-            continue;
+            || status.starts_with("Exited (0)");
+        if !fine {
+            message.push_str(&format!("\n\n{}", describe(compose.dest, name).await));
         }
-        let health = dest
-            .engine
+    }
+    Err(Failure::Failed(anyhow::anyhow!(message)))
+}
+
+/// A container as a failed deploy reports it: its name and state, its last health-check
+/// output, and its last log lines.
+pub async fn describe(dest: &Destination, container: &str) -> String {
+    let docker = async |args: &[&str]| {
+        dest.engine
             .docker()
-            .args([
-                "inspect",
-                "--format",
-                "{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}",
-                name,
-            ])
-            .output()
-            .await
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().lines().last().unwrap_or("").to_string())
-            .unwrap_or_default();
-        let logs = dest
-            .engine
-            .docker()
-            .args(["logs", "--tail", "15", name])
+            .args(args)
             .output()
             .await
             .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
-            .unwrap_or_default();
-        let mut text = format!("{name}: {status}");
-        if !health.is_empty() {
-            text.push_str(&format!("\n  last health check: {health}"));
-        }
-        text.push_str("\n  last log lines:");
-        for l in logs.lines() {
-            text.push_str(&format!("\n    {l}"));
-        }
-        found.push(text);
+            .unwrap_or_default()
+    };
+    let format = "{{.Name}}: {{.State.Status}}{{if .State.Health}} ({{.State.Health.Status}}){{end}}";
+    let state = docker(&["inspect", "--format", format, container]).await;
+    let health_format = "{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}";
+    let health = docker(&["inspect", "--format", health_format, container]).await;
+    let logs = docker(&["logs", "--tail", "15", container]).await;
+    let mut text = state.trim().trim_start_matches('/').to_string();
+    if let Some(last) = health.trim().lines().last() {
+        text.push_str(&format!("\n  last health check: {last}"));
     }
-    found
+    text.push_str("\n  last log lines:");
+    for l in logs.lines() {
+        text.push_str(&format!("\n    {l}"));
+    }
+    text
 }
 
 /// The group of the destination's engine socket (docker-proxy runs in it), read by a

@@ -80,6 +80,9 @@ impl DbRole {
 #[derive(Debug, Clone)]
 pub struct Common {
     pub environment: Environment,
+    /// Which release this is (`SLIPWAY_RELEASE`; `slipway deploy` sets the image tag), as
+    /// `/healthz` and the start-up log line say.
+    pub release: String,
     /// An `EnvFilter` directive such as `info` or `auth=debug,info`.
     pub log: String,
     pub log_format: LogFormat,
@@ -101,6 +104,7 @@ impl Common {
         let port = r.get("PORT", default_port);
         Self {
             environment,
+            release: r.get("RELEASE", "dev".to_string()),
             log: r.get("LOG", "info".to_string()),
             log_format: r.get("LOG_FORMAT", default_format),
             http: HttpConfig {

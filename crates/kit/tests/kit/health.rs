@@ -45,8 +45,8 @@ async fn readyz_turns_503_when_postgres_is_unreachable_and_200_when_it_is_back_w
 }
 
 #[tokio::test]
-async fn healthz_answers_while_dependencies_are_down() {
-    let readiness = Readiness::new().check("broken", async || anyhow::bail!("always down"));
+async fn healthz_answers_with_its_release_while_dependencies_are_down() {
+    let readiness = Readiness::new().check("broken", async || anyhow::bail!("always down")).release("v7");
     let router = service_router(Router::new(), readiness, &http());
     let server = Server::bind(http().addr, router, Duration::from_secs(1)).await.expect("bind");
     let port = server.port();
@@ -56,6 +56,13 @@ async fn healthz_answers_while_dependencies_are_down() {
     };
     assert_eq!(get("/healthz").await, 200);
     assert_eq!(get("/readyz").await, 503);
+    let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(body["release"], "v7");
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
     assert!(
         kit::service::probe_ready(addr).await.is_err(),

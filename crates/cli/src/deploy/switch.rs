@@ -1,0 +1,149 @@
+//! Bringing a destination to a new release without dropping a request: the migrations
+//! first, then each blue-green service's new containers beside its old ones, the old ones
+//! stopped only once the new ones are healthy and in rotation at the gateway (which drains an
+//! instance at its stop event), the gateway last.
+
+use std::time::{Duration, Instant};
+
+use super::compose::{self, Compose, Model, Service, Switch};
+use crate::Failure;
+
+/// The whole switch. A stack that is not running yet is simply brought up.
+pub async fn release(compose: &Compose<'_>, model: &Model) -> Result<(), Failure> {
+    let mut running = false;
+    for s in &model.services {
+        running |= !compose.containers(&s.name).await?.is_empty();
+    }
+    if !running {
+        println!("starting every service (a first deploy; migrations first)");
+        return compose::up_all(compose).await;
+    }
+    let of = |switch: Switch| model.services.iter().filter(move |s| s.switch == switch);
+    for one_shot in of(Switch::OneShot) {
+        println!("{}: running the new release's (nothing is switched if it fails)", one_shot.name);
+        let what = format!("{} (the new release's one-shot)", one_shot.name);
+        compose.run(&["run", "--rm", "--no-TTY", &one_shot.name], &what).await?;
+    }
+    let in_place: Vec<&str> = of(Switch::InPlace).map(|s| s.name.as_str()).collect();
+    if !in_place.is_empty() {
+        let mut args = vec!["up", "--detach", "--wait", "--no-deps", "--no-build", "--pull", "never"];
+        args.extend(&in_place);
+        compose.run(&args, "updating the services replaced in place").await?;
+    }
+    for service in of(Switch::BlueGreen) {
+        blue_green(compose, service).await?;
+    }
+    for last in of(Switch::Last) {
+        let started = Instant::now();
+        let args = ["up", "--detach", "--wait", "--no-deps", "--no-build", "--pull", "never", &last.name];
+        compose.run(&args, &format!("replacing {}", last.name)).await?;
+        println!("  {}: replaced ({:.1?})", last.name, started.elapsed());
+    }
+    Ok(())
+}
+
+/// One service: new containers beside the old; the old stop once the new are healthy and
+/// in rotation, or the new are removed and the old keep serving.
+async fn blue_green(compose: &Compose<'_>, service: &Service) -> Result<(), Failure> {
+    let started = Instant::now();
+    let old = compose.containers(&service.name).await?;
+    let total = (old.len() + service.replicas).to_string();
+    let scale = format!("{}={total}", service.name);
+    let args =
+        ["up", "--detach", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", "--scale", &scale];
+    compose
+        .run(&[&args[..], &[service.name.as_str()]].concat(), &format!("starting the new {}", service.name))
+        .await?;
+    let new: Vec<String> =
+        compose.containers(&service.name).await?.into_iter().filter(|id| !old.contains(id)).collect();
+    if new.is_empty() {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "compose started no new container for {} (is its configuration unchanged?)",
+            service.name
+        )));
+    }
+    let deadline = Instant::now() + compose.dest.health_timeout;
+    loop {
+        if ready(compose, service, &new).await {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let mut message = format!(
+                "the new {} was not healthy and in rotation within {:?}; it was removed and the old \
+                 release keeps serving",
+                service.name, compose.dest.health_timeout
+            );
+            for id in &new {
+                message.push_str(&format!("\n\n{}", compose::describe(compose.dest, id).await));
+            }
+            remove(compose, &new).await;
+            return Err(Failure::Failed(anyhow::anyhow!(message)));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    remove(compose, &old).await;
+    println!(
+        "  {}: {} new instance(s) healthy{}, {} old stopped ({:.1?})",
+        service.name,
+        new.len(),
+        if service.route.is_some() { " and in rotation" } else { "" },
+        old.len(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Every new container healthy, and every one of them available at the gateway when the
+/// service is routed.
+async fn ready(compose: &Compose<'_>, service: &Service, new: &[String]) -> bool {
+    let docker = async |args: &[&str]| {
+        let out = compose.dest.engine.docker().args(args).output().await.ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    for id in new {
+        let health = docker(&[
+            "inspect",
+            "--format",
+            "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+            id,
+        ])
+        .await;
+        if !matches!(health.as_deref(), Some("healthy" | "running")) {
+            return false;
+        }
+    }
+    let Some(route) = &service.route else { return true };
+    let Ok(gateways) = compose.containers("gateway").await else { return false };
+    let Some(gateway) = gateways.first() else { return true };
+    let Some(routes) = docker(&["exec", gateway, "gateway", "routes"]).await else { return false };
+    let Ok(routes) = serde_json::from_str::<serde_json::Value>(&routes) else { return false };
+    let available: Vec<String> = routes["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["name"] == route.as_str())
+        .flat_map(|r| r["instances"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["available"] == true)
+        .filter_map(|i| i["addr"].as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip.to_string()))
+        .collect();
+    for id in new {
+        let ips =
+            docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", id])
+                .await;
+        let in_rotation =
+            ips.is_some_and(|ips| ips.split_whitespace().any(|ip| available.iter().any(|a| a == ip)));
+        if !in_rotation {
+            return false;
+        }
+    }
+    true
+}
+
+/// Stops (the gateway drains each at its stop event) and removes containers.
+async fn remove(compose: &Compose<'_>, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let _ = compose.dest.engine.docker().arg("stop").args(ids).output().await;
+    let _ = compose.dest.engine.docker().args(["rm", "--force"]).args(ids).output().await;
+}
