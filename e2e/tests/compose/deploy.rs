@@ -21,12 +21,17 @@ impl Project {
         for file in ["docker-compose.yml", "docker-compose.prod.yml", ".env"] {
             std::fs::copy(workspace().join(file), dir.join(file)).expect(file);
         }
+        // `broken` is the same host with a web whose health check never passes.
         let toml = format!(
-            "[destinations.remote]\nengine = \"{}\"\npublic_url = \"http://{}:8080\"\n",
-            host.engine(),
-            host.address
+            "[destinations.remote]\nengine = \"{engine}\"\npublic_url = \"http://{ip}:8080\"\n\n\
+             [destinations.broken]\nengine = \"{engine}\"\npublic_url = \"http://{ip}:8080\"\n\
+             files = [\"docker-compose.yml\", \"docker-compose.prod.yml\", \"broken.yml\"]\nhealth_timeout = \"20s\"\n",
+            engine = host.engine(),
+            ip = host.address
         );
         std::fs::write(dir.join("deploy.toml"), toml).expect("deploy.toml");
+        let broken = "services:\n  web:\n    healthcheck:\n      test: [\"CMD\", \"web\", \"no-such-check\"]\n      interval: 1s\n";
+        std::fs::write(dir.join("broken.yml"), broken).expect("broken.yml");
         let project = Self { dir };
         let out = project.slipway(host, &["env", "secrets", "--files", "secrets"]).await;
         assert!(out.status.success(), "{}", text(&out));
@@ -55,7 +60,8 @@ fn text(out: &std::process::Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_deploy_over_ssh_ships_the_images_and_serves_the_journey_with_secrets_only_in_volumes() {
+async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_old_release_when_the_new_fails()
+{
     images().await;
     let host = RemoteHost::start().await;
     let project = Project::new(&host).await;
@@ -143,6 +149,54 @@ async fn a_first_deploy_over_ssh_ships_the_images_and_serves_the_journey_with_se
     assert_eq!(errors, 0, "no request answered with an error while the services switched");
     assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, "v2");
     assert_eq!(release_of(&http, &format!("{site}/healthz")).await, "v2");
+
+    // A release whose web never becomes healthy: the deploy fails within its timeout naming
+    // web, every new container is removed, and v2 keeps serving every request.
+    retag("v3").await;
+    let load = Load::start(&site);
+    let failed = project.slipway(&host, &["deploy", "broken", "--tag", "v3"]).await;
+    let (answered, errors, dropped) = load.stop().await;
+    let said = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{said}");
+    assert!(said.contains("the new release of web was not healthy and in rotation within 20s"), "{said}");
+    assert!(said.contains("last health check") && said.contains("the old release keeps serving"), "{said}");
+    assert!(!said.contains("is live"), "nothing reported as success: {said}");
+    eprintln!(
+        "e2e: {answered} requests during the failed deploy of v3: {errors} error responses, {dropped} dropped"
+    );
+    assert_eq!((errors, dropped), (0, 0), "v2 served every request while v3 failed");
+    assert_eq!(
+        release_of(&http, &format!("{site}/api/auth/healthz")).await,
+        "v2",
+        "auth's v3 was removed too"
+    );
+    assert_eq!(release_of(&http, &format!("{site}/healthz")).await, "v2");
+
+    // A migration that fails (its tables exist, but its record is gone): nothing is switched,
+    // and the message names the migration's file.
+    let forget = "DELETE FROM auth.schema_migrations WHERE version = (SELECT max(version) FROM auth.schema_migrations)";
+    host.docker_local(&[
+        "exec",
+        "slipway-postgres-1",
+        "psql",
+        "-U",
+        "slipway",
+        "-d",
+        "slipway",
+        "-c",
+        forget,
+    ])
+    .await
+    .expect("forget a migration");
+    let failed = project.slipway(&host, &["deploy", "remote", "--tag", "v3"]).await;
+    let said = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("migrate (the new release's one-shot) failed")
+            && said.contains("services/auth/migrations/"),
+        "{said}"
+    );
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, "v2", "nothing switched");
 }
 
 /// Tags this run's images as release `tag` too (the same contents under another name).

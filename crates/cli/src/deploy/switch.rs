@@ -1,7 +1,8 @@
 //! Bringing a destination to a new release without dropping a request: the migrations
-//! first, then each blue-green service's new containers beside its old ones, the old ones
-//! stopped only once the new ones are healthy and in rotation at the gateway (which drains an
-//! instance at its stop event), the gateway last.
+//! first; then every blue-green service's new containers beside its old ones, and the old
+//! ones stopped only once all the new ones are healthy and in rotation at the gateway (which
+//! drains an instance at its stop event), so a release that fails anywhere is removed whole
+//! and the old one keeps serving; the gateway last.
 
 use std::time::{Duration, Instant};
 
@@ -30,9 +31,7 @@ pub async fn release(compose: &Compose<'_>, model: &Model) -> Result<(), Failure
         args.extend(&in_place);
         compose.run(&args, "updating the services replaced in place").await?;
     }
-    for service in of(Switch::BlueGreen) {
-        blue_green(compose, service).await?;
-    }
+    blue_green(compose, of(Switch::BlueGreen).collect()).await?;
     for last in of(Switch::Last) {
         let started = Instant::now();
         let args = ["up", "--detach", "--wait", "--no-deps", "--no-build", "--pull", "never", &last.name];
@@ -42,54 +41,82 @@ pub async fn release(compose: &Compose<'_>, model: &Model) -> Result<(), Failure
     Ok(())
 }
 
-/// One service: new containers beside the old; the old stop once the new are healthy and
-/// in rotation, or the new are removed and the old keep serving.
-async fn blue_green(compose: &Compose<'_>, service: &Service) -> Result<(), Failure> {
+/// A service's containers of the old release and of the new.
+struct Pair<'m> {
+    service: &'m Service,
+    old: Vec<String>,
+    new: Vec<String>,
+}
+
+/// New containers beside the old for every service; once all the new are healthy (and in
+/// rotation), the old stop. If any is not in time, every new one is removed and the old
+/// release keeps serving.
+async fn blue_green(compose: &Compose<'_>, services: Vec<&Service>) -> Result<(), Failure> {
     let started = Instant::now();
-    let old = compose.containers(&service.name).await?;
-    let total = (old.len() + service.replicas).to_string();
-    let scale = format!("{}={total}", service.name);
-    let args =
-        ["up", "--detach", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", "--scale", &scale];
-    compose
-        .run(&[&args[..], &[service.name.as_str()]].concat(), &format!("starting the new {}", service.name))
-        .await?;
-    let new: Vec<String> =
-        compose.containers(&service.name).await?.into_iter().filter(|id| !old.contains(id)).collect();
-    if new.is_empty() {
-        return Err(Failure::Failed(anyhow::anyhow!(
-            "compose started no new container for {} (is its configuration unchanged?)",
-            service.name
-        )));
+    let mut pairs: Vec<Pair<'_>> = Vec::new();
+    for service in services {
+        let old = compose.containers(&service.name).await?;
+        let scale = format!("{}={}", service.name, old.len() + service.replicas);
+        let args =
+            ["up", "--detach", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", "--scale"];
+        let started = compose
+            .run(
+                &[&args[..], &[scale.as_str(), service.name.as_str()]].concat(),
+                &format!("starting the new {}", service.name),
+            )
+            .await;
+        let new = match (started, compose.containers(&service.name).await) {
+            (Ok(()), Ok(now)) => now.into_iter().filter(|id| !old.contains(id)).collect::<Vec<_>>(),
+            (Err(e), _) | (_, Err(e)) => {
+                remove(compose, pairs.iter().flat_map(|p| p.new.clone()).collect::<Vec<_>>().as_slice())
+                    .await;
+                return Err(e);
+            }
+        };
+        println!("  {}: {} new instance(s) started beside {} old", service.name, new.len(), old.len());
+        pairs.push(Pair { service, old, new });
     }
     let deadline = Instant::now() + compose.dest.health_timeout;
     loop {
-        if ready(compose, service, &new).await {
+        let mut waiting = Vec::new();
+        for pair in &pairs {
+            if !ready(compose, pair.service, &pair.new).await {
+                waiting.push(pair);
+            }
+        }
+        if waiting.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
+            let names: Vec<&str> = waiting.iter().map(|p| p.service.name.as_str()).collect();
             let mut message = format!(
-                "the new {} was not healthy and in rotation within {:?}; it was removed and the old \
-                 release keeps serving",
-                service.name, compose.dest.health_timeout
+                "the new release of {} was not healthy and in rotation within {:?}; every new container \
+                 was removed and the old release keeps serving",
+                names.join(", "),
+                compose.dest.health_timeout
             );
-            for id in &new {
-                message.push_str(&format!("\n\n{}", compose::describe(compose.dest, id).await));
+            for pair in &waiting {
+                for id in &pair.new {
+                    message.push_str(&format!("\n\n{}", compose::describe(compose.dest, id).await));
+                }
             }
-            remove(compose, &new).await;
+            let all_new: Vec<String> = pairs.iter().flat_map(|p| p.new.clone()).collect();
+            remove(compose, &all_new).await;
             return Err(Failure::Failed(anyhow::anyhow!(message)));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    remove(compose, &old).await;
-    println!(
-        "  {}: {} new instance(s) healthy{}, {} old stopped ({:.1?})",
-        service.name,
-        new.len(),
-        if service.route.is_some() { " and in rotation" } else { "" },
-        old.len(),
-        started.elapsed()
-    );
+    for pair in &pairs {
+        remove(compose, &pair.old).await;
+        let rotation = if pair.service.route.is_some() { " and in rotation" } else { "" };
+        println!(
+            "  {}: {} new instance(s) healthy{rotation}, {} old stopped",
+            pair.service.name,
+            pair.new.len(),
+            pair.old.len()
+        );
+    }
+    println!("  switched in {:.1?}", started.elapsed());
     Ok(())
 }
 
