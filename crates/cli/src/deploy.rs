@@ -12,24 +12,22 @@
 //! A release that is not healthy in time is removed and fails the deploy, naming the service
 //! with its last health check and log lines; the old release keeps serving.
 
+mod archive;
 mod compose;
+mod destination;
 mod engine;
+mod history;
 mod images;
 mod secrets;
 mod switch;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
-use serde::Deserialize;
-
+pub use destination::{Destination, find};
 pub use engine::Engine;
 
 use crate::Failure;
-
-/// The destinations file, at the project's root.
-pub const FILE: &str = "deploy.toml";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,130 +44,6 @@ pub struct Args {
     wait: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DestinationsFile {
-    #[serde(default)]
-    destinations: BTreeMap<String, Raw>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    engine: String,
-    public_url: Option<String>,
-    #[serde(default = "default_files")]
-    files: Vec<PathBuf>,
-    #[serde(default = "default_publish")]
-    publish: String,
-    #[serde(default = "default_secrets")]
-    secrets: PathBuf,
-    #[serde(default = "default_health_timeout")]
-    health_timeout: String,
-}
-
-fn default_files() -> Vec<PathBuf> {
-    vec!["docker-compose.yml".into(), "docker-compose.prod.yml".into()]
-}
-
-fn default_publish() -> String {
-    "0.0.0.0:8080".into()
-}
-
-fn default_secrets() -> PathBuf {
-    "secrets".into()
-}
-
-fn default_health_timeout() -> String {
-    "60s".into()
-}
-
-/// One destination, checked: every field is usable.
-#[derive(Debug, Clone)]
-pub struct Destination {
-    pub name: String,
-    pub engine: Engine,
-    /// The site's public address (`SLIPWAY_PUBLIC_URL`).
-    pub public_url: String,
-    /// The compose files, base first.
-    pub files: Vec<PathBuf>,
-    /// Where the gateway's port is published on the host (`SLIPWAY_HTTP_PUBLISH`).
-    pub publish: String,
-    /// The folder of secret files on the deployer's machine, one file per secret.
-    pub secrets: PathBuf,
-    /// How long a release may take to become healthy.
-    pub health_timeout: Duration,
-}
-
-/// The destination called `name` in `root`'s deploy.toml, or a message saying what is wrong,
-/// every problem of that destination at once.
-pub fn find(root: &Path, name: &str) -> Result<Destination, Failure> {
-    let path = root.join(FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Failure::Failed(anyhow::anyhow!(
-            "cannot read {} ({e}): run slipway from the project's root, where deploy.toml names \
-             each destination (see the README's Deploys section)",
-            path.display()
-        ))
-    })?;
-    let file: DestinationsFile = toml::from_str(&text)
-        .map_err(|e| Failure::Failed(anyhow::anyhow!("{} is not valid: {e}", path.display())))?;
-    let Some(raw) = file.destinations.get(name) else {
-        let known: Vec<&str> = file.destinations.keys().map(String::as_str).collect();
-        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-        return Err(Failure::Failed(anyhow::anyhow!(
-            "no destination called {name:?} in {}; known: {known}",
-            path.display()
-        )));
-    };
-    check(name, raw).map_err(|problems| {
-        Failure::Failed(anyhow::anyhow!(
-            "destination {name:?} in {}:\n  - {}",
-            path.display(),
-            problems.join("\n  - ")
-        ))
-    })
-}
-
-fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
-    let mut problems = Vec::new();
-    let engine = Engine::parse(&raw.engine).map_err(|why| problems.push(format!("engine: {why}"))).ok();
-    let public_url = match &raw.public_url {
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url.clone()),
-        Some(url) => {
-            problems.push(format!("public_url: expected an http(s):// address, got {url:?}"));
-            None
-        }
-        None => {
-            problems.push("public_url: required (the site's address, for links in emails)".into());
-            None
-        }
-    };
-    if raw.files.is_empty() {
-        problems.push("files: name at least the base compose file".into());
-    }
-    let health_timeout = kit::config::parse_duration(&raw.health_timeout)
-        .map_err(|_| {
-            problems.push(format!(
-                "health_timeout: expected a duration such as 60s, got {:?}",
-                raw.health_timeout
-            ))
-        })
-        .ok();
-    match (engine, public_url, health_timeout) {
-        (Some(engine), Some(public_url), Some(health_timeout)) if problems.is_empty() => Ok(Destination {
-            name: name.to_string(),
-            engine,
-            public_url,
-            files: raw.files.clone(),
-            publish: raw.publish.clone(),
-            secrets: raw.secrets.clone(),
-            health_timeout,
-        }),
-        _ => Err(problems),
-    }
-}
-
 /// The engine failed at `what`: which destination, how it was reached, and docker's words.
 pub fn engine_failure(dest: &Destination, what: &str, stderr: &[u8]) -> Failure {
     let said = String::from_utf8_lossy(stderr);
@@ -182,40 +56,162 @@ pub fn engine_failure(dest: &Destination, what: &str, stderr: &[u8]) -> Failure 
 }
 
 pub async fn run(args: Args) -> Result<(), Failure> {
-    let started = Instant::now();
     let dest = find(Path::new("."), &args.destination)?;
     let tag = match args.tag {
         Some(tag) => tag,
         None => git_tag(args.allow_dirty).await?,
     };
-    println!("slipway: deploying {tag} to {} ({})", dest.name, dest.engine.describe());
-    let version = dest.engine.docker().args(["version", "--format", "{{.Server.Version}}"]).output().await;
-    match version {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => return Err(engine_failure(&dest, "reaching the engine", &out.stderr)),
-        Err(e) => {
-            return Err(Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's CLI")));
+    release(&dest, &tag, Kind::Deploy, args.wait).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// A destination named in deploy.toml.
+    destination: String,
+    /// The release to go back to; by default the one live before the current one.
+    release: Option<String>,
+    /// Wait for the destination's deploy lock instead of failing when it is held.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// `slipway rollback`: an earlier release's images, still on the host, through the same
+/// health-gated switch, without its migrations (the database keeps its schema).
+pub async fn rollback(args: RollbackArgs) -> Result<(), Failure> {
+    let dest = find(Path::new("."), &args.destination)?;
+    reach(&dest).await?;
+    let releases = history::read(&dest, &project(&dest).await?, &any_cli_image(&dest).await?).await?;
+    let live = history::live(&releases).map(|r| r.tag.clone());
+    let target = match args.release {
+        Some(tag) => tag,
+        None => {
+            let mut earlier = releases.iter().rev().filter(|r| r.outcome == "live").map(|r| &r.tag);
+            let current = earlier.next();
+            earlier.find(|t| Some(*t) != current).cloned().ok_or_else(|| {
+                Failure::Failed(anyhow::anyhow!("{} has no earlier release to roll back to", dest.name))
+            })?
         }
+    };
+    if live.as_deref() == Some(target.as_str()) {
+        return Err(Failure::Refused(format!("{target} is already live on {}", dest.name)));
     }
-    let model = compose::model(&dest, &tag).await?;
-    println!("images:");
-    images::ship(&dest, &model.images).await?;
-    let lock = crate::lock::acquire(&dest, &format!("slipway/slipway:{tag}"), args.wait).await?;
-    let result = switch(&dest, &model, &tag).await;
+    release(&dest, &target, Kind::Rollback, args.wait).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReleasesArgs {
+    /// A destination named in deploy.toml.
+    destination: String,
+}
+
+/// `slipway releases`: the destination's history, newest first.
+pub async fn releases(args: ReleasesArgs) -> Result<(), Failure> {
+    let dest = find(Path::new("."), &args.destination)?;
+    reach(&dest).await?;
+    let releases = history::read(&dest, &project(&dest).await?, &any_cli_image(&dest).await?).await?;
+    if releases.is_empty() {
+        println!("{}: no releases yet", dest.name);
+    }
+    for r in releases.iter().rev() {
+        let replaced = r.replaced.as_deref().map(|t| format!(", replaced {t}")).unwrap_or_default();
+        println!(
+            "{:<14} {:<8} {}  by {}  {:.0} s  {}{replaced}",
+            r.tag, r.kind, r.at, r.by, r.seconds, r.outcome
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Deploy,
+    Rollback,
+}
+
+/// A deploy or a rollback of `tag`: check the engine, ship the images (a rollback finds
+/// them on the host), take the lock, switch, record the outcome in the history.
+async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Result<(), Failure> {
+    let started = Instant::now();
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let verb = if kind == Kind::Deploy { "deploying" } else { "rolling back to" };
+    println!("slipway: {verb} {tag} on {} ({})", dest.name, dest.engine.describe());
+    reach(dest).await?;
+    let model = compose::model(dest, tag).await?;
+    let images = if kind == Kind::Deploy {
+        println!("images:");
+        images::ship(dest, &model.images).await?
+    } else {
+        images::on_host(dest, &model.images).await?
+    };
+    let cli_image = format!("slipway/slipway:{tag}");
+    let lock = crate::lock::acquire(dest, &cli_image, wait).await?;
+    let recorded = history::read(dest, &model.project, &cli_image).await;
+    let replaced = recorded.as_ref().ok().and_then(|r| history::live(r)).map(|r| r.tag.clone());
+    let result = switch(dest, &model, tag, kind).await;
+    let outcome = match &result {
+        Ok(()) => "live".to_string(),
+        Err(e) => format!("failed: {}", e.to_string().lines().next().unwrap_or("")),
+    };
+    let record = history::Release {
+        tag: tag.to_string(),
+        kind: if kind == Kind::Deploy { "deploy" } else { "rollback" }.into(),
+        images,
+        by: crate::lock::Holder::me().who(),
+        at,
+        seconds: started.elapsed().as_secs_f64(),
+        outcome,
+        replaced,
+    };
+    let appended = history::append(dest, &model.project, &cli_image, record).await;
     lock.release().await;
     result?;
+    if let Err(e) = appended {
+        eprintln!("slipway: the release is live, but recording it in the history failed: {e}");
+    }
     println!("slipway: {tag} is live on {} ({:.1?})", dest.name, started.elapsed());
     Ok(())
 }
 
+/// Fails with the engine's words unless `docker version` answers on the destination.
+async fn reach(dest: &Destination) -> Result<(), Failure> {
+    let version = dest.engine.docker().args(["version", "--format", "{{.Server.Version}}"]).output().await;
+    match version {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(engine_failure(dest, "reaching the engine", &out.stderr)),
+        Err(e) => Err(Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's CLI"))),
+    }
+}
+
+/// The compose project's name, as the destination's files resolve it.
+async fn project(dest: &Destination) -> Result<String, Failure> {
+    Ok(compose::model(dest, "none").await?.project)
+}
+
+/// A `slipway/slipway` image the destination has (for the history's helper container).
+async fn any_cli_image(dest: &Destination) -> Result<String, Failure> {
+    let out = dest
+        .engine
+        .docker()
+        .args(["images", "--filter", "reference=slipway/slipway", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .await
+        .map_err(|e| anyhow::anyhow!("docker: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| Failure::Failed(anyhow::anyhow!("{} has had no release yet", dest.name)))
+}
+
 /// Under the lock: secrets, then the switch to the new release.
-async fn switch(dest: &Destination, model: &compose::Model, tag: &str) -> Result<(), Failure> {
+async fn switch(dest: &Destination, model: &compose::Model, tag: &str, kind: Kind) -> Result<(), Failure> {
     println!("secrets:");
     secrets::store(dest, model, tag).await?;
     let gid = compose::socket_group(dest, tag).await?;
     let overlay = compose::overlay(model)?;
     let compose = compose::Compose::new(dest, model, tag, gid, overlay.clone());
-    let switched = switch::release(&compose, model).await;
+    let migrations = if kind == Kind::Deploy { switch::Migrations::Run } else { switch::Migrations::Check };
+    let switched = switch::release(&compose, model, migrations).await;
     let _ = std::fs::remove_file(&overlay);
     switched
 }
@@ -240,37 +236,4 @@ async fn git_tag(allow_dirty: bool) -> Result<String, Failure> {
         ));
     }
     Ok(String::from_utf8_lossy(&head.stdout).trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(engine: &str) -> Raw {
-        Raw {
-            engine: engine.into(),
-            public_url: Some("https://example.com".into()),
-            files: default_files(),
-            publish: default_publish(),
-            secrets: default_secrets(),
-            health_timeout: default_health_timeout(),
-        }
-    }
-
-    #[test]
-    fn every_problem_of_a_destination_is_reported_at_once() {
-        let bad =
-            Raw { health_timeout: "soon".into(), public_url: Some("example.com".into()), ..raw("ftp://x") };
-        let problems = check("prod", &bad).expect_err("three problems");
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].starts_with("engine:"), "{problems:?}");
-    }
-
-    #[test]
-    fn a_destination_without_optional_fields_takes_the_defaults() {
-        let d = check("staging", &raw("ssh://deploy@10.0.0.5")).expect("valid");
-        assert_eq!(d.health_timeout, Duration::from_secs(60));
-        assert_eq!(d.files.len(), 2);
-        assert_eq!(d.publish, "0.0.0.0:8080");
-    }
 }

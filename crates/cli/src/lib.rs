@@ -69,6 +69,10 @@ enum Command {
     Bus(bus::Command),
     /// Ship a release to a destination named in deploy.toml and bring it up, health-gated.
     Deploy(deploy::Args),
+    /// Switch a destination back to an earlier release (its images are still there).
+    Rollback(deploy::RollbackArgs),
+    /// A destination's release history, newest first.
+    Releases(deploy::ReleasesArgs),
     /// A destination's deploy lock (destinations are named in deploy.toml).
     #[command(subcommand)]
     Lock(lock::Command),
@@ -123,6 +127,8 @@ pub fn main() -> ExitCode {
             Command::Env(cmd) => env::run(&ctx, cmd),
             Command::Bus(cmd) => bus::run(&ctx, cmd).await,
             Command::Deploy(args) => deploy::run(args).await,
+            Command::Rollback(args) => deploy::rollback(args).await,
+            Command::Releases(args) => deploy::releases(args).await,
             Command::Lock(cmd) => lock::run(cmd).await,
         }
     });

@@ -219,7 +219,7 @@ pub struct Holder {
 }
 
 impl Holder {
-    fn me() -> Self {
+    pub fn me() -> Self {
         let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
             nix::unistd::User::from_uid(nix::unistd::getuid())
                 .ok()
@@ -239,6 +239,11 @@ impl Holder {
             command,
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }
+    }
+
+    /// `user@machine`.
+    pub fn who(&self) -> String {
+        format!("{}@{}", self.user, self.machine)
     }
 
     fn labels(&self) -> Vec<String> {

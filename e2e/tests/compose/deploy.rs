@@ -172,6 +172,27 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     );
     assert_eq!(release_of(&http, &format!("{site}/healthz")).await, "v2");
 
+    // Back to the release before v2, under load, through the same switch.
+    let load = Load::start(&site);
+    let back = project.slipway(&host, &["rollback", "remote"]).await;
+    let (answered, errors, dropped) = load.stop().await;
+    assert!(back.status.success(), "{}", text(&back));
+    assert!(text(&back).contains(&format!("rolling back to {TAG}")), "{}", text(&back));
+    eprintln!("e2e: {answered} requests during the rollback: {errors} error responses, {dropped} dropped");
+    assert_eq!(errors, 0, "no request answered with an error during the rollback");
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
+
+    // The history is on the host: every deploy and rollback, with its outcome.
+    let history = project.slipway(&host, &["releases", "remote"]).await;
+    let lines: Vec<String> = text(&history).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].starts_with(TAG) && lines[0].contains("rollback") && lines[0].contains("live, replaced v2"),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("v3") && lines[1].contains("failed: the new release of web"), "{lines:?}");
+    assert!(lines[2].starts_with("v2") && lines[2].contains("live, replaced e2e"), "{lines:?}");
+
     // A migration that fails (its tables exist, but its record is gone): nothing is switched,
     // and the message names the migration's file.
     let forget = "DELETE FROM auth.schema_migrations WHERE version = (SELECT max(version) FROM auth.schema_migrations)";
@@ -196,7 +217,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
             && said.contains("services/auth/migrations/"),
         "{said}"
     );
-    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, "v2", "nothing switched");
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG, "nothing switched");
 }
 
 /// Tags this run's images as release `tag` too (the same contents under another name).

@@ -102,17 +102,23 @@ impl<'a> Compose<'a> {
 
     /// Runs `docker compose args…`; on failure, says `what` failed with compose's last words.
     pub async fn run(&self, args: &[&str], what: &str) -> Result<(), Failure> {
+        self.output(args, what).await.map(drop)
+    }
+
+    /// Runs `docker compose args…` and returns what it printed; on failure, says `what` failed
+    /// with compose's last words.
+    pub async fn output(&self, args: &[&str], what: &str) -> Result<String, Failure> {
         let out = self
             .command()
             .args(args)
             .output()
             .await
             .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run `docker compose`: {e}")))?;
-        if out.status.success() {
-            return Ok(());
-        }
         let said =
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            return Ok(said);
+        }
         let tail: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = tail[tail.len().saturating_sub(12)..].join("\n  ");
         Err(Failure::Failed(anyhow::anyhow!("{what} failed on {}:\n  {tail}", self.dest.name)))

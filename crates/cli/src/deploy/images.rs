@@ -19,8 +19,10 @@ async fn local_id(image: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Ships every image the destination lacks (or holds under the tag with other contents).
-pub async fn ship(dest: &Destination, images: &[String]) -> Result<(), Failure> {
+/// Ships every image the destination lacks (or holds under the tag with other contents);
+/// returns each image with its id.
+pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let mut shipped = Vec::new();
     for image in images {
         let Some(id) = local_id(image).await else {
             return Err(Failure::Failed(anyhow::anyhow!(
@@ -32,6 +34,7 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<(), Failure> 
             dest.engine.docker().args(["image", "inspect", "--format", "{{.Id}}", image]).output().await;
         if there.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == id) {
             println!("  {image}: already on {}", dest.name);
+            shipped.push((image.clone(), id));
             continue;
         }
         let started = Instant::now();
@@ -54,6 +57,30 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<(), Failure> 
             return Err(super::engine_failure(dest, &format!("shipping {image}"), &load.stderr));
         }
         println!("  {image}: shipped to {} in {:.1?}", dest.name, started.elapsed());
+        shipped.push((image.clone(), id));
     }
-    Ok(())
+    Ok(shipped)
+}
+
+/// Each image with its id on the destination, which must still have them all (a rollback
+/// ships nothing).
+pub async fn on_host(dest: &Destination, images: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let mut found = Vec::new();
+    for image in images {
+        let out =
+            dest.engine.docker().args(["image", "inspect", "--format", "{{.Id}}", image]).output().await;
+        match out {
+            Ok(o) if o.status.success() => {
+                found.push((image.clone(), String::from_utf8_lossy(&o.stdout).trim().to_string()));
+            }
+            _ => {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "{image} is no longer on {}: deploy that release instead (`slipway deploy {} --tag …`)",
+                    dest.name,
+                    dest.name
+                )));
+            }
+        }
+    }
+    Ok(found)
 }

@@ -9,8 +9,17 @@ use std::time::{Duration, Instant};
 use super::compose::{self, Compose, Model, Service, Switch};
 use crate::Failure;
 
+/// What a switch does with the one-shots (the migrations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Run them to completion first (a deploy).
+    Run,
+    /// Leave the schema as it is, and warn when it is newer than the release (a rollback).
+    Check,
+}
+
 /// The whole switch. A stack that is not running yet is simply brought up.
-pub async fn release(compose: &Compose<'_>, model: &Model) -> Result<(), Failure> {
+pub async fn release(compose: &Compose<'_>, model: &Model, migrations: Migrations) -> Result<(), Failure> {
     let mut running = false;
     for s in &model.services {
         running |= !compose.containers(&s.name).await?.is_empty();
@@ -21,6 +30,10 @@ pub async fn release(compose: &Compose<'_>, model: &Model) -> Result<(), Failure
     }
     let of = |switch: Switch| model.services.iter().filter(move |s| s.switch == switch);
     for one_shot in of(Switch::OneShot) {
+        if migrations == Migrations::Check {
+            warn_if_schema_is_newer(compose, &one_shot.name).await;
+            continue;
+        }
         println!("{}: running the new release's (nothing is switched if it fails)", one_shot.name);
         let what = format!("{} (the new release's one-shot)", one_shot.name);
         compose.run(&["run", "--rm", "--no-TTY", &one_shot.name], &what).await?;
@@ -39,6 +52,26 @@ pub async fn release(compose: &Compose<'_>, model: &Model) -> Result<(), Failure
         println!("  {}: replaced ({:.1?})", last.name, started.elapsed());
     }
     Ok(())
+}
+
+/// A rollback runs no migrations: it says when the database holds some the release does not
+/// know, which it then relies on being backward compatible (expand/contract).
+async fn warn_if_schema_is_newer(compose: &Compose<'_>, one_shot: &str) {
+    let args = ["run", "--rm", "--no-TTY", one_shot, "migrate", "status"];
+    match compose.output(&args, "reading the migrations' status").await {
+        Ok(status) => {
+            let newer: Vec<&str> = status.lines().filter(|l| l.contains("no file in this build")).collect();
+            if !newer.is_empty() {
+                eprintln!(
+                    "slipway: warning: the database has {} migration(s) this release does not know; it runs \
+                     on a newer schema, which must be backward compatible (see the README's expand/contract):\n  {}",
+                    newer.len(),
+                    newer.join("\n  ")
+                );
+            }
+        }
+        Err(e) => eprintln!("slipway: warning: could not compare the schema with this release: {e}"),
+    }
 }
 
 /// A service's containers of the old release and of the new.

@@ -1,0 +1,171 @@
+//! The destinations file, `deploy.toml`: each destination's engine, files, public address,
+//! secrets and health timeout, checked with every problem reported at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Engine;
+use crate::Failure;
+
+/// The destinations file, at the project's root.
+pub const FILE: &str = "deploy.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestinationsFile {
+    #[serde(default)]
+    destinations: BTreeMap<String, Raw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    engine: String,
+    public_url: Option<String>,
+    #[serde(default = "default_files")]
+    files: Vec<PathBuf>,
+    #[serde(default = "default_publish")]
+    publish: String,
+    #[serde(default = "default_secrets")]
+    secrets: PathBuf,
+    #[serde(default = "default_health_timeout")]
+    health_timeout: String,
+}
+
+fn default_files() -> Vec<PathBuf> {
+    vec!["docker-compose.yml".into(), "docker-compose.prod.yml".into()]
+}
+
+fn default_publish() -> String {
+    "0.0.0.0:8080".into()
+}
+
+fn default_secrets() -> PathBuf {
+    "secrets".into()
+}
+
+fn default_health_timeout() -> String {
+    "60s".into()
+}
+
+/// One destination, checked: every field is usable.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub name: String,
+    pub engine: Engine,
+    /// The site's public address (`SLIPWAY_PUBLIC_URL`).
+    pub public_url: String,
+    /// The compose files, base first.
+    pub files: Vec<PathBuf>,
+    /// Where the gateway's port is published on the host (`SLIPWAY_HTTP_PUBLISH`).
+    pub publish: String,
+    /// The folder of secret files on the deployer's machine, one file per secret.
+    pub secrets: PathBuf,
+    /// How long a release may take to become healthy.
+    pub health_timeout: Duration,
+}
+
+/// The destination called `name` in `root`'s deploy.toml, or a message saying what is wrong,
+/// every problem of that destination at once.
+pub fn find(root: &Path, name: &str) -> Result<Destination, Failure> {
+    let path = root.join(FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::Failed(anyhow::anyhow!(
+            "cannot read {} ({e}): run slipway from the project's root, where deploy.toml names \
+             each destination (see the README's Deploys section)",
+            path.display()
+        ))
+    })?;
+    let file: DestinationsFile = toml::from_str(&text)
+        .map_err(|e| Failure::Failed(anyhow::anyhow!("{} is not valid: {e}", path.display())))?;
+    let Some(raw) = file.destinations.get(name) else {
+        let known: Vec<&str> = file.destinations.keys().map(String::as_str).collect();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "no destination called {name:?} in {}; known: {known}",
+            path.display()
+        )));
+    };
+    check(name, raw).map_err(|problems| {
+        Failure::Failed(anyhow::anyhow!(
+            "destination {name:?} in {}:\n  - {}",
+            path.display(),
+            problems.join("\n  - ")
+        ))
+    })
+}
+
+fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
+    let mut problems = Vec::new();
+    let engine = Engine::parse(&raw.engine).map_err(|why| problems.push(format!("engine: {why}"))).ok();
+    let public_url = match &raw.public_url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url.clone()),
+        Some(url) => {
+            problems.push(format!("public_url: expected an http(s):// address, got {url:?}"));
+            None
+        }
+        None => {
+            problems.push("public_url: required (the site's address, for links in emails)".into());
+            None
+        }
+    };
+    if raw.files.is_empty() {
+        problems.push("files: name at least the base compose file".into());
+    }
+    let health_timeout = kit::config::parse_duration(&raw.health_timeout)
+        .map_err(|_| {
+            problems.push(format!(
+                "health_timeout: expected a duration such as 60s, got {:?}",
+                raw.health_timeout
+            ))
+        })
+        .ok();
+    match (engine, public_url, health_timeout) {
+        (Some(engine), Some(public_url), Some(health_timeout)) if problems.is_empty() => Ok(Destination {
+            name: name.to_string(),
+            engine,
+            public_url,
+            files: raw.files.clone(),
+            publish: raw.publish.clone(),
+            secrets: raw.secrets.clone(),
+            health_timeout,
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(engine: &str) -> Raw {
+        Raw {
+            engine: engine.into(),
+            public_url: Some("https://example.com".into()),
+            files: default_files(),
+            publish: default_publish(),
+            secrets: default_secrets(),
+            health_timeout: default_health_timeout(),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_destination_is_reported_at_once() {
+        let bad =
+            Raw { health_timeout: "soon".into(), public_url: Some("example.com".into()), ..raw("ftp://x") };
+        let problems = check("prod", &bad).expect_err("three problems");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("engine:"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_destination_without_optional_fields_takes_the_defaults() {
+        let d = check("staging", &raw("ssh://deploy@10.0.0.5")).expect("valid");
+        assert_eq!(d.health_timeout, Duration::from_secs(60));
+        assert_eq!(d.files.len(), 2);
+        assert_eq!(d.publish, "0.0.0.0:8080");
+    }
+}

@@ -1,0 +1,131 @@
+//! A destination's release history: one JSON line per deploy, kept on the destination (in a
+//! volume there), so it survives the deployer's laptop and every deployer sees the same one.
+
+use std::io::Read as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::Destination;
+use crate::Failure;
+
+const FILE: &str = "releases.jsonl";
+
+/// One deploy or rollback, as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Release {
+    /// The image tag: `slipway/<service>:<tag>`.
+    pub tag: String,
+    /// `deploy` or `rollback`.
+    pub kind: String,
+    /// Each image and its id, as shipped.
+    pub images: Vec<(String, String)>,
+    /// Who deployed, from where: `user@machine`.
+    pub by: String,
+    /// When it started (RFC 3339, UTC).
+    pub at: String,
+    pub seconds: f64,
+    /// `live`, or `failed: …` (nothing was switched, or the new release was removed).
+    pub outcome: String,
+    /// The release that was live before.
+    pub replaced: Option<String>,
+}
+
+/// The history's volume on the destination, and a stopped helper container that mounts it
+/// (the engine's archive API reads and writes files through it).
+struct Helper<'a> {
+    dest: &'a Destination,
+    name: String,
+}
+
+impl<'a> Helper<'a> {
+    async fn create(dest: &'a Destination, project: &str, image: &str) -> Result<Self, Failure> {
+        let name = format!("{project}-releases");
+        let _ = dest.engine.docker().args(["rm", "--force", &name]).output().await;
+        let mount = format!("{project}_releases:/releases");
+        let out = dest
+            .engine
+            .docker()
+            .args(["create", "--name", &name, "--network", "none", "--volume", &mount, image])
+            .output()
+            .await
+            .map_err(|e| anyhow::anyhow!("docker: {e}"))?;
+        if !out.status.success() {
+            return Err(super::engine_failure(dest, "opening the release history", &out.stderr));
+        }
+        Ok(Self { dest, name })
+    }
+
+    async fn remove(self) {
+        let _ = self.dest.engine.docker().args(["rm", "--force", &self.name]).output().await;
+    }
+
+    async fn read(&self) -> Result<Vec<Release>, Failure> {
+        let source = format!("{}:/releases/{FILE}", self.name);
+        let out = self
+            .dest
+            .engine
+            .docker()
+            .args(["cp", &source, "-"])
+            .output()
+            .await
+            .map_err(|e| anyhow::anyhow!("docker cp: {e}"))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            if said.contains("Could not find") || said.contains("No such") {
+                return Ok(Vec::new());
+            }
+            return Err(super::engine_failure(self.dest, "reading the release history", &out.stderr));
+        }
+        let mut archive = tar::Archive::new(out.stdout.as_slice());
+        let mut text = String::new();
+        for entry in archive.entries().map_err(|e| anyhow::anyhow!("the history's archive: {e}"))? {
+            let mut entry = entry.map_err(|e| anyhow::anyhow!("the history's archive: {e}"))?;
+            entry.read_to_string(&mut text).map_err(|e| anyhow::anyhow!("the history: {e}"))?;
+        }
+        Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    }
+
+    async fn write(&self, releases: &[Release]) -> Result<(), Failure> {
+        let mut text = String::new();
+        for r in releases {
+            text.push_str(&serde_json::to_string(r).map_err(|e| anyhow::anyhow!("{e}"))?);
+            text.push('\n');
+        }
+        let archive = super::archive::archive([(FILE, text.as_bytes())], 0o644)?;
+        super::archive::copy_in(
+            self.dest,
+            &format!("{}:/releases", self.name),
+            &archive,
+            "recording the release",
+        )
+        .await
+    }
+}
+
+/// Every release recorded on the destination, oldest first; `image` is any image the host has
+/// (the helper container is made from it and never started).
+pub async fn read(dest: &Destination, project: &str, image: &str) -> Result<Vec<Release>, Failure> {
+    let helper = Helper::create(dest, project, image).await?;
+    let releases = helper.read().await;
+    helper.remove().await;
+    releases
+}
+
+/// Adds one release to the destination's history.
+pub async fn append(dest: &Destination, project: &str, image: &str, release: Release) -> Result<(), Failure> {
+    let helper = Helper::create(dest, project, image).await?;
+    let written = match helper.read().await {
+        Ok(mut releases) => {
+            releases.push(release);
+            helper.write(&releases).await
+        }
+        Err(e) => Err(e),
+    };
+    helper.remove().await;
+    written
+}
+
+/// The release live now: the newest whose outcome is `live`.
+pub fn live(releases: &[Release]) -> Option<&Release> {
+    releases.iter().rev().find(|r| r.outcome == "live")
+}
