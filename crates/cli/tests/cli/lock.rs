@@ -1,4 +1,5 @@
-//! Destinations and the deploy lock's errors, without an engine (e2e's `lock` takes real locks).
+//! Destinations, the deploy lock and deploys: their errors, without an engine (e2e takes real
+//! locks and deploys to a second engine).
 
 use std::path::PathBuf;
 
@@ -57,4 +58,43 @@ fn an_unreachable_engine_is_named_with_how_it_was_reached() {
     let out = lock(&dir, &["status", "prod"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("failed on the Docker engine of prod (tcp://127.0.0.1:1)"), "{}", text(&out));
+}
+
+#[test]
+fn a_deploy_from_a_tree_with_uncommitted_changes_is_refused_unless_allowed() {
+    let dir = project(
+        "[destinations.prod]\nengine = \"tcp://127.0.0.1:1\"\npublic_url = \"https://example.com\"\n",
+    );
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(&dir)
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "--quiet"]);
+    git(&["add", "deploy.toml"]);
+    git(&["commit", "--quiet", "-m", "first"]);
+    std::fs::write(dir.join("deploy.toml"), "[destinations.prod]\nengine = \"tcp://127.0.0.1:1\"\npublic_url = \"https://example.com\"\n# changed\n").expect("edit");
+
+    let deploy = |extra: &[&str]| {
+        slipway(&[]).current_dir(&dir).args(["deploy", "prod"]).args(extra).output().expect("runs")
+    };
+    let refused = deploy(&[]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("uncommitted changes") && text(&refused).contains("--allow-dirty"),
+        "{}",
+        text(&refused)
+    );
+
+    let allowed = deploy(&["--allow-dirty"]);
+    assert_eq!(allowed.status.code(), Some(1), "{}", text(&allowed));
+    assert!(
+        text(&allowed).contains("reaching the engine failed on the Docker engine of prod"),
+        "{}",
+        text(&allowed)
+    );
 }
