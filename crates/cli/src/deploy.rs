@@ -174,7 +174,7 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
 
 /// Fails with the engine's words unless `docker version` answers on the destination.
 async fn reach(dest: &Destination) -> Result<(), Failure> {
-    let version = dest.engine.docker().args(["version", "--format", "{{.Server.Version}}"]).output().await;
+    let version = dest.engine.output(&["version", "--format", "{{.Server.Version}}"]).await;
     match version {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(engine_failure(dest, "reaching the engine", &out.stderr)),
@@ -191,9 +191,7 @@ async fn project(dest: &Destination) -> Result<String, Failure> {
 async fn any_cli_image(dest: &Destination) -> Result<String, Failure> {
     let out = dest
         .engine
-        .docker()
-        .args(["images", "--filter", "reference=slipway/slipway", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
+        .output(&["images", "--filter", "reference=slipway/slipway", "--format", "{{.Repository}}:{{.Tag}}"])
         .await
         .map_err(|e| anyhow::anyhow!("docker: {e}"))?;
     String::from_utf8_lossy(&out.stdout)

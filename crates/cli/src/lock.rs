@@ -204,7 +204,7 @@ pub async fn holder(dest: &Destination) -> Result<Option<Holder>, Failure> {
 }
 
 async fn docker_output(dest: &Destination, args: &[&str]) -> Result<std::process::Output, Failure> {
-    dest.engine.docker().args(args).output().await.map_err(|e| {
+    dest.engine.output(args).await.map_err(|e| {
         Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's command-line client"))
     })
 }

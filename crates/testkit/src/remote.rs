@@ -91,12 +91,13 @@ impl RemoteHost {
         let sshd_config = format!(
             "ListenAddress 10.231.{n}.2\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             UsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\n"
+             UsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\nMaxStartups 100\nMaxSessions 100\nLogLevel VERBOSE\n"
         );
         std::fs::write(self.dir.join("sshd_config"), sshd_config).expect("sshd_config");
         let ssh_config = format!(
             "Host *\n  IdentityFile {d}/id\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  \
-             StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 10\n"
+             StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 30\n  \
+             ControlMaster auto\n  ControlPath {d}/ssh-%C\n  ControlPersist 120\n"
         );
         std::fs::write(self.dir.join("ssh_config"), ssh_config).expect("ssh_config");
         let wrapper = self.dir.join("bin/ssh");
@@ -133,6 +134,16 @@ impl RemoteHost {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The last lines of sshd's and dockerd's logs, for a failed assertion's message.
+    pub fn logs(&self) -> String {
+        let tail = |name: &str| {
+            let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        };
+        format!("--- sshd.log\n{}\n--- dockerd.log\n{}", tail("sshd.log"), tail("dockerd.log"))
+    }
 }
 
 /// `ip netns exec` gives its command a fresh /sys without cgroups: the commands that mount
@@ -167,6 +178,7 @@ fn cgroup_mounts() -> String {
 impl Drop for RemoteHost {
     fn drop(&mut self) {
         let d = self.dir.display();
+        let _ = sh(&format!("/usr/bin/ssh -F {d}/ssh_config -O exit root@{} 2>/dev/null", self.address));
         let _ = sh(&format!("kill $(cat {d}/sshd.pid 2>/dev/null) 2>/dev/null"));
         let socket = format!("unix://{d}/docker.sock");
         let _ = sh(&format!("docker --host {socket} rm -f $(docker --host {socket} ps -aq) >/dev/null 2>&1"));

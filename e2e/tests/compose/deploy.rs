@@ -134,7 +134,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     let load = Load::start(&site);
     let next = project.slipway(&host, &["deploy", "remote", "--tag", "v2"]).await;
     let (answered, errors, dropped) = load.stop().await;
-    assert!(next.status.success(), "{}", text(&next));
+    assert!(next.status.success(), "{}\n{}", text(&next), host_logs(&host).await);
     assert!(text(&next).contains("slipway/auth:v2: shipped to remote"), "{}", text(&next));
     assert!(
         text(&next).contains("auth: 2 new instance(s) healthy and in rotation, 2 old stopped"),
@@ -176,7 +176,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     let load = Load::start(&site);
     let back = project.slipway(&host, &["rollback", "remote"]).await;
     let (answered, errors, dropped) = load.stop().await;
-    assert!(back.status.success(), "{}", text(&back));
+    assert!(back.status.success(), "{}\n{}", text(&back), host_logs(&host).await);
     assert!(text(&back).contains(&format!("rolling back to {TAG}")), "{}", text(&back));
     eprintln!("e2e: {answered} requests during the rollback: {errors} error responses, {dropped} dropped");
     assert_eq!(errors, 0, "no request answered with an error during the rollback");
@@ -284,5 +284,6 @@ impl Load {
 
 /// What went wrong on the host, for a failed assertion.
 async fn host_logs(host: &RemoteHost) -> String {
-    host.docker_local(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).await.unwrap_or_default()
+    let ps = host.docker_local(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).await.unwrap_or_default();
+    format!("--- containers\n{ps}\n{}", host.logs())
 }

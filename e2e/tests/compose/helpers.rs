@@ -233,7 +233,17 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// The five images, from this run's binaries through the Dockerfile's `prebuilt` source.
+/// Tests run in processes of their own, all sharing target/docker-bin: a file lock makes
+/// them build one at a time (a later one finds the images up to date at once).
 async fn build_images() {
+    let lock_path = workspace().join("target/docker-bin.lock");
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&lock_path).expect("target/docker-bin.lock");
+        file.lock().expect("lock target/docker-bin.lock");
+        file
+    })
+    .await
+    .expect("lock task");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let packages = ["-p", "auth", "-p", "mailer", "-p", "web", "-p", "gateway", "-p", "slipway-cli"];
     let out = Command::new(cargo)
@@ -267,4 +277,5 @@ async fn build_images() {
         .args(["image", "prune", "-f", "--filter", "label=org.slipway.image"])
         .output()
         .await;
+    drop(lock);
 }

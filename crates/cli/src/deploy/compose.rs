@@ -131,9 +131,7 @@ impl<'a> Compose<'a> {
         let out = self
             .dest
             .engine
-            .docker()
-            .args(["ps", "--quiet", "--no-trunc", "--filter", &project, "--filter", &service])
-            .output()
+            .output(&["ps", "--quiet", "--no-trunc", "--filter", &project, "--filter", &service])
             .await
             .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker: {e}")))?;
         if !out.status.success() {
@@ -227,9 +225,7 @@ pub async fn up_all(compose: &Compose<'_>) -> Result<(), Failure> {
     let list = compose
         .dest
         .engine
-        .docker()
-        .args(["ps", "--all", "--filter", &filter, "--format", "{{.Names}}\t{{.Status}}"])
-        .output()
+        .output(&["ps", "--all", "--filter", &filter, "--format", "{{.Names}}\t{{.Status}}"])
         .await;
     let listed = list.map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
     for line in listed.lines() {
@@ -249,9 +245,7 @@ pub async fn up_all(compose: &Compose<'_>) -> Result<(), Failure> {
 pub async fn describe(dest: &Destination, container: &str) -> String {
     let docker = async |args: &[&str]| {
         dest.engine
-            .docker()
-            .args(args)
-            .output()
+            .output(args)
             .await
             .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
             .unwrap_or_default()
@@ -276,19 +270,13 @@ pub async fn describe(dest: &Destination, container: &str) -> String {
 /// throwaway container of the release's CLI image.
 pub async fn socket_group(dest: &Destination, tag: &str) -> Result<String, Failure> {
     let image = format!("slipway/slipway:{tag}");
+    let socket = "/var/run/docker.sock";
+    let mount = format!("{socket}:{socket}:ro");
+    let args =
+        ["run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "stat", "--volume", &mount];
     let out = dest
         .engine
-        .docker()
-        .args(["run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "stat"])
-        .args([
-            "--volume",
-            "/var/run/docker.sock:/var/run/docker.sock:ro",
-            &image,
-            "-c",
-            "%g",
-            "/var/run/docker.sock",
-        ])
-        .output()
+        .output(&[&args[..], &[image.as_str(), "-c", "%g", socket]].concat())
         .await
         .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker: {e}")))?;
     if !out.status.success() {

@@ -44,6 +44,23 @@ impl Engine {
         cmd
     }
 
+    /// `docker args…` on this engine, and what it printed. A connection that failed before
+    /// the request was sent (an SSH link refused or cut while opening) is tried twice more,
+    /// a second apart: the engine never saw the request, so any command may be repeated.
+    pub async fn output(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        let mut attempt = 1;
+        loop {
+            let out = self.docker().args(args).output().await?;
+            let said = String::from_utf8_lossy(&out.stderr);
+            let unconnected = !out.status.success() && said.contains("Cannot connect to the Docker daemon");
+            if !unconnected || attempt == 3 {
+                return Ok(out);
+            }
+            attempt += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
     /// `docker compose` against this engine (the compose files are read here, on the
     /// deployer's machine).
     pub fn compose(&self) -> Command {

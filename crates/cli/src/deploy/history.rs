@@ -40,13 +40,11 @@ struct Helper<'a> {
 impl<'a> Helper<'a> {
     async fn create(dest: &'a Destination, project: &str, image: &str) -> Result<Self, Failure> {
         let name = format!("{project}-releases");
-        let _ = dest.engine.docker().args(["rm", "--force", &name]).output().await;
+        let _ = dest.engine.output(&["rm", "--force", &name]).await;
         let mount = format!("{project}_releases:/releases");
         let out = dest
             .engine
-            .docker()
-            .args(["create", "--name", &name, "--network", "none", "--volume", &mount, image])
-            .output()
+            .output(&["create", "--name", &name, "--network", "none", "--volume", &mount, image])
             .await
             .map_err(|e| anyhow::anyhow!("docker: {e}"))?;
         if !out.status.success() {
@@ -56,7 +54,7 @@ impl<'a> Helper<'a> {
     }
 
     async fn remove(self) {
-        let _ = self.dest.engine.docker().args(["rm", "--force", &self.name]).output().await;
+        let _ = self.dest.engine.output(&["rm", "--force", &self.name]).await;
     }
 
     async fn read(&self) -> Result<Vec<Release>, Failure> {
@@ -64,9 +62,7 @@ impl<'a> Helper<'a> {
         let out = self
             .dest
             .engine
-            .docker()
-            .args(["cp", &source, "-"])
-            .output()
+            .output(&["cp", &source, "-"])
             .await
             .map_err(|e| anyhow::anyhow!("docker cp: {e}"))?;
         if !out.status.success() {

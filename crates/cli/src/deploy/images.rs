@@ -30,8 +30,7 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, 
                  tags Slipway's images with the git commit), or pull it"
             )));
         };
-        let there =
-            dest.engine.docker().args(["image", "inspect", "--format", "{{.Id}}", image]).output().await;
+        let there = dest.engine.output(&["image", "inspect", "--format", "{{.Id}}", image]).await;
         if there.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == id) {
             println!("  {image}: already on {}", dest.name);
             shipped.push((image.clone(), id));
@@ -67,8 +66,7 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, 
 pub async fn on_host(dest: &Destination, images: &[String]) -> Result<Vec<(String, String)>, Failure> {
     let mut found = Vec::new();
     for image in images {
-        let out =
-            dest.engine.docker().args(["image", "inspect", "--format", "{{.Id}}", image]).output().await;
+        let out = dest.engine.output(&["image", "inspect", "--format", "{{.Id}}", image]).await;
         match out {
             Ok(o) if o.status.success() => {
                 found.push((image.clone(), String::from_utf8_lossy(&o.stdout).trim().to_string()));

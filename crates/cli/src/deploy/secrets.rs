@@ -14,8 +14,7 @@ pub async fn store(dest: &Destination, model: &Model, tag: &str) -> Result<(), F
         let volume = model.secrets_volume(service);
         let helper = format!("{}-secrets-{service}", model.project);
         let docker = async |args: &[&str], what: &str| -> Result<(), Failure> {
-            let out =
-                dest.engine.docker().args(args).output().await.map_err(|e| anyhow::anyhow!("docker: {e}"))?;
+            let out = dest.engine.output(args).await.map_err(|e| anyhow::anyhow!("docker: {e}"))?;
             if out.status.success() { Ok(()) } else { Err(super::engine_failure(dest, what, &out.stderr)) }
         };
         docker(
@@ -23,7 +22,7 @@ pub async fn store(dest: &Destination, model: &Model, tag: &str) -> Result<(), F
             "creating a secrets volume",
         )
         .await?;
-        let _ = dest.engine.docker().args(["rm", "--force", &helper]).output().await;
+        let _ = dest.engine.output(&["rm", "--force", &helper]).await;
         let mount = format!("{volume}:/secrets");
         let image = format!("slipway/slipway:{tag}");
         docker(
@@ -33,7 +32,7 @@ pub async fn store(dest: &Destination, model: &Model, tag: &str) -> Result<(), F
         .await?;
         let copied =
             super::archive::copy_in(dest, &format!("{helper}:/secrets"), &archive, "storing secrets").await;
-        let _ = dest.engine.docker().args(["rm", "--force", &helper]).output().await;
+        let _ = dest.engine.output(&["rm", "--force", &helper]).await;
         copied?;
         println!("  {service}: {} secret(s) in volume {volume}", names.len());
     }

@@ -157,7 +157,7 @@ async fn blue_green(compose: &Compose<'_>, services: Vec<&Service>) -> Result<()
 /// service is routed.
 async fn ready(compose: &Compose<'_>, service: &Service, new: &[String]) -> bool {
     let docker = async |args: &[&str]| {
-        let out = compose.dest.engine.docker().args(args).output().await.ok()?;
+        let out = compose.dest.engine.output(args).await.ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     for id in new {
@@ -204,6 +204,7 @@ async fn remove(compose: &Compose<'_>, ids: &[String]) {
     if ids.is_empty() {
         return;
     }
-    let _ = compose.dest.engine.docker().arg("stop").args(ids).output().await;
-    let _ = compose.dest.engine.docker().args(["rm", "--force"]).args(ids).output().await;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let _ = compose.dest.engine.output(&[&["stop"][..], &ids].concat()).await;
+    let _ = compose.dest.engine.output(&[&["rm", "--force"][..], &ids].concat()).await;
 }
