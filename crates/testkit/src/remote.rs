@@ -96,8 +96,7 @@ impl RemoteHost {
         std::fs::write(self.dir.join("sshd_config"), sshd_config).expect("sshd_config");
         let ssh_config = format!(
             "Host *\n  IdentityFile {d}/id\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  \
-             StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 30\n  \
-             ControlMaster auto\n  ControlPath {d}/ssh-%C\n  ControlPersist 120\n"
+             StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 30\n"
         );
         std::fs::write(self.dir.join("ssh_config"), ssh_config).expect("ssh_config");
         let wrapper = self.dir.join("bin/ssh");
@@ -178,7 +177,6 @@ fn cgroup_mounts() -> String {
 impl Drop for RemoteHost {
     fn drop(&mut self) {
         let d = self.dir.display();
-        let _ = sh(&format!("/usr/bin/ssh -F {d}/ssh_config -O exit root@{} 2>/dev/null", self.address));
         let _ = sh(&format!("kill $(cat {d}/sshd.pid 2>/dev/null) 2>/dev/null"));
         let socket = format!("unix://{d}/docker.sock");
         let _ = sh(&format!("docker --host {socket} rm -f $(docker --host {socket} ps -aq) >/dev/null 2>&1"));
