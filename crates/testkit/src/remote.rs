@@ -72,7 +72,7 @@ impl RemoteHost {
         })
         .await;
         host.start_sshd(n);
-        crate::eventually(Duration::from_secs(30), "the second engine to answer over SSH", async || {
+        crate::eventually(Duration::from_secs(90), "the second engine to answer over SSH", async || {
             let mut cmd = Command::new("docker");
             cmd.env("PATH", host.path()).args(["--host", &host.engine(), "version"]);
             cmd.output().await.is_ok_and(|o| o.status.success())
