@@ -45,19 +45,26 @@ impl Engine {
     }
 
     /// `docker args…` on this engine, and what it printed. A connection that failed before
-    /// the request was sent (an SSH link refused or cut while opening) is tried twice more,
-    /// a second apart: the engine never saw the request, so any command may be repeated.
+    /// the request was sent (an SSH link refused or cut while opening) is tried four more
+    /// times, 1, 2, 4 and 8 s apart: the engine never saw the request, so any command may be
+    /// repeated.
     pub async fn output(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
         let mut attempt = 1;
         loop {
             let out = self.docker().args(args).output().await?;
             let said = String::from_utf8_lossy(&out.stderr);
             let unconnected = !out.status.success() && said.contains("Cannot connect to the Docker daemon");
-            if !unconnected || attempt == 3 {
+            if !unconnected || attempt == 5 {
                 return Ok(out);
             }
+            let pause = std::time::Duration::from_secs(1 << (attempt - 1));
+            eprintln!(
+                "slipway: could not connect to {} ({}); trying again in {pause:?}",
+                self.describe(),
+                said.trim()
+            );
+            tokio::time::sleep(pause).await;
             attempt += 1;
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
 
