@@ -2,9 +2,11 @@
 //! test's own, reached over SSH (Debian's openssh-server) with keys made for the test.
 //!
 //! The namespace shares this machine's files, so both daemons get a mount namespace of their
-//! own: dockerd sees its own socket at /run/docker.sock (a container that mounts the engine's
-//! socket, such as docker-proxy, gets this engine), and sshd sees it there too, so the
-//! `docker system dial-stdio` of an `ssh://` connection reaches the second engine. The
+//! own with a private /run: dockerd sees its own socket at /run/docker.sock (a container that
+//! mounts the engine's socket, such as docker-proxy, gets this engine), and sshd sees it there
+//! too, so the `docker system dial-stdio` of an `ssh://` connection reaches the second engine.
+//! (A bind mount over this machine's /run/docker.sock would be detached whenever this
+//! machine's dockerd restarts and makes its socket anew, as some tests make it do.) The
 //! client side is an `ssh` wrapper, first on the PATH a test gives the CLI, that uses the
 //! test's key and known-hosts file and never asks anything.
 
@@ -104,7 +106,8 @@ impl RemoteHost {
             .expect("ssh");
         ok(&format!("chmod 755 {}", wrapper.display()));
         ok(&format!(
-            "ip netns exec {} sh -c 'mount --bind {d}/docker.sock /run/docker.sock && \
+            "ip netns exec {} sh -c 'mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && \
+             touch /run/docker.sock && mount --bind {d}/docker.sock /run/docker.sock && \
              exec /usr/sbin/sshd -f {d}/sshd_config -E {d}/sshd.log' </dev/null",
             self.namespace
         ));
