@@ -87,20 +87,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     testkit::eventually(Duration::from_secs(30), "the activation event on the bus", async || {
         let sql =
             "SELECT payload->>'activation_url' FROM bus.messages WHERE topic = 'auth.activation_requested'";
-        link = host
-            .docker_local(&[
-                "exec",
-                "slipway-postgres-1",
-                "psql",
-                "-U",
-                "slipway",
-                "-d",
-                "slipway",
-                "-tAc",
-                sql,
-            ])
-            .await
-            .unwrap_or_default();
+        link = psql(&host, sql).await.unwrap_or_default();
         !link.is_empty()
     })
     .await;
@@ -196,19 +183,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     // A migration that fails (its tables exist, but its record is gone): nothing is switched,
     // and the message names the migration's file.
     let forget = "DELETE FROM auth.schema_migrations WHERE version = (SELECT max(version) FROM auth.schema_migrations)";
-    host.docker_local(&[
-        "exec",
-        "slipway-postgres-1",
-        "psql",
-        "-U",
-        "slipway",
-        "-d",
-        "slipway",
-        "-c",
-        forget,
-    ])
-    .await
-    .expect("forget a migration");
+    psql(&host, forget).await.expect("forget a migration");
     let failed = project.slipway(&host, &["deploy", "remote", "--tag", "v3"]).await;
     let said = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{said}");
@@ -280,6 +255,12 @@ impl Load {
         }
         sum
     }
+}
+
+/// One statement through psql in the host's Postgres container: its output, unaligned.
+async fn psql(host: &RemoteHost, sql: &str) -> Option<String> {
+    let args = ["exec", "slipway-postgres-1", "psql", "-U", "slipway", "-d", "slipway", "-tAc", sql];
+    host.docker_local(&args).await
 }
 
 /// What went wrong on the host, for a failed assertion.
