@@ -210,25 +210,23 @@ impl Migrations {
 
     /// Every migration known to the binary or the database, and its state.
     pub async fn status(&self, db: &DbConfig) -> Result<Vec<MigrationStatus>, MigrateFailure> {
-        let mut conn = crate::db::dedicated(&db.as_owner(), &self.schema)
-            .await
-            .map_err(|e| MigrateFailure::connect(e, db))?;
+        self.status_as(&db.as_owner()).await
+    }
+
+    /// The status read as `db` connects: as the owner, or as the service's own role (which
+    /// may read the migrations table).
+    async fn status_as(&self, db: &DbConfig) -> Result<Vec<MigrationStatus>, MigrateFailure> {
+        let mut conn =
+            crate::db::dedicated(db, &self.schema).await.map_err(|e| MigrateFailure::connect(e, db))?;
         let applied = status::applied(&mut conn, &self.schema).await;
         let _ = conn.close().await;
         Ok(status::compare(self, &self.migrations, &applied?))
     }
 
-    /// How many of this build's migrations the database lacks, read as the service would
-    /// connect (its own role, which may read the migrations table).
-    async fn pending_as_service(&self, db: &DbConfig) -> anyhow::Result<usize> {
-        let mut conn = crate::db::dedicated(db, &self.schema).await?;
-        let applied = status::applied(&mut conn, &self.schema).await;
-        let _ = conn.close().await;
-        let pending = status::compare(self, &self.migrations, &applied?)
-            .into_iter()
-            .filter(|s| s.state == MigrationState::Pending)
-            .count();
-        Ok(pending)
+    /// How many of this build's migrations the database lacks, read as the service connects.
+    async fn pending_as_service(&self, db: &DbConfig) -> Result<usize, MigrateFailure> {
+        let statuses = self.status_as(db).await?;
+        Ok(statuses.iter().filter(|s| s.state == MigrationState::Pending).count())
     }
 
     /// Migrations present in `more` but not in `less`, as steps (newest first when reverting).
