@@ -49,6 +49,18 @@ pub const SECRET_FILES: [&str; 7] = [
 /// it, as Docker's own secrets are, because the services read them as an unprivileged user
 /// in their containers.
 pub fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
+    if write_missing_secret_files(dir)?.is_empty() {
+        return Err(Failure::Refused(format!(
+            "every secret exists in {}; each file is kept as it is (move the folder away to make new secrets)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the secret files missing from `dir` (see [`secret_files`]); returns their names,
+/// none when every one exists.
+pub fn write_missing_secret_files(dir: &std::path::Path) -> Result<Vec<&'static str>, Failure> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let fail = |what: &str, e: std::io::Error| Failure::from(anyhow::anyhow!("cannot {what}: {e}"));
     match std::fs::symlink_metadata(dir) {
@@ -58,12 +70,10 @@ pub fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
         Err(e) => return Err(fail(&format!("inspect {}", dir.display()), e)),
         Ok(meta) => check_private_folder(dir, &meta)?,
     }
-    let missing: Vec<&str> = SECRET_FILES.iter().copied().filter(|name| !dir.join(name).exists()).collect();
+    let missing: Vec<&'static str> =
+        SECRET_FILES.iter().copied().filter(|name| !dir.join(name).exists()).collect();
     if missing.is_empty() {
-        return Err(Failure::Refused(format!(
-            "every secret exists in {}; each file is kept as it is (move the folder away to make new secrets)",
-            dir.display()
-        )));
+        return Ok(missing);
     }
     for name in &missing {
         let value = if *name == "auth_jwt_key" { auth::jwt::generate_pem()? } else { random_hex() };
@@ -81,7 +91,7 @@ pub fn secret_files(dir: &std::path::Path) -> Result<(), Failure> {
     let kept = SECRET_FILES.len() - missing.len();
     let kept = if kept > 0 { format!(" (kept the {kept} that existed)") } else { String::new() };
     println!("wrote {} in {}{kept}", missing.join(", "), dir.display());
-    Ok(())
+    Ok(missing)
 }
 
 /// An existing folder takes secrets only if it is a real folder (not a symlink), this user's,

@@ -14,10 +14,7 @@ pub fn run(extra: &[String]) -> Result<(), Failure> {
         )
         .into());
     }
-    let secrets = Path::new("secrets");
-    if crate::env::SECRET_FILES.iter().any(|name| !secrets.join(name).exists()) {
-        crate::env::secret_files(secrets)?;
-    }
+    crate::env::write_missing_secret_files(Path::new("secrets"))?;
     let mut compose = std::process::Command::new("docker");
     compose.args(["compose", "up", "-d", "--wait", "--build"]).args(extra);
     pass_socket_group(&mut compose);
