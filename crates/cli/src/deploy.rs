@@ -79,8 +79,7 @@ pub struct RollbackArgs {
 /// health-gated switch, without its migrations (the database keeps its schema).
 pub async fn rollback(args: RollbackArgs) -> Result<(), Failure> {
     let dest = find(Path::new("."), &args.destination)?;
-    reach(&dest).await?;
-    let releases = history::read(&dest, &project(&dest).await?, &any_cli_image(&dest).await?).await?;
+    let releases = recorded(&dest).await?;
     let live = history::live(&releases).map(|r| r.tag.clone());
     let target = match args.release {
         Some(tag) => tag,
@@ -107,8 +106,7 @@ pub struct ReleasesArgs {
 /// `slipway releases`: the destination's history, newest first.
 pub async fn releases(args: ReleasesArgs) -> Result<(), Failure> {
     let dest = find(Path::new("."), &args.destination)?;
-    reach(&dest).await?;
-    let releases = history::read(&dest, &project(&dest).await?, &any_cli_image(&dest).await?).await?;
+    let releases = recorded(&dest).await?;
     if releases.is_empty() {
         println!("{}: no releases yet", dest.name);
     }
@@ -145,8 +143,6 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
     };
     let cli_image = format!("slipway/slipway:{tag}");
     let lock = crate::lock::acquire(dest, &cli_image, wait).await?;
-    let recorded = history::read(dest, &model.project, &cli_image).await;
-    let replaced = recorded.as_ref().ok().and_then(|r| history::live(r)).map(|r| r.tag.clone());
     let result = switch(dest, &model, tag, kind).await;
     let outcome = match &result {
         Ok(()) => "live".to_string(),
@@ -160,7 +156,7 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
         at,
         seconds: started.elapsed().as_secs_f64(),
         outcome,
-        replaced,
+        replaced: None,
     };
     let appended = history::append(dest, &model.project, &cli_image, record).await;
     lock.release().await;
@@ -174,31 +170,24 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
 
 /// Fails with the engine's words unless `docker version` answers on the destination.
 async fn reach(dest: &Destination) -> Result<(), Failure> {
-    let version = dest.engine.output(&["version", "--format", "{{.Server.Version}}"]).await;
-    match version {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(engine_failure(dest, "reaching the engine", &out.stderr)),
-        Err(e) => Err(Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's CLI"))),
-    }
+    let out = dest.engine.output(&["version", "--format", "{{.Server.Version}}"]).await?;
+    if out.status.success() { Ok(()) } else { Err(engine_failure(dest, "reaching the engine", &out.stderr)) }
 }
 
-/// The compose project's name, as the destination's files resolve it.
-async fn project(dest: &Destination) -> Result<String, Failure> {
-    Ok(compose::model(dest, "none").await?.project)
-}
-
-/// A `slipway/slipway` image the destination has (for the history's helper container).
-async fn any_cli_image(dest: &Destination) -> Result<String, Failure> {
+/// The destination's release history, read outside a deploy: the project's name as the
+/// destination's files resolve it, and any `slipway/slipway` image the host has for the
+/// history's helper container.
+async fn recorded(dest: &Destination) -> Result<Vec<history::Release>, Failure> {
+    reach(dest).await?;
+    let project = compose::model(dest, "none").await?.project;
     let out = dest
         .engine
         .output(&["images", "--filter", "reference=slipway/slipway", "--format", "{{.Repository}}:{{.Tag}}"])
-        .await
-        .map_err(|e| anyhow::anyhow!("docker: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_string)
-        .ok_or_else(|| Failure::Failed(anyhow::anyhow!("{} has had no release yet", dest.name)))
+        .await?;
+    let image = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string);
+    let image =
+        image.ok_or_else(|| Failure::Failed(anyhow::anyhow!("{} has had no release yet", dest.name)))?;
+    history::read(dest, &project, &image).await
 }
 
 /// Under the lock: secrets, then the switch to the new release.

@@ -1,5 +1,5 @@
-//! The `slipway` command: dev stack, migrations, database tasks, configuration checks and
-//! destinations' deploy locks for every service in the workspace.
+//! The `slipway` command: dev stack, migrations, database tasks, configuration checks, and
+//! deploys, rollbacks and deploy locks of destinations, for every service in the workspace.
 
 mod bus;
 mod db;

@@ -76,7 +76,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
                 &format!("Break the deploy lock of {}, held by {}?", dest.name, h.describe()),
                 yes,
             )?;
-            let out = docker_output(&dest, &["rm", "--force", NAME]).await?;
+            let out = dest.engine.output(&["rm", "--force", NAME]).await?;
             if !out.status.success() {
                 return Err(deploy::engine_failure(&dest, "releasing the lock", &out.stderr));
             }
@@ -185,7 +185,7 @@ pub async fn acquire(dest: &Destination, image: &str, wait: bool) -> Result<Held
 
 /// Who holds the lock, from its container's labels; `None` when nobody does.
 pub async fn holder(dest: &Destination) -> Result<Option<Holder>, Failure> {
-    let out = docker_output(dest, &["inspect", "--format", "{{json .Config.Labels}}", NAME]).await?;
+    let out = dest.engine.output(&["inspect", "--format", "{{json .Config.Labels}}", NAME]).await?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("No such object") || stderr.contains("No such container") {
@@ -201,12 +201,6 @@ pub async fn holder(dest: &Destination) -> Result<Option<Holder>, Failure> {
         command: get("command"),
         since: get("since"),
     }))
-}
-
-async fn docker_output(dest: &Destination, args: &[&str]) -> Result<std::process::Output, Failure> {
-    dest.engine.output(args).await.map_err(|e| {
-        Failure::Failed(anyhow::anyhow!("cannot run `docker` ({e}): install Docker's command-line client"))
-    })
 }
 
 /// Who took a lock: user, machine, the command line, and when.

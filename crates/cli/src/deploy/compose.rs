@@ -22,7 +22,7 @@ pub struct Model {
     pub secrets: BTreeMap<String, Vec<String>>,
     /// Every image the services run.
     pub images: Vec<String>,
-    /// How each service is brought to the new release, in the order of the compose file.
+    /// How each service is brought to the new release, in name order.
     pub services: Vec<Service>,
 }
 
@@ -126,14 +126,22 @@ impl<'a> Compose<'a> {
 
     /// The ids of a service's running containers.
     pub async fn containers(&self, service: &str) -> Result<Vec<String>, Failure> {
-        let project = format!("label=com.docker.compose.project={}", self.project);
-        let service = format!("label=com.docker.compose.service={service}");
-        let out = self
-            .dest
-            .engine
-            .output(&["ps", "--quiet", "--no-trunc", "--filter", &project, "--filter", &service])
-            .await
-            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker: {e}")))?;
+        self.running(Some(service)).await
+    }
+
+    /// Whether any container of the project runs (a first deploy finds none).
+    pub async fn any_running(&self) -> Result<bool, Failure> {
+        Ok(!self.running(None).await?.is_empty())
+    }
+
+    async fn running(&self, service: Option<&str>) -> Result<Vec<String>, Failure> {
+        let mut args = vec!["ps".to_string(), "--quiet".into(), "--no-trunc".into(), "--filter".into()];
+        args.push(format!("label=com.docker.compose.project={}", self.project));
+        if let Some(service) = service {
+            args.extend(["--filter".into(), format!("label=com.docker.compose.service={service}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.dest.engine.output(&args).await?;
         if !out.status.success() {
             return Err(super::engine_failure(self.dest, "listing containers", &out.stderr));
         }
@@ -250,12 +258,13 @@ pub async fn describe(dest: &Destination, container: &str) -> String {
             .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
             .unwrap_or_default()
     };
-    let format = "{{.Name}}: {{.State.Status}}{{if .State.Health}} ({{.State.Health.Status}}){{end}}";
-    let state = docker(&["inspect", "--format", format, container]).await;
-    let health_format = "{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}";
-    let health = docker(&["inspect", "--format", health_format, container]).await;
+    // The state on the first line, the health checks' output after it.
+    let format = "{{.Name}}: {{.State.Status}}{{if .State.Health}} ({{.State.Health.Status}})\n\
+                  {{range .State.Health.Log}}{{.Output}}{{end}}{{end}}";
+    let inspected = docker(&["inspect", "--format", format, container]).await;
+    let (state, health) = inspected.trim().split_once('\n').unwrap_or((inspected.trim(), ""));
     let logs = docker(&["logs", "--tail", "15", container]).await;
-    let mut text = state.trim().trim_start_matches('/').to_string();
+    let mut text = state.trim_start_matches('/').to_string();
     if let Some(last) = health.trim().lines().last() {
         text.push_str(&format!("\n  last health check: {last}"));
     }
@@ -274,11 +283,7 @@ pub async fn socket_group(dest: &Destination, tag: &str) -> Result<String, Failu
     let mount = format!("{socket}:{socket}:ro");
     let args =
         ["run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "stat", "--volume", &mount];
-    let out = dest
-        .engine
-        .output(&[&args[..], &[image.as_str(), "-c", "%g", socket]].concat())
-        .await
-        .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker: {e}")))?;
+    let out = dest.engine.output(&[&args[..], &[image.as_str(), "-c", "%g", socket]].concat()).await?;
     if !out.status.success() {
         return Err(super::engine_failure(dest, "reading the group of its Docker socket", &out.stderr));
     }

@@ -48,10 +48,14 @@ impl Engine {
     /// the request was sent (an SSH link refused or cut while opening) is tried four more
     /// times, 1, 2, 4 and 8 s apart: the engine never saw the request, so any command may be
     /// repeated.
-    pub async fn output(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+    pub async fn output(&self, args: &[&str]) -> Result<std::process::Output, crate::Failure> {
         let mut attempt = 1;
         loop {
-            let out = self.docker().args(args).output().await?;
+            let out = self.docker().args(args).output().await.map_err(|e| {
+                crate::Failure::Failed(anyhow::anyhow!(
+                    "cannot run `docker` ({e}): install Docker's command-line client"
+                ))
+            })?;
             let said = String::from_utf8_lossy(&out.stderr);
             let unconnected = !out.status.success() && said.contains("Cannot connect to the Docker daemon");
             if !unconnected || attempt == 5 {

@@ -26,7 +26,7 @@ pub struct Release {
     pub seconds: f64,
     /// `live`, or `failed: …` (nothing was switched, or the new release was removed).
     pub outcome: String,
-    /// The release that was live before.
+    /// The release that was live before (set by [`append`]).
     pub replaced: Option<String>,
 }
 
@@ -45,8 +45,7 @@ impl<'a> Helper<'a> {
         let out = dest
             .engine
             .output(&["create", "--name", &name, "--network", "none", "--volume", &mount, image])
-            .await
-            .map_err(|e| anyhow::anyhow!("docker: {e}"))?;
+            .await?;
         if !out.status.success() {
             return Err(super::engine_failure(dest, "opening the release history", &out.stderr));
         }
@@ -59,12 +58,7 @@ impl<'a> Helper<'a> {
 
     async fn read(&self) -> Result<Vec<Release>, Failure> {
         let source = format!("{}:/releases/{FILE}", self.name);
-        let out = self
-            .dest
-            .engine
-            .output(&["cp", &source, "-"])
-            .await
-            .map_err(|e| anyhow::anyhow!("docker cp: {e}"))?;
+        let out = self.dest.engine.output(&["cp", &source, "-"]).await?;
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stderr);
             if said.contains("Could not find") || said.contains("No such") {
@@ -107,11 +101,18 @@ pub async fn read(dest: &Destination, project: &str, image: &str) -> Result<Vec<
     releases
 }
 
-/// Adds one release to the destination's history.
-pub async fn append(dest: &Destination, project: &str, image: &str, release: Release) -> Result<(), Failure> {
+/// Adds one release to the destination's history, with the release live before it as the
+/// one it replaced.
+pub async fn append(
+    dest: &Destination,
+    project: &str,
+    image: &str,
+    mut release: Release,
+) -> Result<(), Failure> {
     let helper = Helper::create(dest, project, image).await?;
     let written = match helper.read().await {
         Ok(mut releases) => {
+            release.replaced = live(&releases).map(|r| r.tag.clone());
             releases.push(release);
             helper.write(&releases).await
         }

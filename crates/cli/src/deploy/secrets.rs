@@ -14,7 +14,7 @@ pub async fn store(dest: &Destination, model: &Model, tag: &str) -> Result<(), F
         let volume = model.secrets_volume(service);
         let helper = format!("{}-secrets-{service}", model.project);
         let docker = async |args: &[&str], what: &str| -> Result<(), Failure> {
-            let out = dest.engine.output(args).await.map_err(|e| anyhow::anyhow!("docker: {e}"))?;
+            let out = dest.engine.output(args).await?;
             if out.status.success() { Ok(()) } else { Err(super::engine_failure(dest, what, &out.stderr)) }
         };
         docker(

@@ -20,11 +20,7 @@ pub enum Migrations {
 
 /// The whole switch. A stack that is not running yet is simply brought up.
 pub async fn release(compose: &Compose<'_>, model: &Model, migrations: Migrations) -> Result<(), Failure> {
-    let mut running = false;
-    for s in &model.services {
-        running |= !compose.containers(&s.name).await?.is_empty();
-    }
-    if !running {
+    if !compose.any_running().await? {
         println!("starting every service (a first deploy; migrations first)");
         return compose::up_all(compose).await;
     }
