@@ -62,6 +62,9 @@ ENTRYPOINT ["web"]
 
 FROM runtime AS gateway
 COPY --from=binaries /out/gateway /usr/local/bin/gateway
+# The health check and `gateway routes` ask this process on a socket of the container's own,
+# so a successor sharing the gateway's ports (`slipway deploy`) never answers for it.
+ENV SLIPWAY_GATEWAY_ADMIN_SOCKET=/tmp/gateway-admin.sock
 EXPOSE 8080 8443
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["gateway", "healthcheck"]
 ENTRYPOINT ["gateway"]

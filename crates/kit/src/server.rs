@@ -69,6 +69,11 @@ impl Server {
         Ok(Self { listener, router, grace })
     }
 
+    /// A server on a listener made elsewhere (with socket options of its own).
+    pub fn new(listener: TcpListener, router: Router, grace: Duration) -> Self {
+        Self { listener, router, grace }
+    }
+
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
@@ -157,6 +162,11 @@ impl Stop {
 
     pub fn trigger(&self) {
         self.0.send_replace(true);
+    }
+
+    /// Whether the stop was triggered.
+    pub fn triggered(&self) -> bool {
+        *self.0.borrow()
     }
 
     /// Resolves once the stop is triggered (at once if it already was).

@@ -31,8 +31,8 @@ pub trait Service: Sized + Send + 'static {
         Vec::new()
     }
     /// Where the `healthcheck` subcommand probes `/readyz`: the HTTP listener by default.
-    fn probe_addr(&self) -> SocketAddr {
-        self.common().http.addr
+    fn probe(&self) -> Probe {
+        Probe::Tcp(probe_addr(self.common().http.addr))
     }
     /// Builds and runs the service until `shutdown` resolves, then drains.
     fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
@@ -84,16 +84,13 @@ pub fn main<S: Service>() -> ExitCode {
             println!("{}: configuration ok ({})", S::NAME, config.common().environment);
             ExitCode::SUCCESS
         }
-        Command::Healthcheck => {
-            let addr = probe_addr(config.probe_addr());
-            match runtime.block_on(probe_ready(addr)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{}: not ready: {e}", S::NAME);
-                    ExitCode::FAILURE
-                }
+        Command::Healthcheck => match runtime.block_on(probe_ready(&config.probe())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{}: not ready: {e}", S::NAME);
+                ExitCode::FAILURE
             }
-        }
+        },
         Command::Serve => {
             if let Err(e) = crate::telemetry::init(config.common(), S::NAME) {
                 eprintln!("{}: {e:#}", S::NAME);
@@ -120,31 +117,61 @@ pub fn probe_addr(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
+/// Where a service's own subcommands reach its listener: a TCP address, or a Unix socket
+/// (which only that container can reach, even when others share its network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Tcp(addr) => write!(f, "{addr}"),
+            Probe::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// `GET /readyz` over plain HTTP/1.1, so images need no curl.
-pub async fn probe_ready(addr: SocketAddr) -> anyhow::Result<()> {
-    let (status, _) = get(addr, "/readyz").await?;
-    anyhow::ensure!(status == 200, "{addr}/readyz answered {status}");
+pub async fn probe_ready(target: &Probe) -> anyhow::Result<()> {
+    let (status, _) = get(target, "/readyz").await?;
+    anyhow::ensure!(status == 200, "{target}/readyz answered {status}");
     Ok(())
 }
 
 /// `GET path` over plain HTTP/1.1 with `Connection: close`, within 3 s: the status and the
 /// body (for a service's own subcommands that ask its listeners, so images need no curl).
-pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+pub async fn get(target: &Probe, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    async fn exchange<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+        mut stream: S,
+        request: String,
+    ) -> std::io::Result<Vec<u8>> {
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
+        Ok(response)
+    }
+    let attempt = async {
+        match target {
+            Probe::Tcp(addr) => {
+                let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                exchange(tokio::net::TcpStream::connect(addr).await?, request).await
+            }
+            Probe::Unix(socket) => {
+                let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+                exchange(tokio::net::UnixStream::connect(socket).await?, request).await
+            }
+        }
     };
     let response = tokio::time::timeout(Duration::from_secs(3), attempt)
         .await
-        .map_err(|_| anyhow::anyhow!("{addr} did not answer within 3s"))?
-        .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+        .map_err(|_| anyhow::anyhow!("{target} did not answer within 3s"))?
+        .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
     let head = String::from_utf8_lossy(&response[..split]);
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-    let status = status.ok_or_else(|| anyhow::anyhow!("{addr} answered no HTTP status"))?;
+    let status = status.ok_or_else(|| anyhow::anyhow!("{target} answered no HTTP status"))?;
     Ok((status, response[split..].to_vec()))
 }

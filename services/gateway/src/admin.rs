@@ -28,12 +28,12 @@ pub fn print_routes() -> std::process::ExitCode {
             return std::process::ExitCode::from(kit::service::EXIT_CONFIG);
         }
     };
-    let addr = kit::service::probe_addr(config.probe_addr());
+    let addr = config.probe();
     let asked = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(kit::service::get(addr, "/routes")));
+        .and_then(|rt| rt.block_on(kit::service::get(&addr, "/routes")));
     match asked {
         Ok((200, body)) => {
             println!("{}", String::from_utf8_lossy(&body));

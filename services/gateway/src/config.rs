@@ -16,6 +16,18 @@ pub struct Config {
     pub reload_every: Duration,
     /// The admin listener (routes, instances, metrics): never expose it publicly.
     pub admin_addr: SocketAddr,
+    /// The admin API on a Unix socket too, which only this container reaches: the health
+    /// check and `gateway routes` ask it, so with a successor sharing the ports each asks its
+    /// own process.
+    pub admin_socket: Option<PathBuf>,
+    /// Bind the listeners so that a successor can bind them too (SO_REUSEPORT).
+    pub reuse_port: bool,
+    /// How long a starting gateway may wait for Docker's first listing and its instances'
+    /// first health verdicts before it takes connections (0: it takes them at once).
+    pub warm_up: Duration,
+    /// After SIGTERM, how long kept-alive connections may make one more request (answered
+    /// with `Connection: close`) before the idle ones are closed.
+    pub drain_time: Duration,
     /// Where auth publishes its JWKS, for protected routes.
     pub jwks_url: String,
     pub jwt_issuer: String,
@@ -60,6 +72,13 @@ impl Config {
                 r.get("ADMIN_HOST", admin_default.ip()),
                 r.get("ADMIN_PORT", admin_default.port()),
             ),
+            admin_socket: r
+                .optional::<String>("ADMIN_SOCKET")
+                .filter(|p| !p.trim().is_empty())
+                .map(PathBuf::from),
+            reuse_port: r.get("REUSE_PORT", true),
+            warm_up: r.get("WARM_UP", Duration::from_secs(10)),
+            drain_time: r.get("DRAIN_TIME", Duration::from_secs(3)),
             jwks_url: r.get("JWKS_URL", "http://127.0.0.1:8081/.well-known/jwks.json".to_string()),
             jwt_issuer: r.get("JWT_ISSUER", public_url.trim_end_matches('/').to_string()),
             jwt_audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
@@ -106,9 +125,13 @@ impl Service for Config {
         &self.common
     }
 
-    /// The proxy answers for the routes; the gateway's own health is on the admin listener.
-    fn probe_addr(&self) -> SocketAddr {
-        self.admin_addr
+    /// The proxy answers for the routes; the gateway's own health is on the admin listener,
+    /// its Unix socket when there is one.
+    fn probe(&self) -> kit::service::Probe {
+        match &self.admin_socket {
+            Some(path) => kit::service::Probe::Unix(path.clone()),
+            None => kit::service::Probe::Tcp(kit::service::probe_addr(self.admin_addr)),
+        }
     }
 
     async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {

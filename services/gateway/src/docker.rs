@@ -66,6 +66,7 @@ pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
             project: None,
             containers: HashMap::new(),
             seen: BTreeMap::new(),
+            published: false,
         };
         loop {
             let result = match connect(&settings.socket) {
@@ -107,6 +108,9 @@ struct Watcher<'a> {
     /// Every route seen since start, without instances: a route whose containers are all gone
     /// answers 503 (no healthy instance), not 404 as if it never existed.
     seen: BTreeMap<String, RouteSpec>,
+    /// Whether a listing was sent yet: the first is sent even when empty, so a starting
+    /// gateway knows discovery is done.
+    published: bool,
 }
 
 fn unix_now() -> i64 {
@@ -267,8 +271,9 @@ impl Watcher<'_> {
         let gone = self.seen.values().filter(|s| !live.iter().any(|l| l.name == s.name)).cloned();
         let mut routes = merge(Vec::new(), live.iter().cloned().chain(gone).collect());
         routes.iter_mut().for_each(|r| r.instances.sort());
+        let first = !std::mem::replace(&mut self.published, true);
         self.tx.send_if_modified(|current| {
-            let changed = *current != routes;
+            let changed = *current != routes || first;
             if changed {
                 *current = routes;
             }

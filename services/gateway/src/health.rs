@@ -35,10 +35,12 @@ pub async fn watch(client: CheckClient, instance: Arc<Instance>, health: Health,
             if !was && passes >= health.healthy {
                 instance.healthy.store(true, Ordering::Relaxed);
                 tracing::info!(route, instance = %instance.addr, "instance healthy: in rotation");
+                instance.settle();
             }
         } else {
             passes = 0;
             failures += 1;
+            instance.settle();
             if was && failures >= health.unhealthy {
                 instance.healthy.store(false, Ordering::Relaxed);
                 tracing::warn!(route, instance = %instance.addr, "instance unhealthy: out of rotation");

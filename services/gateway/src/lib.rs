@@ -12,11 +12,13 @@ mod edge_auth;
 mod health;
 mod idle;
 mod limiter;
+pub mod listen;
 mod proxy;
 pub mod routes;
 mod startup;
 pub mod tls;
 mod upstream;
+mod warm;
 
 pub use config::{Config, Tls};
 pub use startup::Application;

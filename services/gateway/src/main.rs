@@ -1,6 +1,8 @@
 //! The gateway binary: `gateway [serve|healthcheck|check-config]`, `gateway routes` (the
-//! running gateway's routes and instances, as JSON), and `gateway docker-proxy
-//! [serve|healthcheck]`, the read-only Docker API proxy that discovery talks to.
+//! running gateway's routes and instances, as JSON), `gateway docker-proxy
+//! [serve|healthcheck]`, the read-only Docker API proxy that discovery talks to, and
+//! `gateway hold`, which only holds a network namespace (and its published ports) for the
+//! gateways that join it, so one can replace another without closing the port.
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -9,6 +11,9 @@ fn main() -> std::process::ExitCode {
     }
     if args.first().is_some_and(|a| a == "routes") {
         return gateway::admin::print_routes();
+    }
+    if args.first().is_some_and(|a| a == "hold") {
+        return gateway::listen::hold();
     }
     kit::service::main::<gateway::Config>()
 }

@@ -59,6 +59,8 @@ pub struct Proxy {
     pub https_redirect: Option<u16>,
     /// With TLS on: `Strict-Transport-Security` on every HTTPS answer.
     pub hsts: Option<HeaderValue>,
+    /// A starting gateway's warm-up (see [`crate::warm`]).
+    pub warm: crate::warm::Warm,
 }
 
 /// Retries after a 502/503 answer are allowed while they stay under a fifth of all requests

@@ -18,6 +18,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use kit::health::Readiness;
 use kit::server::{Server, Stop, service_router};
 use tokio::net::TcpListener;
+
+use crate::listen::Socket;
 use tokio_rustls::TlsAcceptor;
 
 use crate::Config;
@@ -30,7 +32,7 @@ use crate::routes::{self, RouteSpec, Table};
 use crate::tls::CertDir;
 
 struct TlsListener {
-    listener: TcpListener,
+    listener: Socket,
     acceptor: TlsAcceptor,
     certs: Arc<CertDir>,
 }
@@ -43,10 +45,12 @@ impl std::fmt::Debug for TlsListener {
 
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
+    listener: Socket,
     /// The TLS listener, its acceptor and the certificates it serves.
     tls: Option<TlsListener>,
     admin: Server,
+    /// The admin API on the container's own Unix socket, when configured.
+    admin_router: Option<axum::Router>,
     proxy: Arc<Proxy>,
     checks: CheckClient,
     config: Config,
@@ -94,28 +98,37 @@ impl Application {
                 .as_ref()
                 .and_then(|t| t.hsts.as_deref())
                 .and_then(|h| HeaderValue::from_str(h).ok()),
+            warm: Default::default(),
         });
-        let listener = TcpListener::bind(config.common.http.addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.common.http.addr))?;
+        // Without a warm-up the listeners take connections at once (as a test expects);
+        // with one, only once the gateway is warm (see `run_until`).
+        let open = |socket: Socket| -> anyhow::Result<Socket> {
+            if config.warm_up.is_zero() { Ok(Socket::Listening(socket.open()?)) } else { Ok(socket) }
+        };
+        let listener = open(Socket::bind(config.common.http.addr, config.reuse_port)?)?;
         let tls = match &config.tls {
             None => None,
             Some(t) => {
                 let certs = Arc::new(CertDir::load(&t.dir).map_err(|e| anyhow::anyhow!(e))?);
                 let acceptor = crate::tls::acceptor(certs.clone())?;
-                let listener = TcpListener::bind(t.addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {} (TLS): {e}", t.addr))?;
+                let listener = open(Socket::bind(t.addr, config.reuse_port)?)?;
                 Some(TlsListener { listener, acceptor, certs })
             }
         };
-        let admin_router = service_router(
-            crate::admin::router(proxy.clone()),
-            Readiness::new().release(&config.common.release),
-            &config.common.http,
-        );
-        let admin = Server::bind(config.admin_addr, admin_router, config.common.http.shutdown_grace).await?;
-        Ok(Self { listener, tls, admin, proxy, checks, config })
+        let warm = proxy.clone();
+        let readiness = Readiness::new().release(&config.common.release).check("warm", move || {
+            let listening = warm.warm.listening.load(Ordering::Relaxed);
+            async move {
+                anyhow::ensure!(listening, "warming up: not taking connections yet");
+                Ok(())
+            }
+        });
+        let admin_router =
+            service_router(crate::admin::router(proxy.clone()), readiness, &config.common.http);
+        let admin_listener = Socket::bind(config.admin_addr, config.reuse_port)?.open()?;
+        let admin = Server::new(admin_listener, admin_router.clone(), config.common.http.shutdown_grace);
+        let admin_router = config.admin_socket.is_some().then_some(admin_router);
+        Ok(Self { listener, tls, admin, admin_router, proxy, checks, config })
     }
 
     pub fn port(&self) -> u16 {
@@ -164,26 +177,48 @@ impl Application {
             })
         };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
+        let admin_socket = match (&self.config.admin_socket, self.admin_router) {
+            (Some(path), Some(router)) => Some(crate::listen::serve_admin_socket(path, router, stop.wait())?),
+            _ => None,
+        };
+        if !self.config.warm_up.is_zero() {
+            let docker = self.config.docker.is_some();
+            tokio::select! {
+                () = crate::warm::wait(&self.proxy, docker, self.config.warm_up) => {}
+                () = stop.wait() => {}
+            }
+        }
+        let listener = self.listener.open()?;
+        let tls = match self.tls {
+            Some(t) => Some((t.listener.open()?, t.acceptor, t.certs)),
+            None => None,
+        };
+        self.proxy.warm.listening.store(true, Ordering::Relaxed);
         let graceful = GracefulShutdown::new();
         let timeout = (self.config.header_timeout, self.config.idle_timeout);
-        let plain = accept(self.listener, None, self.proxy.clone(), timeout, &graceful, stop.wait());
+        let plain = accept(listener, None, self.proxy.clone(), timeout, &graceful, &stop);
         let secure = async {
-            if let Some(t) = self.tls {
+            if let Some((listener, acceptor, certs)) = tls {
                 let every = self.config.reload_every;
-                let certs = t.certs.clone();
                 let refresh = tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(every).await;
                         certs.refresh();
                     }
                 });
-                accept(t.listener, Some(t.acceptor), self.proxy.clone(), timeout, &graceful, stop.wait())
-                    .await;
+                accept(listener, Some(acceptor), self.proxy.clone(), timeout, &graceful, &stop).await;
                 refresh.abort();
             }
         };
         tokio::join!(plain, secure);
-        tracing::info!("gateway shutting down: draining connections");
+        // The listeners are closed (a successor sharing the ports takes the new connections).
+        // Kept-alive connections get one more request, answered with `Connection: close`, so
+        // a client is not cut off between two requests; then the idle ones are closed.
+        let drain_until = tokio::time::Instant::now() + self.config.drain_time;
+        tracing::info!(connections = graceful.count(), "gateway shutting down: draining connections");
+        while graceful.count() > 0 && tokio::time::Instant::now() < drain_until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         if tokio::time::timeout(self.config.common.http.shutdown_grace, graceful.shutdown()).await.is_err() {
             tracing::warn!("grace period over: dropping unfinished connections");
         }
@@ -195,6 +230,9 @@ impl Application {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
         }
         admin.await??;
+        if let Some(task) = admin_socket {
+            let _ = task.await;
+        }
         Ok(())
     }
 }
@@ -231,7 +269,7 @@ async fn accept(
     proxy: Arc<Proxy>,
     (header_timeout, idle_timeout): (std::time::Duration, std::time::Duration),
     graceful: &GracefulShutdown,
-    stopped: impl Future<Output = ()>,
+    stop: &Stop,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A request head of at most 32 KiB (hyper answers 431 past it; one line may hold at most
@@ -243,11 +281,25 @@ async fn accept(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, https, "gateway listening");
     }
+    let stopped = stop.wait();
     tokio::pin!(stopped);
     while let Some((stream, peer)) = next_connection(&listener, stopped.as_mut()).await {
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
-        let service = service_fn(move |req| proxy.clone().handle(req, peer, https));
+        let stop = stop.clone();
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let http1 = req.version() <= http::Version::HTTP_11;
+            let answer = proxy.clone().handle(req, peer, https);
+            let stop = stop.clone();
+            async move {
+                let mut res = answer.await?;
+                // Draining: this connection's last answer.
+                if http1 && stop.triggered() {
+                    res.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(res)
+            }
+        });
         let builder = builder.clone();
         let graceful = graceful.watcher();
         let tls = tls.clone();
@@ -283,6 +335,8 @@ async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
     let mut file = read_file(&config).map(|(specs, _)| specs).unwrap_or_default();
     let mut last_modified = modified(&config);
     let mut tick = tokio::time::interval(config.reload_every);
+    // Whether Docker's first listing has come (what a starting gateway waits for).
+    let mut heard = false;
     loop {
         let docker_changed = async {
             match docker.as_mut() {
@@ -305,7 +359,7 @@ async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
                     }
                 }
             }
-            alive = docker_changed => if !alive { docker = None; }
+            alive = docker_changed => if alive { heard = true } else { docker = None },
         }
         let from_docker = docker.as_ref().map(|rx| rx.borrow().clone()).unwrap_or_default();
         let current = proxy.table.load_full();
@@ -325,11 +379,13 @@ async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
             }
         };
         let now_modified = modified(&config);
-        if now_modified == last_modified && table.shape() == current.shape() {
-            continue;
+        if now_modified != last_modified || table.shape() != current.shape() {
+            last_modified = now_modified;
+            swap(&proxy, &checks, &current, table);
         }
-        last_modified = now_modified;
-        swap(&proxy, &checks, &current, table);
+        if heard {
+            proxy.warm.discovered.store(true, Ordering::Relaxed);
+        }
     }
 }
 

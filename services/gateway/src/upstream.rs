@@ -27,6 +27,8 @@ pub struct Instance {
     pub errors: AtomicU64,
     /// Set when the instance leaves the routes: its health checker stops.
     pub retired: AtomicBool,
+    /// Set once its checks have a verdict: in rotation, or a check failed.
+    settled: AtomicBool,
     /// Connections to it.
     pub pool: Pool,
 }
@@ -51,8 +53,18 @@ impl Instance {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
             pool: Pool::default(),
         })
+    }
+
+    /// Whether its health checks have a verdict yet (what a starting gateway waits for).
+    pub fn settled(&self) -> bool {
+        self.settled.load(Ordering::Relaxed)
+    }
+
+    pub fn settle(&self) {
+        self.settled.store(true, Ordering::Relaxed);
     }
 
     pub fn available(&self) -> bool {

@@ -65,7 +65,7 @@ async fn healthz_answers_with_its_release_while_dependencies_are_down() {
     assert_eq!(body["release"], "v7");
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
     assert!(
-        kit::service::probe_ready(addr).await.is_err(),
+        kit::service::probe_ready(&kit::service::Probe::Tcp(addr)).await.is_err(),
         "the healthcheck subcommand's probe says not ready"
     );
 }

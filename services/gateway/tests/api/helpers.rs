@@ -100,6 +100,7 @@ pub struct Gateway {
     pub routes_file: PathBuf,
     pub client: reqwest::Client,
     _stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)]) -> Gateway {
@@ -111,6 +112,8 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)]) -> Gateway {
         ("SLIPWAY_GATEWAY_ADMIN_PORT".into(), "0".into()),
         ("SLIPWAY_GATEWAY_ROUTES_PATH".into(), routes_file.display().to_string()),
         ("SLIPWAY_GATEWAY_RELOAD_EVERY".into(), "100ms".into()),
+        // Taking connections at once: a test asks as soon as the gateway is built.
+        ("SLIPWAY_GATEWAY_WARM_UP".into(), "0s".into()),
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = gateway::Config::load(&Sources::from_vars(vars)).expect("gateway config");
@@ -119,13 +122,19 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)]) -> Gateway {
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let tls = app.tls_port().map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let task = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    Gateway { base, admin, tls, routes_file, client: reqwest::Client::new(), _stop: stop }
+    Gateway { base, admin, tls, routes_file, client: reqwest::Client::new(), _stop: stop, task }
 }
 
 impl Gateway {
+    /// Stops the gateway as SIGTERM would, and waits until it has drained and exited.
+    pub async fn stop(self) {
+        drop(self._stop);
+        self.task.await.expect("the gateway task").expect("the gateway stops cleanly");
+    }
+
     pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.base))

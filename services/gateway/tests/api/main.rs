@@ -4,6 +4,7 @@
 mod docker;
 mod edge;
 mod failover;
+mod handover;
 mod hardening;
 mod helpers;
 mod protocols;
