@@ -86,7 +86,7 @@ pub fn serve_admin_socket(
 pub fn hold() -> std::process::ExitCode {
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => {
-            rt.block_on(kit::server::shutdown_signal());
+            rt.block_on(async { kit::server::shutdown_signal().await });
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {

@@ -13,6 +13,10 @@ fn main() -> std::process::ExitCode {
         return gateway::admin::print_routes();
     }
     if args.first().is_some_and(|a| a == "hold") {
+        // `gateway hold healthcheck`: the holder's health check (running is all it does).
+        if args.get(1).is_some_and(|a| a == "healthcheck") {
+            return std::process::ExitCode::SUCCESS;
+        }
         return gateway::listen::hold();
     }
     kit::service::main::<gateway::Config>()

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use tokio::process::Command;
 
 use super::Destination;
+use super::ports::Holder;
 use crate::Failure;
 
 /// What a deploy needs to know of the resolved compose model.
@@ -37,6 +38,8 @@ pub struct Service {
     /// `slipway.path`, `slipway.host` or `slipway.port`: a new instance must be in rotation
     /// there before an old one stops.
     pub route: Option<String>,
+    /// The container holding its ports while it is replaced (the gateway's; see [`super::ports`]).
+    pub holder: Option<Holder>,
 }
 
 /// How a deploy replaces a service's containers (the `slipway.deploy` label).
@@ -185,6 +188,7 @@ pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
             switch,
             replicas: def["deploy"]["replicas"].as_u64().map_or(1, |n| n as usize),
             route: routed.then(|| label("slipway.route").unwrap_or(service).to_string()),
+            holder: if switch == Switch::Last { Holder::of(def) } else { None },
         });
         if let Some(image) = def["image"].as_str()
             && !images.iter().any(|i| i == image)
@@ -204,9 +208,15 @@ pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
     Ok(Model { project, secrets, images, services })
 }
 
-/// The overlay that swaps each service's file secrets for its secrets volume.
+/// The overlay that swaps each service's file secrets for its secrets volume, and gives the
+/// gateway its ports holder.
 pub fn overlay(model: &Model) -> Result<PathBuf, Failure> {
     let mut services = String::from("services:\n");
+    for service in &model.services {
+        if let Some(holder) = &service.holder {
+            services.push_str(&holder.overlay(&service.name));
+        }
+    }
     let mut volumes = String::from("volumes:\n");
     for service in model.secrets.keys() {
         let volume = model.secrets_volume(service);

@@ -2,11 +2,13 @@
 //! first; then every blue-green service's new containers beside its old ones, and the old
 //! ones stopped only once all the new ones are healthy and in rotation at the gateway (which
 //! drains an instance at its stop event), so a release that fails anywhere is removed whole
-//! and the old one keeps serving; the gateway last.
+//! and the old one keeps serving; the gateway last, the same way, on the port its holder
+//! keeps open.
 
 use std::time::{Duration, Instant};
 
 use super::compose::{self, Compose, Model, Service, Switch};
+use super::ports;
 use crate::Failure;
 
 /// What a switch does with the one-shots (the migrations).
@@ -42,11 +44,33 @@ pub async fn release(compose: &Compose<'_>, model: &Model, migrations: Migration
     }
     blue_green(compose, of(Switch::BlueGreen).collect()).await?;
     for last in of(Switch::Last) {
-        let started = Instant::now();
-        let args = ["up", "--detach", "--wait", "--no-deps", "--no-build", "--pull", "never", &last.name];
-        compose.run(&args, &format!("replacing {}", last.name)).await?;
-        println!("  {}: replaced ({:.1?})", last.name, started.elapsed());
+        replace_last(compose, last).await?;
     }
+    Ok(())
+}
+
+/// The gateway: with its ports holder running, a new one beside the old, sharing the port,
+/// and the old one stopped once the new is healthy (warm). A host deployed before holders
+/// existed gets one now, and its gateway is down meanwhile, once.
+async fn replace_last(compose: &Compose<'_>, last: &Service) -> Result<(), Failure> {
+    let holder = last.holder.as_ref().map(|_| ports::Holder::name(&last.name));
+    if let Some(holder) = &holder
+        && !compose.containers(holder).await?.is_empty()
+    {
+        return blue_green(compose, vec![last]).await;
+    }
+    let started = Instant::now();
+    if holder.is_some() {
+        eprintln!(
+            "slipway: warning: {} gets a ports holder now, so later deploys replace it without closing its              port; this time it is down for a moment",
+            last.name
+        );
+        remove(compose, &compose.containers(&last.name).await?).await;
+    }
+    let mut args = vec!["up", "--detach", "--wait", "--no-deps", "--no-build", "--pull", "never", &last.name];
+    args.extend(holder.as_deref());
+    compose.run(&args, &format!("replacing {}", last.name)).await?;
+    println!("  {}: replaced ({:.1?})", last.name, started.elapsed());
     Ok(())
 }
 
