@@ -2,6 +2,7 @@
 
 mod auth;
 mod bus;
+mod deploy;
 mod gateway;
 
 use std::path::PathBuf;
@@ -15,6 +16,9 @@ pub enum Target {
     Bus,
     /// Throughput and p99 beside nginx and HAProxy in front of the same upstream.
     Gateway,
+    /// Release after release of the stack to a second engine over SSH, under load, beside
+    /// `docker compose up -d` of the same change (needs `cargo xtask images` first; root).
+    Deploy,
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
@@ -22,6 +26,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Auth => auth::run().await,
         Target::Bus => bus::run().await,
         Target::Gateway => gateway::run().await,
+        Target::Deploy => deploy::run_bench().await,
     }
 }
 

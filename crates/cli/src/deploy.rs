@@ -18,7 +18,10 @@ mod destination;
 mod engine;
 mod history;
 mod images;
+pub mod logs;
+mod ports;
 mod secrets;
+pub mod status;
 mod switch;
 
 use std::path::Path;
@@ -159,6 +162,12 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
         replaced: None,
     };
     let appended = history::append(dest, &model.project, &cli_image, record).await;
+    if result.is_ok()
+        && let Ok(releases) = &appended
+    {
+        let kept = history::last_live(releases, images::KEPT_RELEASES);
+        images::prune(dest, &model.images, tag, &kept).await;
+    }
     lock.release().await;
     result?;
     if let Err(e) = appended {
@@ -180,6 +189,11 @@ async fn reach(dest: &Destination) -> Result<(), Failure> {
 async fn recorded(dest: &Destination) -> Result<Vec<history::Release>, Failure> {
     reach(dest).await?;
     let project = compose::model(dest, "none").await?.project;
+    recorded_in(dest, &project).await
+}
+
+/// The history of `project` on the destination (see [`recorded`]).
+async fn recorded_in(dest: &Destination, project: &str) -> Result<Vec<history::Release>, Failure> {
     let out = dest
         .engine
         .output(&["images", "--filter", "reference=slipway/slipway", "--format", "{{.Repository}}:{{.Tag}}"])
@@ -187,7 +201,7 @@ async fn recorded(dest: &Destination) -> Result<Vec<history::Release>, Failure> 
     let image = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string);
     let image =
         image.ok_or_else(|| Failure::Failed(anyhow::anyhow!("{} has had no release yet", dest.name)))?;
-    history::read(dest, &project, &image).await
+    history::read(dest, project, &image).await
 }
 
 /// Under the lock: secrets, then the switch to the new release.

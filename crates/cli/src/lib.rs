@@ -73,6 +73,10 @@ enum Command {
     Rollback(deploy::RollbackArgs),
     /// A destination's release history, newest first.
     Releases(deploy::ReleasesArgs),
+    /// What runs on a destination: each service's release, healthy instances, rotation.
+    Status(deploy::status::Args),
+    /// A destination's logs, every instance merged in time order (or one request's lines).
+    Logs(deploy::logs::Args),
     /// A destination's deploy lock (destinations are named in deploy.toml).
     #[command(subcommand)]
     Lock(lock::Command),
@@ -129,6 +133,8 @@ pub fn main() -> ExitCode {
             Command::Deploy(args) => deploy::run(args).await,
             Command::Rollback(args) => deploy::rollback(args).await,
             Command::Releases(args) => deploy::releases(args).await,
+            Command::Status(args) => deploy::status::run(args).await,
+            Command::Logs(args) => deploy::logs::run(args).await,
             Command::Lock(cmd) => lock::run(cmd).await,
         }
     });

@@ -2,7 +2,9 @@
 //! provides (`DATABASE_URL`), and a TCP proxy lets a test take Postgres away and give it back.
 
 pub mod docker;
+pub mod load;
 mod proxy;
+pub mod registry;
 pub mod remote;
 pub mod smtp;
 

@@ -113,6 +113,13 @@ impl RemoteHost {
         ));
     }
 
+    /// This machine's address as the host sees it (`10.231.N.1`): a service of the test's
+    /// listening there (a registry) is reachable from both.
+    pub fn peer_address(&self) -> Ipv4Addr {
+        let [a, b, c, _] = self.address.octets();
+        Ipv4Addr::new(a, b, c, 1)
+    }
+
     /// How the deploying side reaches this engine: `ssh://root@10.231.N.2`.
     pub fn engine(&self) -> String {
         format!("ssh://root@{}", self.address)

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use serde_json::json;
+use testkit::load::{Counts, Load};
 use testkit::remote::RemoteHost;
+use tokio::io::AsyncBufReadExt as _;
 use tokio::process::Command;
 
 use crate::helpers::{PASSWORD, TAG, binary, images, workspace};
@@ -118,9 +120,9 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     // services answer as the new release once it is done.
     assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
     retag("v2").await;
-    let load = Load::start(&site);
+    let load = steady_load(&site);
     let next = project.slipway(&host, &["deploy", "remote", "--tag", "v2"]).await;
-    let (answered, errors, dropped) = load.stop().await;
+    let Counts { answered, errors, dropped } = load.stop().await;
     assert!(next.status.success(), "{}\n{}", text(&next), host_logs(&host).await);
     assert!(text(&next).contains("slipway/auth:v2: shipped to remote"), "{}", text(&next));
     assert!(
@@ -128,21 +130,48 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
         "{}",
         text(&next)
     );
+    assert!(text(&next).contains("gateway: 1 new instance(s) healthy, 1 old stopped"), "{}", text(&next));
     eprintln!(
-        "e2e: {answered} requests during the deploy of v2: {errors} error responses, {dropped} connections \
-         dropped (the gateway's own replacement)"
+        "e2e: {answered} requests during the deploy of v2: {errors} error responses, {dropped} dropped"
     );
     assert!(answered > 100, "the load ran through the deploy: {answered}");
-    assert_eq!(errors, 0, "no request answered with an error while the services switched");
+    assert_eq!(
+        (errors, dropped),
+        (0, 0),
+        "no request failed while the services and the gateway itself were replaced"
+    );
     assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, "v2");
     assert_eq!(release_of(&http, &format!("{site}/healthz")).await, "v2");
+
+    // What runs there: every instance of the new release, healthy and in rotation.
+    let status = project.slipway(&host, &["status", "remote", "--json"]).await;
+    assert!(status.status.success(), "{}", text(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["live"]["release"], "v2", "{status}");
+    let auth = status["services"].as_array().into_iter().flatten().find(|s| s["service"] == "auth");
+    let auth = auth.cloned().unwrap_or_default();
+    assert_eq!(
+        (&auth["release"], &auth["healthy"], &auth["total"], &auth["in_rotation"]),
+        (&json!("v2"), &json!(2), &json!(2), &json!(2)),
+        "{status}"
+    );
+    // One request's lines, found by its id among every service's logs.
+    let id = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let asked = http.get(format!("{site}/api/auth/healthz")).header("x-request-id", &id).send().await;
+    assert_eq!(asked.expect("asked").status(), 200);
+    testkit::eventually(Duration::from_secs(20), "the request's access line in the logs", async || {
+        let logs = project.slipway(&host, &["logs", "remote", "--request-id", &id]).await;
+        let said = text(&logs);
+        said.lines().any(|l| l.starts_with("slipway-gateway-") && l.contains(" access ") && l.contains(&id))
+    })
+    .await;
 
     // A release whose web never becomes healthy: the deploy fails within its timeout naming
     // web, every new container is removed, and v2 keeps serving every request.
     retag("v3").await;
-    let load = Load::start(&site);
+    let load = steady_load(&site);
     let failed = project.slipway(&host, &["deploy", "broken", "--tag", "v3"]).await;
-    let (answered, errors, dropped) = load.stop().await;
+    let Counts { answered, errors, dropped } = load.stop().await;
     let said = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{said}");
     assert!(said.contains("the new release of web was not healthy and in rotation within 20s"), "{said}");
@@ -160,13 +189,13 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     assert_eq!(release_of(&http, &format!("{site}/healthz")).await, "v2");
 
     // Back to the release before v2, under load, through the same switch.
-    let load = Load::start(&site);
+    let load = steady_load(&site);
     let back = project.slipway(&host, &["rollback", "remote"]).await;
-    let (answered, errors, dropped) = load.stop().await;
+    let Counts { answered, errors, dropped } = load.stop().await;
     assert!(back.status.success(), "{}\n{}", text(&back), host_logs(&host).await);
     assert!(text(&back).contains(&format!("rolling back to {TAG}")), "{}", text(&back));
     eprintln!("e2e: {answered} requests during the rollback: {errors} error responses, {dropped} dropped");
-    assert_eq!(errors, 0, "no request answered with an error during the rollback");
+    assert_eq!((errors, dropped), (0, 0), "no request failed during the rollback");
     assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
 
     // The history is on the host: every deploy and rollback, with its outcome.
@@ -180,6 +209,44 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     assert!(lines[1].starts_with("v3") && lines[1].contains("failed: the new release of web"), "{lines:?}");
     assert!(lines[2].starts_with("v2") && lines[2].contains("live, replaced e2e"), "{lines:?}");
 
+    // A deploy killed halfway (SIGKILL in the middle of the switch): the site keeps serving,
+    // the lock goes with its holder, and a re-run completes the release.
+    let mut killed = Command::new(binary("slipway"))
+        .current_dir(&project.dir)
+        .env("PATH", host.path())
+        .args(["deploy", "remote", "--tag", "v2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the deploy starts");
+    let mut said = tokio::io::BufReader::new(killed.stdout.take().expect("stdout")).lines();
+    loop {
+        match said.next_line().await.expect("the deploy's output") {
+            Some(line) if line.contains("new instance(s) started beside") => break,
+            Some(_) => {}
+            None => panic!("the deploy ended before its switch"),
+        }
+    }
+    killed.start_kill().expect("SIGKILL");
+    let _ = killed.wait().await;
+    let serving = release_of(&http, &format!("{site}/api/auth/healthz")).await;
+    assert!(serving == TAG || serving == "v2", "the site keeps serving: {serving}");
+    testkit::eventually(Duration::from_secs(30), "the killed deploy's lock gone", async || {
+        text(&project.slipway(&host, &["lock", "status", "remote"]).await).contains("remote: not held")
+    })
+    .await;
+    let rerun = project.slipway(&host, &["deploy", "remote", "--tag", "v2"]).await;
+    assert!(rerun.status.success(), "{}\n{}", text(&rerun), host_logs(&host).await);
+    let status = project.slipway(&host, &["status", "remote", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    for service in status["services"].as_array().into_iter().flatten() {
+        if ["auth", "web", "mailer", "gateway"].contains(&service["service"].as_str().unwrap_or_default()) {
+            assert_eq!(service["release"], "v2", "no container of the killed deploy is left over: {status}");
+            assert_eq!(service["healthy"], service["total"], "{status}");
+        }
+    }
+
     // A migration that fails (its tables exist, but its record is gone): nothing is switched,
     // and the message names the migration's file.
     let forget = "DELETE FROM auth.schema_migrations WHERE version = (SELECT max(version) FROM auth.schema_migrations)";
@@ -192,7 +259,42 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
             && said.contains("services/auth/migrations/"),
         "{said}"
     );
-    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG, "nothing switched");
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, "v2", "nothing switched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_with_a_registry_gets_the_release_pushed_there_and_pulls_it() {
+    images().await;
+    let host = RemoteHost::start().await;
+    let registry = testkit::registry::Registry::start(host.peer_address().into()).await;
+    let project = Project::new(&host).await;
+    let toml = format!(
+        "\n[destinations.pulled]\nengine = \"{}\"\npublic_url = \"http://{}:8080\"\nregistry = \"{}/e2e\"\n",
+        host.engine(),
+        host.address,
+        registry.addr
+    );
+    let mut file =
+        std::fs::OpenOptions::new().append(true).open(project.dir.join("deploy.toml")).expect("toml");
+    std::io::Write::write_all(&mut file, toml.as_bytes()).expect("append");
+
+    let deploy = project.slipway(&host, &["deploy", "pulled", "--tag", TAG]).await;
+    let said = text(&deploy);
+    assert!(deploy.status.success(), "{said}\n{}\n{}", host_logs(&host).await, registry.log());
+    let pushed = format!("slipway/auth:{TAG}: pushed to {}/e2e and pulled by pulled", registry.addr);
+    assert!(said.contains(&pushed), "{said}");
+    let held = registry.repositories();
+    for repo in ["e2e/slipway/auth", "e2e/slipway/gateway", "e2e/slipway/web", "e2e/postgres"] {
+        assert!(held.iter().any(|r| r == repo), "{repo} in the registry: {held:?}");
+    }
+    // The host runs the images under the names the compose files use, and serves.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let site = format!("http://{}:8080", host.address);
+    assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
+    let tags =
+        host.docker_local(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).await.unwrap_or_default();
+    assert!(tags.lines().any(|t| t == format!("slipway/auth:{TAG}")), "{tags}");
+    assert!(!tags.contains(&registry.addr), "the registry's names are not left on the host: {tags}");
 }
 
 /// Tags this run's images as release `tag` too (the same contents under another name).
@@ -209,52 +311,9 @@ async fn release_of(http: &reqwest::Client, url: &str) -> String {
     body["release"].as_str().unwrap_or("none").to_string()
 }
 
-/// Four clients asking auth and web through the gateway until stopped: requests answered,
-/// error responses (a 5xx or a non-200), and connections that failed outright.
-struct Load {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(u64, u64, u64)>>,
-}
-
-impl Load {
-    fn start(site: &str) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let tasks = (0..4)
-            .map(|i| {
-                let stop = stop.clone();
-                let url =
-                    if i % 2 == 0 { format!("{site}/api/auth/healthz") } else { format!("{site}/healthz") };
-                tokio::spawn(async move {
-                    let http =
-                        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-                    let (mut answered, mut errors, mut dropped) = (0, 0, 0);
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        match http.get(&url).send().await {
-                            Ok(res) if res.status() == 200 => answered += 1,
-                            Ok(res) => {
-                                eprintln!("e2e: {url} answered {}", res.status());
-                                errors += 1;
-                            }
-                            Err(_) => dropped += 1,
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    (answered, errors, dropped)
-                })
-            })
-            .collect();
-        Self { stop, tasks }
-    }
-
-    async fn stop(self) -> (u64, u64, u64) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut sum = (0, 0, 0);
-        for t in self.tasks {
-            let (a, e, d) = t.await.expect("load task");
-            sum = (sum.0 + a, sum.1 + e, sum.2 + d);
-        }
-        sum
-    }
+/// Four clients asking auth and web through the gateway until stopped.
+fn steady_load(site: &str) -> Load {
+    Load::start(&[format!("{site}/api/auth/healthz"), format!("{site}/healthz")], 4)
 }
 
 /// One statement through psql in the host's Postgres container: its output, unaligned.

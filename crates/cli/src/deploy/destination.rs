@@ -33,6 +33,7 @@ struct Raw {
     secrets: PathBuf,
     #[serde(default = "default_health_timeout")]
     health_timeout: String,
+    registry: Option<String>,
 }
 
 fn default_files() -> Vec<PathBuf> {
@@ -66,6 +67,10 @@ pub struct Destination {
     pub secrets: PathBuf,
     /// How long a release may take to become healthy.
     pub health_timeout: Duration,
+    /// The registry images go through (`host[:port][/path]`): pushed from the deployer's
+    /// machine, pulled by the destination. Without one they are streamed over the engine's
+    /// connection.
+    pub registry: Option<String>,
 }
 
 /// The destination called `name` in `root`'s deploy.toml, or a message saying what is wrong,
@@ -123,6 +128,14 @@ fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
             ))
         })
         .ok();
+    let registry = raw.registry.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if let Some(registry) = registry
+        && (registry.contains("://") || registry.ends_with('/') || registry.contains(char::is_whitespace))
+    {
+        problems.push(format!(
+            "registry: expected host[:port][/path] without a scheme or a trailing slash, got {registry:?}"
+        ));
+    }
     match (engine, public_url, health_timeout) {
         (Some(engine), Some(public_url), Some(health_timeout)) if problems.is_empty() => Ok(Destination {
             name: name.to_string(),
@@ -132,6 +145,7 @@ fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
             publish: raw.publish.clone(),
             secrets: raw.secrets.clone(),
             health_timeout,
+            registry: registry.map(str::to_string),
         }),
         _ => Err(problems),
     }
@@ -149,16 +163,22 @@ mod tests {
             publish: default_publish(),
             secrets: default_secrets(),
             health_timeout: default_health_timeout(),
+            registry: None,
         }
     }
 
     #[test]
     fn every_problem_of_a_destination_is_reported_at_once() {
-        let bad =
-            Raw { health_timeout: "soon".into(), public_url: Some("example.com".into()), ..raw("ftp://x") };
-        let problems = check("prod", &bad).expect_err("three problems");
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        let bad = Raw {
+            health_timeout: "soon".into(),
+            public_url: Some("example.com".into()),
+            registry: Some("https://registry.example.com/".into()),
+            ..raw("ftp://x")
+        };
+        let problems = check("prod", &bad).expect_err("four problems");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].starts_with("engine:"), "{problems:?}");
+        assert!(problems[3].starts_with("registry: expected host[:port][/path]"), "{problems:?}");
     }
 
     #[test]
@@ -167,5 +187,6 @@ mod tests {
         assert_eq!(d.health_timeout, Duration::from_secs(60));
         assert_eq!(d.files.len(), 2);
         assert_eq!(d.publish, "0.0.0.0:8080");
+        assert_eq!(d.registry, None, "images are streamed");
     }
 }

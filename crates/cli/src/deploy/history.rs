@@ -102,19 +102,19 @@ pub async fn read(dest: &Destination, project: &str, image: &str) -> Result<Vec<
 }
 
 /// Adds one release to the destination's history, with the release live before it as the
-/// one it replaced.
+/// one it replaced; returns the whole history.
 pub async fn append(
     dest: &Destination,
     project: &str,
     image: &str,
     mut release: Release,
-) -> Result<(), Failure> {
+) -> Result<Vec<Release>, Failure> {
     let helper = Helper::create(dest, project, image).await?;
     let written = match helper.read().await {
         Ok(mut releases) => {
             release.replaced = live(&releases).map(|r| r.tag.clone());
             releases.push(release);
-            helper.write(&releases).await
+            helper.write(&releases).await.map(|()| releases)
         }
         Err(e) => Err(e),
     };
@@ -122,7 +122,56 @@ pub async fn append(
     written
 }
 
+/// The tags of the last `n` distinct releases that went live, newest first.
+pub fn last_live(releases: &[Release], n: usize) -> Vec<&str> {
+    let mut tags: Vec<&str> = Vec::new();
+    for r in releases.iter().rev().filter(|r| r.outcome == "live") {
+        if tags.len() == n {
+            break;
+        }
+        if !tags.contains(&r.tag.as_str()) {
+            tags.push(&r.tag);
+        }
+    }
+    tags
+}
+
 /// The release live now: the newest whose outcome is `live`.
 pub fn live(releases: &[Release]) -> Option<&Release> {
     releases.iter().rev().find(|r| r.outcome == "live")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Release, last_live};
+
+    fn release(tag: &str, outcome: &str) -> Release {
+        Release {
+            tag: tag.into(),
+            kind: "deploy".into(),
+            images: Vec::new(),
+            by: "me@here".into(),
+            at: "2026-12-04T00:00:00Z".into(),
+            seconds: 1.0,
+            outcome: outcome.into(),
+            replaced: None,
+        }
+    }
+
+    #[test]
+    fn the_releases_kept_are_the_last_distinct_ones_that_went_live_newest_first() {
+        let history: Vec<Release> = [
+            ("a", "live"),
+            ("b", "live"),
+            ("c", "failed: web"),
+            ("d", "live"),
+            ("b", "live"),
+            ("e", "failed: auth"),
+        ]
+        .iter()
+        .map(|(t, o)| release(t, o))
+        .collect();
+        assert_eq!(last_live(&history, 5), ["b", "d", "a"]);
+        assert_eq!(last_live(&history, 2), ["b", "d"]);
+    }
 }

@@ -1,5 +1,6 @@
-//! Getting a release's images onto a destination's engine: streamed over the engine's own
-//! connection (`docker save | docker load`), and only those it lacks.
+//! Getting a release's images onto a destination's engine, only those it lacks: through the
+//! destination's registry (pushed here, pulled there), or streamed over the engine's own
+//! connection (`docker save | docker load`); and pruning those of old releases.
 
 use std::process::Stdio;
 use std::time::Instant;
@@ -19,8 +20,8 @@ async fn local_id(image: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Ships every image the destination lacks (or holds under the tag with other contents);
-/// returns each image with its id.
+/// Ships every image the destination lacks (or holds under the tag with other contents),
+/// through the destination's registry if it has one; returns each image with its id.
 pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, String)>, Failure> {
     let mut shipped = Vec::new();
     for image in images {
@@ -37,6 +38,16 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, 
             continue;
         }
         let started = Instant::now();
+        if let Some(registry) = &dest.registry {
+            through_registry(dest, registry, image).await?;
+            println!(
+                "  {image}: pushed to {registry} and pulled by {} in {:.1?}",
+                dest.name,
+                started.elapsed()
+            );
+            shipped.push((image.clone(), id));
+            continue;
+        }
         let mut save = Command::new("docker")
             .args(["save", image])
             .stdout(Stdio::piped())
@@ -61,6 +72,38 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, 
     Ok(shipped)
 }
 
+/// One image through a registry: tagged `registry/image` and pushed from this machine, pulled
+/// by the destination and tagged there under the name the compose files use. A registry that
+/// needs a login needs `docker login` on both sides first.
+async fn through_registry(dest: &Destination, registry: &str, image: &str) -> Result<(), Failure> {
+    let remote = format!("{registry}/{image}");
+    let local = async |args: &[&str]| -> Result<(), Failure> {
+        let out = Command::new("docker")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run `docker`: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no answer").trim().to_string();
+        Err(Failure::Failed(anyhow::anyhow!("`docker {}` failed on this machine: {said}", args.join(" "))))
+    };
+    local(&["tag", image, &remote]).await?;
+    let pushed = local(&["push", "--quiet", &remote]).await;
+    let _ = local(&["image", "rm", &remote]).await;
+    pushed.map_err(|e| Failure::Failed(anyhow::anyhow!("pushing {image} to {registry}: {e}")))?;
+    for args in [&["pull", "--quiet", &remote][..], &["tag", &remote, image], &["image", "rm", &remote]] {
+        let out = dest.engine.output(args).await?;
+        if !out.status.success() {
+            return Err(super::engine_failure(dest, &format!("`docker {}`", args.join(" ")), &out.stderr));
+        }
+    }
+    Ok(())
+}
+
 /// Each image with its id on the destination, which must still have them all (a rollback
 /// ships nothing).
 pub async fn on_host(dest: &Destination, images: &[String]) -> Result<Vec<(String, String)>, Failure> {
@@ -81,4 +124,43 @@ pub async fn on_host(dest: &Destination, images: &[String]) -> Result<Vec<(Strin
         }
     }
     Ok(found)
+}
+
+/// Releases whose images a destination keeps (for rollbacks): the last five that went live.
+pub const KEPT_RELEASES: usize = 5;
+
+/// Removes from the destination the images of every release but `kept` ones, for each
+/// repository the release `tag` runs (`images`); an image still in use stays (the engine
+/// refuses to remove it). Says how many went.
+pub async fn prune(dest: &Destination, images: &[String], tag: &str, kept: &[&str]) {
+    let suffix = format!(":{tag}");
+    let repos: Vec<&str> = images.iter().filter_map(|i| i.strip_suffix(&suffix)).collect();
+    if repos.is_empty() {
+        return;
+    }
+    let mut args = vec!["images".to_string(), "--format".into(), "{{.Repository}}:{{.Tag}}".into()];
+    repos.iter().for_each(|r| args.extend(["--filter".into(), format!("reference={r}")]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Ok(listed) = dest.engine.output(&args).await else { return };
+    let stale: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|image| {
+            image.rsplit_once(':').is_some_and(|(repo, t)| {
+                repos.contains(&repo) && t != tag && t != "<none>" && !kept.contains(&t)
+            })
+        })
+        .map(str::to_string)
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+    let removed = dest.engine.output(&[&["image", "rm"][..], &stale].concat()).await;
+    let gone = removed
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("Untagged:")).count());
+    println!(
+        "images: {} of releases before the last {KEPT_RELEASES} removed from {}",
+        gone.unwrap_or(0),
+        dest.name
+    );
 }

@@ -98,3 +98,22 @@ fn a_deploy_from_a_tree_with_uncommitted_changes_is_refused_unless_allowed() {
         text(&allowed)
     );
 }
+
+#[test]
+fn logs_of_a_service_the_destination_does_not_have_name_the_services_it_has() {
+    let dir = project(
+        "[destinations.local]\nengine = \"unix:///var/run/docker.sock\"\npublic_url = \"http://localhost:8080\"\n",
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for file in ["docker-compose.yml", "docker-compose.prod.yml", ".env"] {
+        std::fs::copy(root.join(file), dir.join(file)).expect(file);
+    }
+    let out = slipway(&[]).current_dir(&dir).args(["logs", "local", "auht"]).output().expect("slipway runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("local has no service \"auht\"; its services are")
+            && text(&out).contains("auth, docker-proxy, gateway, mailer, migrate, postgres, web"),
+        "{}",
+        text(&out)
+    );
+}
