@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::config::DbConfig;
 
 mod roles;
-pub use roles::{Grants, provision};
+pub use roles::{Grants, provision, scram_verifier};
 
 /// Connection options from config: the URL (as the service's own role when it has one), the
 /// statement timeout, and the service's schema first on the `search_path`, so its queries

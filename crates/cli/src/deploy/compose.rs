@@ -12,6 +12,7 @@ use tokio::process::Command;
 
 use super::Destination;
 use super::ports::Holder;
+use super::rotate::Database;
 use crate::Failure;
 
 /// What a deploy needs to know of the resolved compose model.
@@ -25,6 +26,8 @@ pub struct Model {
     pub images: Vec<String>,
     /// How each service is brought to the new release, in name order.
     pub services: Vec<Service>,
+    /// The database whose owner's password follows its secret file, if the stack has one.
+    pub database: Option<Database>,
 }
 
 /// One service of the model, as a deploy sees it.
@@ -174,7 +177,9 @@ pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
     let mut secrets = BTreeMap::new();
     let mut images = Vec::new();
     let mut services = Vec::new();
+    let mut database = None;
     for (service, def) in v["services"].as_object().into_iter().flatten() {
+        database = database.or_else(|| Database::of(service, def));
         let label = |k: &str| def["labels"][k].as_str();
         let switch = match (def["restart"].as_str(), label("slipway.deploy")) {
             (Some("no"), _) => Switch::OneShot,
@@ -205,7 +210,7 @@ pub async fn model(dest: &Destination, tag: &str) -> Result<Model, Failure> {
             secrets.insert(service.clone(), names);
         }
     }
-    Ok(Model { project, secrets, images, services })
+    Ok(Model { project, secrets, images, services, database })
 }
 
 /// The overlay that swaps each service's file secrets for its secrets volume, and gives the

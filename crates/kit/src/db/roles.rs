@@ -108,7 +108,7 @@ fn qualified(name: &str) -> String {
 
 /// The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802, RFC 7677): given in
 /// `ALTER ROLE … PASSWORD`, the server keeps it as it is and never sees the password.
-fn scram_verifier(password: &str) -> String {
+pub fn scram_verifier(password: &str) -> String {
     const ITERATIONS: u32 = 4096;
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
