@@ -20,6 +20,8 @@ mod history;
 mod images;
 pub mod logs;
 mod ports;
+mod report;
+mod rotate;
 mod secrets;
 pub mod status;
 mod switch;
@@ -29,6 +31,8 @@ use std::time::Instant;
 
 pub use destination::{Destination, find};
 pub use engine::Engine;
+
+use serde_json::json;
 
 use crate::Failure;
 
@@ -45,6 +49,9 @@ pub struct Args {
     /// Wait for the destination's deploy lock instead of failing when it is held.
     #[arg(long)]
     wait: bool,
+    /// Print each step as a JSON line (for CI) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The engine failed at `what`: which destination, how it was reached, and docker's words.
@@ -64,6 +71,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         Some(tag) => tag,
         None => git_tag(args.allow_dirty).await?,
     };
+    report::begin(args.json);
     release(&dest, &tag, Kind::Deploy, args.wait).await
 }
 
@@ -76,6 +84,9 @@ pub struct RollbackArgs {
     /// Wait for the destination's deploy lock instead of failing when it is held.
     #[arg(long)]
     wait: bool,
+    /// Print each step as a JSON line (for CI) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `slipway rollback`: an earlier release's images, still on the host, through the same
@@ -97,6 +108,7 @@ pub async fn rollback(args: RollbackArgs) -> Result<(), Failure> {
     if live.as_deref() == Some(target.as_str()) {
         return Err(Failure::Refused(format!("{target} is already live on {}", dest.name)));
     }
+    report::begin(args.json);
     release(&dest, &target, Kind::Rollback, args.wait).await
 }
 
@@ -135,11 +147,16 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
     let started = Instant::now();
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let verb = if kind == Kind::Deploy { "deploying" } else { "rolling back to" };
-    println!("slipway: {verb} {tag} on {} ({})", dest.name, dest.engine.describe());
+    let kind_name = if kind == Kind::Deploy { "deploy" } else { "rollback" };
+    report::step(
+        "start",
+        json!({ "release": tag, "destination": dest.name, "kind": kind_name }),
+        format!("slipway: {verb} {tag} on {} ({})", dest.name, dest.engine.describe()),
+    );
     reach(dest).await?;
     let model = compose::model(dest, tag).await?;
     let images = if kind == Kind::Deploy {
-        println!("images:");
+        report::step("images", json!({}), "images:");
         images::ship(dest, &model.images).await?
     } else {
         images::on_host(dest, &model.images).await?
@@ -171,9 +188,13 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
     lock.release().await;
     result?;
     if let Err(e) = appended {
-        eprintln!("slipway: the release is live, but recording it in the history failed: {e}");
+        report::warn(format!("the release is live, but recording it in the history failed: {e}"));
     }
-    println!("slipway: {tag} is live on {} ({:.1?})", dest.name, started.elapsed());
+    report::step(
+        "live",
+        json!({ "release": tag, "seconds": started.elapsed().as_secs_f64() }),
+        format!("slipway: {tag} is live on {} ({:.1?})", dest.name, started.elapsed()),
+    );
     Ok(())
 }
 
@@ -206,7 +227,7 @@ async fn recorded_in(dest: &Destination, project: &str) -> Result<Vec<history::R
 
 /// Under the lock: secrets, then the switch to the new release.
 async fn switch(dest: &Destination, model: &compose::Model, tag: &str, kind: Kind) -> Result<(), Failure> {
-    println!("secrets:");
+    report::step("secrets", json!({}), "secrets:");
     secrets::store(dest, model, tag).await?;
     let gid = compose::socket_group(dest, tag).await?;
     let overlay = compose::overlay(model)?;

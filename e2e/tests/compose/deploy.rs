@@ -190,10 +190,19 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
 
     // Back to the release before v2, under load, through the same switch.
     let load = steady_load(&site);
-    let back = project.slipway(&host, &["rollback", "remote"]).await;
+    let back = project.slipway(&host, &["rollback", "remote", "--json"]).await;
     let Counts { answered, errors, dropped } = load.stop().await;
     assert!(back.status.success(), "{}\n{}", text(&back), host_logs(&host).await);
-    assert!(text(&back).contains(&format!("rolling back to {TAG}")), "{}", text(&back));
+    // With --json, every step is one JSON object per line, for CI.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&back.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"live"), "{kinds:?}");
+    assert!(kinds.contains(&"switched") && events.iter().all(|e| e["elapsed_s"].is_number()), "{events:?}");
+    assert_eq!(events[0]["message"], format!("slipway: rolling back to {TAG} on remote ({})", host.engine()));
     eprintln!("e2e: {answered} requests during the rollback: {errors} error responses, {dropped} dropped");
     assert_eq!((errors, dropped), (0, 0), "no request failed during the rollback");
     assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
@@ -236,8 +245,14 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
         text(&project.slipway(&host, &["lock", "status", "remote"]).await).contains("remote: not held")
     })
     .await;
+    // The re-run also rotates the database owner's password: a new secret file, which the
+    // migrations (connecting as the owner) could not use had the database not been told.
+    std::fs::remove_file(project.dir.join("secrets/database_password")).expect("remove the old password");
+    let made = project.slipway(&host, &["env", "secrets", "--files", "secrets"]).await;
+    assert!(made.status.success(), "{}", text(&made));
     let rerun = project.slipway(&host, &["deploy", "remote", "--tag", "v2"]).await;
     assert!(rerun.status.success(), "{}\n{}", text(&rerun), host_logs(&host).await);
+    assert!(text(&rerun).contains("postgres: the owner's password set from"), "{}", text(&rerun));
     let status = project.slipway(&host, &["status", "remote", "--json"]).await;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     for service in status["services"].as_array().into_iter().flatten() {

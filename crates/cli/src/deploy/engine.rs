@@ -62,11 +62,11 @@ impl Engine {
                 return Ok(out);
             }
             let pause = std::time::Duration::from_secs(1 << (attempt - 1));
-            eprintln!(
-                "slipway: could not connect to {} ({}); trying again in {pause:?}",
+            super::report::warn(format!(
+                "could not connect to {} ({}); trying again in {pause:?}",
                 self.describe(),
                 said.trim()
-            );
+            ));
             tokio::time::sleep(pause).await;
             attempt += 1;
         }

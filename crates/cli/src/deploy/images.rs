@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tokio::process::Command;
 
-use super::Destination;
+use serde_json::json;
+
+use super::{Destination, report};
 use crate::Failure;
 
 /// An image's id on this machine, or `None` if it has no such image.
@@ -33,17 +35,25 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, 
         };
         let there = dest.engine.output(&["image", "inspect", "--format", "{{.Id}}", image]).await;
         if there.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == id) {
-            println!("  {image}: already on {}", dest.name);
+            report::step(
+                "image",
+                json!({ "image": image, "how": "already there" }),
+                format!("{image}: already on {}", dest.name),
+            );
             shipped.push((image.clone(), id));
             continue;
         }
         let started = Instant::now();
         if let Some(registry) = &dest.registry {
             through_registry(dest, registry, image).await?;
-            println!(
-                "  {image}: pushed to {registry} and pulled by {} in {:.1?}",
-                dest.name,
-                started.elapsed()
+            report::step(
+                "image",
+                json!({ "image": image, "how": "registry", "seconds": started.elapsed().as_secs_f64() }),
+                format!(
+                    "{image}: pushed to {registry} and pulled by {} in {:.1?}",
+                    dest.name,
+                    started.elapsed()
+                ),
             );
             shipped.push((image.clone(), id));
             continue;
@@ -66,7 +76,11 @@ pub async fn ship(dest: &Destination, images: &[String]) -> Result<Vec<(String, 
         if !load.status.success() || !saved.is_ok_and(|s| s.success()) {
             return Err(super::engine_failure(dest, &format!("shipping {image}"), &load.stderr));
         }
-        println!("  {image}: shipped to {} in {:.1?}", dest.name, started.elapsed());
+        report::step(
+            "image",
+            json!({ "image": image, "how": "streamed", "seconds": started.elapsed().as_secs_f64() }),
+            format!("{image}: shipped to {} in {:.1?}", dest.name, started.elapsed()),
+        );
         shipped.push((image.clone(), id));
     }
     Ok(shipped)
@@ -158,9 +172,10 @@ pub async fn prune(dest: &Destination, images: &[String], tag: &str, kept: &[&st
     let removed = dest.engine.output(&[&["image", "rm"][..], &stale].concat()).await;
     let gone = removed
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("Untagged:")).count());
-    println!(
-        "images: {} of releases before the last {KEPT_RELEASES} removed from {}",
-        gone.unwrap_or(0),
-        dest.name
+    let gone = gone.unwrap_or(0);
+    report::step(
+        "prune",
+        json!({ "removed": gone }),
+        format!("images: {gone} of releases before the last {KEPT_RELEASES} removed from {}", dest.name),
     );
 }

@@ -34,7 +34,11 @@ pub async fn store(dest: &Destination, model: &Model, tag: &str) -> Result<(), F
             super::archive::copy_in(dest, &format!("{helper}:/secrets"), &archive, "storing secrets").await;
         let _ = dest.engine.output(&["rm", "--force", &helper]).await;
         copied?;
-        println!("  {service}: {} secret(s) in volume {volume}", names.len());
+        super::report::step(
+            "secrets",
+            serde_json::json!({ "service": service, "count": names.len() }),
+            format!("{service}: {} secret(s) in volume {volume}", names.len()),
+        );
     }
     Ok(())
 }

@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use super::compose::{self, Compose, Model, Service, Switch};
-use super::ports;
+use super::{ports, report};
 use crate::Failure;
+use serde_json::json;
 
 /// What a switch does with the one-shots (the migrations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +24,23 @@ pub enum Migrations {
 /// The whole switch. A stack that is not running yet is simply brought up.
 pub async fn release(compose: &Compose<'_>, model: &Model, migrations: Migrations) -> Result<(), Failure> {
     if !compose.any_running().await? {
-        println!("starting every service (a first deploy; migrations first)");
+        report::step("first-deploy", json!({}), "starting every service (a first deploy; migrations first)");
         return compose::up_all(compose).await;
     }
     let of = |switch: Switch| model.services.iter().filter(move |s| s.switch == switch);
+    if let Some(db) = &model.database {
+        super::rotate::owner_password(compose, db).await?;
+    }
     for one_shot in of(Switch::OneShot) {
         if migrations == Migrations::Check {
             warn_if_schema_is_newer(compose, &one_shot.name).await;
             continue;
         }
-        println!("{}: running the new release's (nothing is switched if it fails)", one_shot.name);
+        report::step(
+            "one-shot",
+            json!({ "service": one_shot.name }),
+            format!("{}: running the new release's (nothing is switched if it fails)", one_shot.name),
+        );
         let what = format!("{} (the new release's one-shot)", one_shot.name);
         compose.run(&["run", "--rm", "--no-TTY", &one_shot.name], &what).await?;
     }
@@ -61,16 +69,21 @@ async fn replace_last(compose: &Compose<'_>, last: &Service) -> Result<(), Failu
     }
     let started = Instant::now();
     if holder.is_some() {
-        eprintln!(
-            "slipway: warning: {} gets a ports holder now, so later deploys replace it without closing its              port; this time it is down for a moment",
+        report::warn(format!(
+            "{} gets a ports holder now, so later deploys replace it without closing its port; this time \
+             it is down for a moment",
             last.name
-        );
+        ));
         remove(compose, &compose.containers(&last.name).await?).await;
     }
     let mut args = vec!["up", "--detach", "--wait", "--no-deps", "--no-build", "--pull", "never", &last.name];
     args.extend(holder.as_deref());
     compose.run(&args, &format!("replacing {}", last.name)).await?;
-    println!("  {}: replaced ({:.1?})", last.name, started.elapsed());
+    report::step(
+        "replaced",
+        json!({ "service": last.name, "seconds": started.elapsed().as_secs_f64() }),
+        format!("{}: replaced ({:.1?})", last.name, started.elapsed()),
+    );
     Ok(())
 }
 
@@ -82,15 +95,15 @@ async fn warn_if_schema_is_newer(compose: &Compose<'_>, one_shot: &str) {
         Ok(status) => {
             let newer: Vec<&str> = status.lines().filter(|l| l.contains("no file in this build")).collect();
             if !newer.is_empty() {
-                eprintln!(
-                    "slipway: warning: the database has {} migration(s) this release does not know; it runs \
-                     on a newer schema, which must be backward compatible (see the README's expand/contract):\n  {}",
+                report::warn(format!(
+                    "the database has {} migration(s) this release does not know; it runs on a newer schema, \
+                     which must be backward compatible (see the README's expand/contract):\n  {}",
                     newer.len(),
                     newer.join("\n  ")
-                );
+                ));
             }
         }
-        Err(e) => eprintln!("slipway: warning: could not compare the schema with this release: {e}"),
+        Err(e) => report::warn(format!("could not compare the schema with this release: {e}")),
     }
 }
 
@@ -126,10 +139,15 @@ async fn blue_green(compose: &Compose<'_>, services: Vec<&Service>) -> Result<()
                 return Err(e);
             }
         };
-        println!("  {}: {} new instance(s) started beside {} old", service.name, new.len(), old.len());
+        report::step(
+            "started",
+            json!({ "service": service.name, "new": new.len(), "old": old.len() }),
+            format!("{}: {} new instance(s) started beside {} old", service.name, new.len(), old.len()),
+        );
         pairs.push(Pair { service, old, new });
     }
     let deadline = Instant::now() + compose.dest.health_timeout;
+    let mut said = Instant::now();
     loop {
         let mut waiting = Vec::new();
         for pair in &pairs {
@@ -139,6 +157,17 @@ async fn blue_green(compose: &Compose<'_>, services: Vec<&Service>) -> Result<()
         }
         if waiting.is_empty() {
             break;
+        }
+        // Progress while waiting: every 5 s, who is still not ready.
+        if said.elapsed() >= Duration::from_secs(5) {
+            said = Instant::now();
+            let names: Vec<&str> = waiting.iter().map(|p| p.service.name.as_str()).collect();
+            let left = deadline.saturating_duration_since(Instant::now());
+            report::step(
+                "waiting",
+                json!({ "services": names, "left_s": left.as_secs() }),
+                format!("waiting for {} to be healthy and in rotation ({left:.0?} left)", names.join(", ")),
+            );
         }
         if Instant::now() >= deadline {
             let names: Vec<&str> = waiting.iter().map(|p| p.service.name.as_str()).collect();
@@ -162,14 +191,22 @@ async fn blue_green(compose: &Compose<'_>, services: Vec<&Service>) -> Result<()
     for pair in &pairs {
         remove(compose, &pair.old).await;
         let rotation = if pair.service.route.is_some() { " and in rotation" } else { "" };
-        println!(
-            "  {}: {} new instance(s) healthy{rotation}, {} old stopped",
-            pair.service.name,
-            pair.new.len(),
-            pair.old.len()
+        report::step(
+            "switched",
+            json!({ "service": pair.service.name, "new": pair.new.len(), "old": pair.old.len() }),
+            format!(
+                "{}: {} new instance(s) healthy{rotation}, {} old stopped",
+                pair.service.name,
+                pair.new.len(),
+                pair.old.len()
+            ),
         );
     }
-    println!("  switched in {:.1?}", started.elapsed());
+    report::step(
+        "switch-done",
+        json!({ "seconds": started.elapsed().as_secs_f64() }),
+        format!("switched in {:.1?}", started.elapsed()),
+    );
     Ok(())
 }
 
