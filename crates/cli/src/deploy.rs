@@ -54,15 +54,38 @@ pub struct Args {
     json: bool,
 }
 
-/// The engine failed at `what`: which destination, how it was reached, and docker's words.
+/// The engine failed at `what`: which destination, how it was reached, docker's words, and
+/// what to do when they say the usual things.
 pub fn engine_failure(dest: &Destination, what: &str, stderr: &[u8]) -> Failure {
-    let said = String::from_utf8_lossy(stderr);
-    let said = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no answer").trim();
+    let all = String::from_utf8_lossy(stderr);
+    let said = all.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no answer").trim();
+    let hint = hint(&all).map(|h| format!("\n  {h}")).unwrap_or_default();
     Failure::Failed(anyhow::anyhow!(
-        "{what} failed on the Docker engine of {} ({}): {said}",
+        "{what} failed on the Docker engine of {} ({}): {said}{hint}",
         dest.name,
         dest.engine.describe()
     ))
+}
+
+/// What to do about the engine's usual complaints.
+fn hint(said: &str) -> Option<&'static str> {
+    if said.contains("docker: command not found") || said.contains("exit status 127") {
+        Some(
+            "the host has no `docker` command: install Docker Engine there (and keep sshd), then deploy again",
+        )
+    } else if said.contains("Permission denied (publickey") || said.contains("Host key verification failed") {
+        Some(
+            "ssh could not log in: check the user in the engine address, that your key is authorized there (ssh-copy-id), and that the host's key is known (ssh once by hand)",
+        )
+    } else if said.contains("Cannot connect to the Docker daemon") {
+        Some("Docker is installed but its daemon does not answer there: start it (systemctl start docker)")
+    } else if said.contains("permission denied while trying to connect to the Docker daemon socket") {
+        Some(
+            "the user may not use Docker there: add it to the host's docker group, or deploy as another user",
+        )
+    } else {
+        None
+    }
 }
 
 pub async fn run(args: Args) -> Result<(), Failure> {
@@ -258,4 +281,23 @@ async fn git_tag(allow_dirty: bool) -> Result<String, Failure> {
         ));
     }
     Ok(String::from_utf8_lossy(&head.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+
+    #[test]
+    fn a_host_without_docker_or_without_a_login_or_a_running_daemon_is_told_what_to_do() {
+        let no_docker = "error during connect: Get \"http://docker.example.com/v1.24/version\": command [ssh -o \
+                         ConnectTimeout=30 -T -- root@10.0.0.5 docker system dial-stdio] has exited with exit status \
+                         127, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: \
+                         stderr=bash: line 1: docker: command not found";
+        assert!(hint(no_docker).is_some_and(|h| h.contains("install Docker Engine")));
+        let no_key = "stderr=root@10.0.0.5: Permission denied (publickey,password).";
+        assert!(hint(no_key).is_some_and(|h| h.contains("ssh-copy-id")));
+        let stopped = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+        assert!(hint(stopped).is_some_and(|h| h.contains("systemctl start docker")));
+        assert_eq!(hint("Error response from daemon: No such container: x"), None);
+    }
 }

@@ -107,14 +107,27 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     assert_eq!(login.status(), 200);
 
     // The secrets reached the services only as files: no value in any container's
-    // configuration, nor in the deploy's output.
-    let key = std::fs::read_to_string(project.dir.join("secrets/auth_token_key")).expect("secret");
+    // configuration or log, in any process's command line on the host (its processes are
+    // this machine's), or in the deploy's output.
+    let processes = std::process::Command::new("ps").args(["-eo", "args"]).output().expect("ps").stdout;
+    let processes = String::from_utf8_lossy(&processes).to_string();
+    let socket = format!("unix://{}", host.dir().join("docker.sock").display());
     let ids = host.docker_local(&["ps", "-aq"]).await.expect("ps");
-    for id in ids.lines() {
-        let inspect = host.docker_local(&["inspect", id]).await.unwrap_or_default();
-        assert!(!inspect.contains(key.trim()), "a secret in `docker inspect` of {id}");
+    for secret in std::fs::read_dir(project.dir.join("secrets")).expect("secrets").flatten() {
+        let value = std::fs::read_to_string(secret.path()).expect("secret");
+        let (name, value) = (secret.file_name().to_string_lossy().to_string(), value.trim().to_string());
+        assert!(!said.contains(&value), "{name} in the deploy's output");
+        assert!(!processes.contains(&value), "{name} in a process's command line");
+        for id in ids.lines() {
+            let inspect = host.docker_local(&["inspect", id]).await.unwrap_or_default();
+            assert!(!inspect.contains(&value), "{name} in `docker inspect` of {id}");
+            let logs =
+                Command::new("docker").args(["--host", &socket, "logs", id]).output().await.expect("logs");
+            let logs =
+                format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+            assert!(!logs.contains(&value), "{name} in the log of {id}");
+        }
     }
-    assert!(!said.contains(key.trim()), "a secret in the deploy's output");
 
     // The next release under load: every request through the switch is answered, and the
     // services answer as the new release once it is done.

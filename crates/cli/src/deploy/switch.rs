@@ -3,14 +3,15 @@
 //! ones stopped only once all the new ones are healthy and in rotation at the gateway (which
 //! drains an instance at its stop event), so a release that fails anywhere is removed whole
 //! and the old one keeps serving; the gateway last, the same way, on the port its holder
-//! keeps open.
+//! keeps open. Before the migrations, the database owner's password is set from its file.
 
 use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 use super::compose::{self, Compose, Model, Service, Switch};
 use super::{ports, report};
 use crate::Failure;
-use serde_json::json;
 
 /// What a switch does with the one-shots (the migrations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
