@@ -1,6 +1,10 @@
-//! `slipway db reset`.
+//! `slipway db reset`, `slipway db dump` and `slipway db load`.
+
+use std::path::PathBuf;
 
 use clap::Subcommand;
+
+mod copy;
 
 use crate::{Context, Failure, prompt, registry};
 
@@ -13,10 +17,29 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Copy the whole database (every service's schema and the bus) into a file, in
+    /// pg_dump's custom format (needs PostgreSQL's client tools).
+    Dump {
+        /// The file to write (default: slipway-<environment>-<time>.dump here).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Replace the database's Slipway tables with a dump's (`slipway db dump`); then run
+    /// `slipway migrate up`.
+    Load {
+        file: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
-    let Command::Reset { service, yes } = cmd;
+    let (service, yes) = match cmd {
+        Command::Reset { service, yes } => (service, yes),
+        Command::Dump { output } => return copy::dump(ctx, output).await,
+        Command::Load { file, yes } => return copy::load(ctx, &file, yes).await,
+    };
     let sources = ctx.sources();
     let environment = sources.environment();
     if environment.is_production_like() {
