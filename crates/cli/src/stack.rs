@@ -80,7 +80,8 @@ impl Drop for Copies {
 }
 
 /// The compose file without what Compose file format 3 rejects: the top-level `name`,
-/// extension fields (anchors are resolved first), and each service's compose-only keys.
+/// extension fields (anchors are resolved first), and each service's compose-only keys; and
+/// each service's `tmpfs` (which Swarm ignores) as tmpfs mounts, which it honours.
 fn swarm_ready(text: &str) -> anyhow::Result<String> {
     let mut doc: Value = serde_yaml::from_str(text)?;
     doc.apply_merge()?;
@@ -90,11 +91,32 @@ fn swarm_ready(text: &str) -> anyhow::Result<String> {
             for (_, service) in services.iter_mut() {
                 if let Some(service) = service.as_mapping_mut() {
                     COMPOSE_ONLY.iter().for_each(|k| drop(service.remove(*k)));
+                    tmpfs_as_mounts(service);
                 }
             }
         }
     }
     Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// `tmpfs: [/tmp]` as `volumes: [{ type: tmpfs, target: /tmp }]`.
+fn tmpfs_as_mounts(service: &mut serde_yaml::Mapping) {
+    let paths: Vec<String> = match service.remove("tmpfs") {
+        Some(Value::String(path)) => vec![path],
+        Some(Value::Sequence(paths)) => {
+            paths.into_iter().filter_map(|p| p.as_str().map(str::to_string)).collect()
+        }
+        _ => return,
+    };
+    let volumes = service.entry("volumes".into()).or_insert_with(|| Value::Sequence(Vec::new()));
+    if let Some(volumes) = volumes.as_sequence_mut() {
+        for path in paths {
+            let mut mount = serde_yaml::Mapping::new();
+            mount.insert("type".into(), "tmpfs".into());
+            mount.insert("target".into(), path.into());
+            volumes.push(Value::Mapping(mount));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +135,16 @@ mod tests {
             assert!(doc["services"]["a"].get(gone).is_none(), "{gone} removed: {out}");
         }
         assert!(doc.get("name").is_none() && doc.get("x-base").is_none(), "{out}");
+    }
+
+    #[test]
+    fn tmpfs_which_swarm_ignores_becomes_a_tmpfs_mount() {
+        let text = "services:\n  a:\n    image: a\n    read_only: true\n    tmpfs: [/tmp]\n    volumes: [\"d:/data\"]\n";
+        let out = swarm_ready(text).expect("valid");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&out).expect("yaml");
+        assert!(doc["services"]["a"].get("tmpfs").is_none(), "{out}");
+        assert_eq!(doc["services"]["a"]["volumes"][0], "d:/data");
+        assert_eq!(doc["services"]["a"]["volumes"][1]["type"], "tmpfs");
+        assert_eq!(doc["services"]["a"]["volumes"][1]["target"], "/tmp");
     }
 }
