@@ -1,5 +1,6 @@
 //! `cargo xtask images`: Slipway's images, built from the Dockerfile and tagged immutably with
-//! the git commit (plus `latest`, a convenience); prints each image's size.
+//! the git commit (plus `latest`, a convenience), and slipway/postgres:15 (Postgres with
+//! pgBackRest); prints each image's size.
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
@@ -32,6 +33,21 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
         let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
         rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
     }
+    // Postgres with pgBackRest (docker-compose.backup.yml), tagged by its major version, not
+    // the commit: a deploy replaces the database only when this image changes.
+    let started = std::time::Instant::now();
+    let image = "slipway/postgres:15";
+    let status = Command::new("docker")
+        .args(["build", "-t", image, "docker/postgres"])
+        .status()
+        .await
+        .context("cannot run docker (install Docker Engine)")?;
+    if !status.success() {
+        bail!("docker build docker/postgres failed (its output is above)");
+    }
+    let size = output(&["image", "inspect", "-f", "{{.Size}}", image]).await?;
+    let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
+    rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
     println!("\n{}", rows.join("\n"));
     Ok(())
 }

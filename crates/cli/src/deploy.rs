@@ -227,6 +227,11 @@ async fn reach(dest: &Destination) -> Result<(), Failure> {
     if out.status.success() { Ok(()) } else { Err(engine_failure(dest, "reaching the engine", &out.stderr)) }
 }
 
+/// The compose project a destination's files make (its containers are labelled with it).
+pub async fn project(dest: &Destination) -> Result<String, Failure> {
+    Ok(compose::model(dest, "none").await?.project)
+}
+
 /// The destination's release history, read outside a deploy: the project's name as the
 /// destination's files resolve it, and any `slipway/slipway` image the host has for the
 /// history's helper container.

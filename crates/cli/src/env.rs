@@ -33,8 +33,9 @@ fn random_hex() -> String {
 
 /// The compose stack's Docker secrets, one file each in `./secrets/`: the database owner's
 /// password (Postgres and the migrate job), each service's own database role's password,
-/// and the services' keys. Each container is given only its own.
-pub const SECRET_FILES: [&str; 7] = [
+/// the services' keys, and the key that encrypts the backups (docker-compose.backup.yml). Each
+/// container is given only its own.
+pub const SECRET_FILES: [&str; 8] = [
     "database_password",
     "auth_database_password",
     "mailer_database_password",
@@ -42,6 +43,7 @@ pub const SECRET_FILES: [&str; 7] = [
     "auth_token_key",
     "auth_jwt_key",
     "web_cookie_key",
+    "backup_key",
 ];
 
 /// The compose stack's secrets, one file each, written where missing (an existing one is

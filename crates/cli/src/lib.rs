@@ -1,6 +1,7 @@
 //! The `slipway` command: dev stack, migrations, database tasks, configuration checks, and
 //! deploys, rollbacks and deploy locks of destinations, for every service in the workspace.
 
+mod backup;
 mod bus;
 mod db;
 mod deploy;
@@ -77,6 +78,9 @@ enum Command {
     Status(deploy::status::Args),
     /// A destination's logs, every instance merged in time order (or one request's lines).
     Logs(deploy::logs::Args),
+    /// Backups (docker-compose.backup.yml's pgBackRest): take one now, list them.
+    #[command(subcommand)]
+    Backup(backup::Command),
     /// A destination's deploy lock (destinations are named in deploy.toml).
     #[command(subcommand)]
     Lock(lock::Command),
@@ -136,6 +140,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => deploy::status::run(args).await,
             Command::Logs(args) => deploy::logs::run(args).await,
             Command::Lock(cmd) => lock::run(cmd).await,
+            Command::Backup(cmd) => backup::run(cmd).await,
         }
     });
     match result {

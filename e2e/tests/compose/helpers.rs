@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 pub const GATEWAY: &str = "http://127.0.0.1:8080";
 const ADMIN: &str = "http://127.0.0.1:9090";
-const PROJECT: &str = "slipway-e2e";
+pub const PROJECT: &str = "slipway-e2e";
 pub const TAG: &str = "e2e";
 pub const PASSWORD: &str = "a long and unusual passphrase 7";
 /// Each deployable and the Dockerfile target that builds it.
@@ -28,6 +28,8 @@ pub enum Mode {
     Dev,
     /// The base and docker-compose.prod.yml.
     Prod,
+    /// Dev with docker-compose.backup.yml: Postgres archiving with pgBackRest, the backup service.
+    Backup,
 }
 
 #[derive(Debug)]
@@ -46,7 +48,14 @@ impl Stack {
         let sink = SmtpSink::start_on(host_gateway().await).await;
         let dir = std::env::temp_dir().join(format!("slipway-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("project folder");
-        for file in ["docker-compose.yml", "docker-compose.override.yml", "docker-compose.prod.yml", ".env"] {
+        let files = [
+            "docker-compose.yml",
+            "docker-compose.override.yml",
+            "docker-compose.prod.yml",
+            "docker-compose.backup.yml",
+            ".env",
+        ];
+        for file in files {
             std::fs::copy(workspace().join(file), dir.join(file)).expect(file);
         }
         let out = std::process::Command::new(binary("slipway"))
@@ -59,7 +68,7 @@ impl Stack {
         // address (prod refuses unencrypted SMTP, and the sink speaks no TLS).
         let overlay = match mode {
             Mode::Prod => "services: {}\n".to_string(),
-            Mode::Dev => format!(
+            Mode::Dev | Mode::Backup => format!(
                 "services:\n  mailer:\n    environment:\n      SLIPWAY_MAILER_TRANSPORT: smtp\n      \
              SLIPWAY_MAILER_SMTP_HOST: host.docker.internal\n      SLIPWAY_MAILER_SMTP_PORT: \"{}\"\n      \
              SLIPWAY_MAILER_SMTP_TLS: none\n    extra_hosts: [\"host.docker.internal:host-gateway\"]\n  \
@@ -91,12 +100,15 @@ impl Stack {
 
     fn compose_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("docker");
-        let second = match self.mode {
-            Mode::Dev => "docker-compose.override.yml",
-            Mode::Prod => "docker-compose.prod.yml",
+        let files: &[&str] = match self.mode {
+            Mode::Dev => &["-f", "docker-compose.override.yml"],
+            Mode::Prod => &["-f", "docker-compose.prod.yml"],
+            Mode::Backup => &["-f", "docker-compose.override.yml", "-f", "docker-compose.backup.yml"],
         };
         cmd.current_dir(&self.dir)
-            .args(["compose", "-p", PROJECT, "-f", "docker-compose.yml", "-f", second, "-f", "e2e.yml"])
+            .args(["compose", "-p", PROJECT, "-f", "docker-compose.yml"])
+            .args(files)
+            .args(["-f", "e2e.yml"])
             .args(args)
             .env("SLIPWAY_TAG", TAG)
             .env("SLIPWAY_PUBLIC_URL", GATEWAY)

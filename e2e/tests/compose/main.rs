@@ -1,6 +1,7 @@
 //! The compose stack end to end, on a real Docker engine: what `docker compose up` gives a
 //! user, driven through the gateway at 127.0.0.1:8080.
 
+mod backup;
 mod deploy;
 mod helpers;
 mod lock;

@@ -90,7 +90,13 @@ fn env_secrets_files_writes_the_missing_secret_files_in_a_private_folder_and_kee
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("exists").permissions()) & 0o777
     };
     assert_eq!(mode(&dir), 0o700, "only its owner may enter the folder");
-    for name in ["database_password", "auth_database_password", "web_database_password", "auth_token_key"] {
+    for name in [
+        "database_password",
+        "auth_database_password",
+        "web_database_password",
+        "auth_token_key",
+        "backup_key",
+    ] {
         let value = std::fs::read_to_string(dir.join(name)).expect(name);
         assert!(value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()), "{name}: {value}");
         assert_eq!(mode(&dir.join(name)), 0o444, "{name} is read-only");
@@ -107,7 +113,7 @@ fn env_secrets_files_writes_the_missing_secret_files_in_a_private_folder_and_kee
     std::fs::remove_file(dir.join("web_database_password")).expect("remove");
     let upgrade = run(&[], &["env", "secrets", "--files", dir.to_str().expect("utf-8")]);
     assert!(upgrade.status.success(), "{}", text(&upgrade));
-    assert!(text(&upgrade).contains("wrote web_database_password") && text(&upgrade).contains("kept the 6"));
+    assert!(text(&upgrade).contains("wrote web_database_password") && text(&upgrade).contains("kept the 7"));
     assert_eq!(std::fs::read(dir.join("auth_token_key")).expect("read"), before, "still as it was");
     assert_eq!(mode(&dir.join("web_database_password")), 0o444);
     let _ = std::fs::remove_dir_all(&parent);

@@ -1,0 +1,184 @@
+//! `slipway backup now|list`: the backups that docker-compose.backup.yml's `backup` service
+//! takes with pgBackRest, on this machine's stack or on a destination of deploy.toml; the
+//! commands run pgBackRest inside that service's container, so nothing but Docker is needed
+//! where they are typed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::Failure;
+use crate::deploy::{self, Engine};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a backup now: incremental, or full with --full.
+    Now {
+        #[arg(long)]
+        full: bool,
+        /// A destination of deploy.toml (default: this machine's stack).
+        #[arg(long, short)]
+        destination: Option<String>,
+    },
+    /// Every backup in the repository: label, type, when, size, WAL range.
+    List {
+        /// A destination of deploy.toml (default: this machine's stack).
+        #[arg(long, short)]
+        destination: Option<String>,
+        /// pgBackRest's own JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the backup service runs: an engine, and the container there.
+struct Service {
+    engine: Engine,
+    container: String,
+    place: String,
+}
+
+/// The compose project of this machine's stack: COMPOSE_PROJECT_NAME, from the environment
+/// or the project's .env, else `slipway`.
+fn local_project() -> String {
+    std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| {
+        std::fs::read_to_string(".env")
+            .ok()
+            .and_then(|env| {
+                env.lines()
+                    .find_map(|l| l.strip_prefix("COMPOSE_PROJECT_NAME=").map(|p| p.trim().to_string()))
+            })
+            .unwrap_or_else(|| "slipway".to_string())
+    })
+}
+
+async fn service(destination: Option<&str>) -> Result<Service, Failure> {
+    let (engine, project, place, how) = match destination {
+        Some(name) => {
+            let dest = deploy::find(Path::new("."), name)?;
+            let project = deploy::project(&dest).await?;
+            let how =
+                format!("add docker-compose.backup.yml to the files of {name} in deploy.toml, and deploy");
+            (dest.engine.clone(), project, format!("{name} ({})", dest.engine.describe()), how)
+        }
+        None => {
+            let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+            let engine =
+                Engine::parse(&host).map_err(|e| Failure::Failed(anyhow::anyhow!("DOCKER_HOST: {e}")))?;
+            let how =
+                "start the stack with it: docker compose -f docker-compose.yml -f docker-compose.backup.yml \
+                       up -d --wait"
+                    .to_string();
+            (engine, local_project(), "this machine".to_string(), how)
+        }
+    };
+    let project_label = format!("label=com.docker.compose.project={project}");
+    let args =
+        ["ps", "--quiet", "--filter", &project_label, "--filter", "label=com.docker.compose.service=backup"];
+    let out = engine.output(&args).await?;
+    if !out.status.success() {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "cannot list the containers on {place}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let container =
+        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).ok_or_else(|| {
+            Failure::Failed(anyhow::anyhow!(
+                "no backup service runs in the compose project {project} on {place}: it comes with \
+             docker-compose.backup.yml; {how}"
+            ))
+        })?;
+    Ok(Service { engine, container, place })
+}
+
+/// `slipway-pgbackrest args…` in the backup container: its output, or its last words.
+async fn pgbackrest(service: &Service, args: &[&str]) -> Result<String, Failure> {
+    let exec = [&["exec", service.container.as_str(), "slipway-pgbackrest"][..], args].concat();
+    let out = service.engine.output(&exec).await?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() {
+        return Ok(said);
+    }
+    let err = format!("{said}{}", String::from_utf8_lossy(&out.stderr));
+    let last: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    Err(Failure::Failed(anyhow::anyhow!(
+        "pgbackrest {} failed on {}:\n  {}",
+        args.first().unwrap_or(&""),
+        service.place,
+        last[last.len().saturating_sub(6)..].join("\n  ")
+    )))
+}
+
+pub async fn run(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Now { full, destination } => {
+            let service = service(destination.as_deref()).await?;
+            let kind = if full { "full" } else { "incr" };
+            let started = Instant::now();
+            pgbackrest(&service, &["backup", &format!("--type={kind}")]).await?;
+            let info = pgbackrest(&service, &["info", "--output=json"]).await?;
+            let label = backups(&info).last().and_then(|b| b["label"].as_str().map(str::to_string));
+            println!(
+                "backup {} ({kind}) taken on {} in {:.1?}",
+                label.as_deref().unwrap_or("?"),
+                service.place,
+                started.elapsed()
+            );
+            Ok(())
+        }
+        Command::List { destination, json } => {
+            let service = service(destination.as_deref()).await?;
+            let info = pgbackrest(&service, &["info", "--output=json"]).await?;
+            if json {
+                println!("{}", info.trim());
+                return Ok(());
+            }
+            print_list(&info, &service.place);
+            Ok(())
+        }
+    }
+}
+
+/// The backups of pgBackRest's `info --output=json`, oldest first.
+fn backups(info: &str) -> Vec<Value> {
+    let parsed: Value = serde_json::from_str(info).unwrap_or_default();
+    parsed[0]["backup"].as_array().cloned().unwrap_or_default()
+}
+
+fn print_list(info: &str, place: &str) {
+    let parsed: Value = serde_json::from_str(info).unwrap_or_default();
+    let list = backups(info);
+    if list.is_empty() {
+        println!("no backups yet on {place}");
+        return;
+    }
+    let time = |v: &Value| {
+        v.as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or("?".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    };
+    println!("{:<26} {:<5} {:<24} {:>10} {:>10}  WAL", "LABEL", "TYPE", "FINISHED", "SIZE", "STORED");
+    for b in &list {
+        let mb = |v: &Value| format!("{:.1} MB", v.as_f64().unwrap_or(0.0) / 1e6);
+        println!(
+            "{:<26} {:<5} {:<24} {:>10} {:>10}  {}–{}",
+            b["label"].as_str().unwrap_or("?"),
+            b["type"].as_str().unwrap_or("?"),
+            time(&b["timestamp"]["stop"]),
+            mb(&b["info"]["size"]),
+            mb(&b["info"]["repository"]["delta"]),
+            b["archive"]["start"].as_str().unwrap_or("?"),
+            b["archive"]["stop"].as_str().unwrap_or("?"),
+        );
+    }
+    let archive = &parsed[0]["archive"][0];
+    println!(
+        "WAL archived: {} to {}; repository encrypted: {}",
+        archive["min"].as_str().unwrap_or("?"),
+        archive["max"].as_str().unwrap_or("?"),
+        parsed[0]["cipher"].as_str().unwrap_or("?")
+    );
+}

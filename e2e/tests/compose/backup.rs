@@ -1,0 +1,112 @@
+//! docker-compose.backup.yml on the dev stack: Postgres archiving through pgBackRest, the
+//! backup service's first full backup, `slipway backup now|list`, and a repository that is
+//! encrypted at rest.
+
+use tokio::process::Command;
+
+use crate::helpers::{Mode, PROJECT, Stack, binary, workspace};
+
+/// `slipway args…` in the stack's folder, as its project: the output, and whether it succeeded.
+async fn slipway(stack: &Stack, args: &[&str]) -> (bool, String) {
+    let out = Command::new(binary("slipway"))
+        .current_dir(&stack.dir)
+        .env("COMPOSE_PROJECT_NAME", PROJECT)
+        .args(args)
+        .output()
+        .await
+        .expect("slipway runs");
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// `sh -c script` in a throwaway container with the repository volume at /repo.
+async fn in_repository(script: &str) -> String {
+    let volume = format!("{PROJECT}_backups:/repo:ro");
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            "-v",
+            &volume,
+            "slipway/postgres:15",
+            "-c",
+            script,
+        ])
+        .output()
+        .await
+        .expect("docker run");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_takes_and_lists_backups() {
+    let stack = Stack::prepare(Mode::Backup).await;
+    let context = workspace().join("docker/postgres");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", "slipway/postgres:15"])
+        .arg(&context)
+        .output()
+        .await
+        .expect("docker build");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    // Healthy means the backup service has taken its first (full) backup.
+    stack.up(&[]).await;
+
+    let email = "backed-up@example.com";
+    stack.signup(email).await;
+    let (ok, said) = slipway(&stack, &["backup", "now"]).await;
+    assert!(ok && said.contains("(incr) taken on this machine"), "{said}");
+    let (ok, list) = slipway(&stack, &["backup", "list"]).await;
+    assert!(ok, "{list}");
+    let rows: Vec<&str> = list.lines().filter(|l| l.contains(" full ") || l.contains(" incr ")).collect();
+    assert!(rows.len() == 2 && rows[0].contains(" full ") && rows[1].contains(" incr "), "{list}");
+    assert!(list.contains("repository encrypted: aes-256-cbc"), "{list}");
+
+    // Encrypted at rest: every file of the repository is OpenSSL-format ciphertext, and the
+    // address signed up above appears in none.
+    let plain = in_repository(
+        "find /repo -type f | while read -r f; do [ \"$(head -c 8 \"$f\")\" = Salted__ ] || echo \"$f\"; done",
+    )
+    .await;
+    assert_eq!(plain.trim(), "", "files not encrypted");
+    let found = in_repository(&format!("grep -rl '{email}' /repo || true")).await;
+    assert_eq!(found.trim(), "", "the address in plain text");
+
+    // Without its key, pgBackRest refuses instead of writing an unencrypted repository.
+    let backup = stack.containers("backup").await.remove(0);
+    let keyless = Command::new("docker")
+        .args([
+            "exec",
+            "-e",
+            "PGBACKREST_REPO1_CIPHER_PASS_FILE=/run/secrets/none",
+            &backup,
+            "slipway-pgbackrest",
+            "info",
+        ])
+        .output()
+        .await
+        .expect("docker exec");
+    let said = String::from_utf8_lossy(&keyless.stderr);
+    assert!(
+        !keyless.status.success() && said.contains("backup encryption key /run/secrets/none is missing"),
+        "{said}"
+    );
+
+    // Outside such a stack, the command says what is missing.
+    let (ok, said) = Command::new(binary("slipway"))
+        .current_dir(&stack.dir)
+        .env("COMPOSE_PROJECT_NAME", "no-such-project")
+        .args(["backup", "list"])
+        .output()
+        .await
+        .map(|o| (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string()))
+        .expect("slipway runs");
+    assert!(!ok && said.contains("no backup service runs in the compose project no-such-project"), "{said}");
+}
