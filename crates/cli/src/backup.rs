@@ -12,12 +12,30 @@ use serde_json::Value;
 use crate::Failure;
 use crate::deploy::{self, Engine};
 
+mod restore;
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Take a backup now: incremental, or full with --full.
     Now {
         #[arg(long)]
         full: bool,
+        /// A destination of deploy.toml (default: this machine's stack).
+        #[arg(long, short)]
+        destination: Option<String>,
+    },
+    /// Restore into a new volume and start a scratch Postgres on it to check it: to the end
+    /// of the archived WAL (--latest) or to a point in time (--to).
+    Restore {
+        /// Up to the newest archived commit.
+        #[arg(long, conflicts_with = "to", required_unless_present = "to")]
+        latest: bool,
+        /// Up to this time (RFC 3339, or what Postgres takes: `2026-12-04 17:00:00+00`).
+        #[arg(long)]
+        to: Option<String>,
+        /// Leave the scratch Postgres running (its name is printed) to look at the data.
+        #[arg(long)]
+        keep: bool,
         /// A destination of deploy.toml (default: this machine's stack).
         #[arg(long, short)]
         destination: Option<String>,
@@ -38,6 +56,7 @@ struct Service {
     engine: Engine,
     container: String,
     place: String,
+    project: String,
 }
 
 /// The compose project of this machine's stack: COMPOSE_PROJECT_NAME, from the environment
@@ -91,7 +110,7 @@ async fn service(destination: Option<&str>) -> Result<Service, Failure> {
              docker-compose.backup.yml; {how}"
             ))
         })?;
-    Ok(Service { engine, container, place })
+    Ok(Service { engine, container, place, project })
 }
 
 /// `slipway-pgbackrest args…` in the backup container: its output, or its last words.
@@ -128,6 +147,10 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
                 started.elapsed()
             );
             Ok(())
+        }
+        Command::Restore { latest: _, to, keep, destination } => {
+            let service = service(destination.as_deref()).await?;
+            restore::run(&service, to.as_deref(), keep).await
         }
         Command::List { destination, json } => {
             let service = service(destination.as_deref()).await?;

@@ -99,6 +99,30 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
         "{said}"
     );
 
+    // Point in time: one more user before T, one after; `backup now` archives the WAL that
+    // holds them. Restored to T, the database has the users up to T and not the one after;
+    // restored to the newest commit, it has all three.
+    stack.signup("before@example.com").await;
+    let t = stack.sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US+00')").await;
+    stack.signup("after@example.com").await;
+    let (ok, said) = slipway(&stack, &["backup", "now"]).await;
+    assert!(ok, "{said}");
+    let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t]).await;
+    assert!(ok && said.contains(&format!("restored to {t} into volume")), "{said}");
+    assert!(said.contains("auth.users: 2 rows"), "the two users committed before {t}: {said}");
+    eprintln!("e2e: {said}");
+    let (ok, said) = slipway(&stack, &["backup", "restore", "--latest"]).await;
+    assert!(ok && said.contains("auth.users: 3 rows"), "{said}");
+    assert_eq!(stack.sql("SELECT count(*) FROM auth.users").await, "3", "the live database untouched");
+    let restored = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &format!("name={PROJECT}_restored_")])
+        .output()
+        .await
+        .expect("volumes");
+    for volume in String::from_utf8_lossy(&restored.stdout).lines() {
+        let _ = Command::new("docker").args(["volume", "rm", volume]).output().await;
+    }
+
     // Outside such a stack, the command says what is missing.
     let (ok, said) = Command::new(binary("slipway"))
         .current_dir(&stack.dir)

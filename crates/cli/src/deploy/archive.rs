@@ -26,9 +26,16 @@ pub fn archive<'f>(
 /// engine's archive API (`docker cp -`, the archive on standard input: no value is ever on a
 /// command line); `what` names the step in an error.
 pub async fn copy_in(dest: &Destination, target: &str, archive: &[u8], what: &str) -> Result<(), Failure> {
+    match put(&dest.engine, target, archive).await? {
+        None => Ok(()),
+        Some(stderr) => Err(engine_failure(dest, what, &stderr)),
+    }
+}
+
+/// [`copy_in`] on any engine: `None` when it worked, else what `docker cp` said.
+pub async fn put(engine: &super::Engine, target: &str, archive: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
     use tokio::io::AsyncWriteExt as _;
-    let mut child = dest
-        .engine
+    let mut child = engine
         .docker()
         .args(["cp", "-", target])
         .stdin(std::process::Stdio::piped())
@@ -40,5 +47,5 @@ pub async fn copy_in(dest: &Destination, target: &str, archive: &[u8], what: &st
         stdin.write_all(archive).await.map_err(|e| anyhow::anyhow!("docker cp: {e}"))?;
     }
     let out = child.wait_with_output().await.map_err(|e| anyhow::anyhow!("docker cp: {e}"))?;
-    if out.status.success() { Ok(()) } else { Err(engine_failure(dest, what, &out.stderr)) }
+    Ok((!out.status.success()).then_some(out.stderr))
 }
