@@ -81,14 +81,18 @@ pub async fn containers(dest: &Destination, project: &str) -> Result<Vec<Contain
     Ok(containers)
 }
 
-/// The addresses the gateway has in rotation, asked inside a running gateway container;
-/// `None` when none answers.
-async fn in_rotation(dest: &Destination, gateway: Option<&Container>) -> Option<Vec<String>> {
-    let out = dest.engine.output(&["exec", &gateway?.id, "gateway", "routes"]).await.ok()?;
+/// The addresses the gateway has in rotation (of `route` only, if given), asked inside the
+/// gateway container `gateway`; `None` when it does not answer.
+pub async fn in_rotation(dest: &Destination, gateway: &str, route: Option<&str>) -> Option<Vec<String>> {
+    let out = dest.engine.output(&["exec", gateway, "gateway", "routes"]).await.ok()?;
+    if !out.status.success() {
+        return None;
+    }
     let routes: Value = serde_json::from_slice(&out.stdout).ok()?;
     let available = routes["routes"]
         .as_array()?
         .iter()
+        .filter(|r| route.is_none_or(|name| r["name"] == name))
         .flat_map(|r| r["instances"].as_array().cloned().unwrap_or_default())
         .filter(|i| i["available"] == true)
         .filter_map(|i| i["addr"].as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip.to_string()))
@@ -103,7 +107,10 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let containers = containers(&dest, &model.project).await?;
     let last = model.services.iter().find(|s| s.switch == Switch::Last).map(|s| s.name.as_str());
     let gateway = containers.iter().find(|c| Some(c.service.as_str()) == last && c.state == "running");
-    let rotation = in_rotation(&dest, gateway).await;
+    let rotation = match gateway {
+        Some(g) => in_rotation(&dest, &g.id, None).await,
+        None => None,
+    };
     let history = super::recorded_in(&dest, &model.project).await.unwrap_or_default();
     let live = history::live(&history);
 

@@ -233,17 +233,9 @@ async fn ready(compose: &Compose<'_>, service: &Service, new: &[String]) -> bool
     let Some(route) = &service.route else { return true };
     let Ok(gateways) = compose.containers("gateway").await else { return false };
     let Some(gateway) = gateways.first() else { return true };
-    let Some(routes) = docker(&["exec", gateway, "gateway", "routes"]).await else { return false };
-    let Ok(routes) = serde_json::from_str::<serde_json::Value>(&routes) else { return false };
-    let available: Vec<String> = routes["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["name"] == route.as_str())
-        .flat_map(|r| r["instances"].as_array().cloned().unwrap_or_default())
-        .filter(|i| i["available"] == true)
-        .filter_map(|i| i["addr"].as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip.to_string()))
-        .collect();
+    let Some(available) = super::status::in_rotation(compose.dest, gateway, Some(route)).await else {
+        return false;
+    };
     for id in new {
         let ips =
             docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", id])
