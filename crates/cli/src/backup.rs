@@ -12,7 +12,10 @@ use serde_json::Value;
 use crate::Failure;
 use crate::deploy::{self, Engine};
 
+mod in_place;
 mod restore;
+mod scratch;
+mod verify;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -34,8 +37,26 @@ pub enum Command {
         #[arg(long)]
         to: Option<String>,
         /// Leave the scratch Postgres running (its name is printed) to look at the data.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "in_place")]
         keep: bool,
+        /// Replace the live database: stop the project's containers, keep the current data in
+        /// a new volume, restore over it, start them again.
+        #[arg(long)]
+        in_place: bool,
+        /// Confirm --in-place on this machine without a terminal.
+        #[arg(long)]
+        yes: bool,
+        /// Confirm --in-place on a destination without a terminal: its name.
+        #[arg(long, value_name = "DESTINATION")]
+        confirm: Option<String>,
+        /// A destination of deploy.toml (default: this machine's stack).
+        #[arg(long, short)]
+        destination: Option<String>,
+    },
+    /// The restore drill: restore the latest backup and the archived WAL into a scratch
+    /// Postgres inside the backup service, then check the archive, the repository's
+    /// checksums, pg_amcheck, the migrations against this build's, and the key tables' rows.
+    Verify {
         /// A destination of deploy.toml (default: this machine's stack).
         #[arg(long, short)]
         destination: Option<String>,
@@ -131,13 +152,32 @@ async fn pgbackrest(service: &Service, args: &[&str]) -> Result<String, Failure>
     )))
 }
 
+/// `slipway-backup take KIND` in the backup container: a backup that records the key
+/// tables' row counts with it, as the schedule's do.
+async fn take(service: &Service, kind: &str) -> Result<(), Failure> {
+    let out = service.engine.output(&["exec", &service.container, "slipway-backup", "take", kind]).await?;
+    if out.status.success() {
+        return Ok(());
+    }
+    // What slipway-backup said: the repository, then pgBackRest's reason (its JSON log
+    // lines are for the service's log).
+    let said = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> =
+        said.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('{')).take(12).collect();
+    Err(Failure::Failed(anyhow::anyhow!(
+        "the {kind} backup failed on {}:\n  {}",
+        service.place,
+        lines.join("\n  ")
+    )))
+}
+
 pub async fn run(cmd: Command) -> Result<(), Failure> {
     match cmd {
         Command::Now { full, destination } => {
             let service = service(destination.as_deref()).await?;
             let kind = if full { "full" } else { "incr" };
             let started = Instant::now();
-            pgbackrest(&service, &["backup", &format!("--type={kind}")]).await?;
+            take(&service, kind).await?;
             let info = pgbackrest(&service, &["info", "--output=json"]).await?;
             let label = backups(&info).last().and_then(|b| b["label"].as_str().map(str::to_string));
             println!(
@@ -148,9 +188,29 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Restore { latest: _, to, keep, destination } => {
+        Command::Restore { latest: _, to, keep, in_place: false, destination, .. } => {
             let service = service(destination.as_deref()).await?;
             restore::run(&service, to.as_deref(), keep).await
+        }
+        Command::Restore { latest: _, to, in_place: true, yes, confirm, destination, .. } => {
+            let service = service(destination.as_deref()).await?;
+            let question = format!(
+                "This stops every container of {} on {} and replaces its database with the backup {}; \
+                 the current data is kept in a new volume.",
+                service.project,
+                service.place,
+                to.as_deref()
+                    .map_or("up to the newest archived commit".to_string(), |t| format!("as of {t}")),
+            );
+            match &destination {
+                Some(name) => crate::prompt::type_name(&question, name, confirm.as_deref())?,
+                None => crate::prompt::confirm(&question, yes)?,
+            }
+            in_place::run(&service, to.as_deref(), &restore::target(to.as_deref())).await
+        }
+        Command::Verify { destination } => {
+            let service = service(destination.as_deref()).await?;
+            verify::run(&service).await
         }
         Command::List { destination, json } => {
             let service = service(destination.as_deref()).await?;

@@ -125,6 +125,16 @@ impl Migrations {
         &self.schema
     }
 
+    /// Each up migration as `<schema>.schema_migrations` records it once applied: its version
+    /// and the hex of its checksum (what a restore drill compares a backup's tables with).
+    pub fn recorded(&self) -> Vec<(i64, String)> {
+        self.migrations
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| (m.version, m.checksum.iter().map(|b| format!("{b:02x}")).collect()))
+            .collect()
+    }
+
     fn migrator(&self) -> Migrator {
         let mut m = Migrator::with_migrations(self.migrations.clone());
         m.set_locking(false); // our own per-schema lock, on a dedicated connection

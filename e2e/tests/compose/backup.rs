@@ -2,12 +2,14 @@
 //! backup service's first full backup, `slipway backup now|list`, and a repository that is
 //! encrypted at rest.
 
+use std::time::Duration;
+
 use tokio::process::Command;
 
 use crate::helpers::{Mode, PROJECT, Stack, binary, workspace};
 
 /// `slipway args…` in the stack's folder, as its project: the output, and whether it succeeded.
-async fn slipway(stack: &Stack, args: &[&str]) -> (bool, String) {
+pub async fn slipway(stack: &Stack, args: &[&str]) -> (bool, String) {
     let out = Command::new(binary("slipway"))
         .current_dir(&stack.dir)
         .env("COMPOSE_PROJECT_NAME", PROJECT)
@@ -21,9 +23,32 @@ async fn slipway(stack: &Stack, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// `sh -c script` in a throwaway container with the repository volume at /repo.
-async fn in_repository(script: &str) -> String {
-    let volume = format!("{PROJECT}_backups:/repo:ro");
+/// A container's health: `healthy`, `unhealthy` or `starting`.
+pub async fn health(container: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Health.Status}}", container])
+        .output()
+        .await
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// slipway/postgres:15, built from this tree's docker/postgres.
+pub async fn postgres_image() {
+    let context = workspace().join("docker/postgres");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", "slipway/postgres:15"])
+        .arg(&context)
+        .output()
+        .await
+        .expect("docker build");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+}
+
+/// `sh -c script` in a throwaway container with the repository volume at /repo, mounted
+/// `mode` (`ro` or `rw`).
+async fn in_repository(mode: &str, script: &str) -> String {
+    let volume = format!("{PROJECT}_backups:/repo:{mode}");
     let out = Command::new("docker")
         .args([
             "run",
@@ -48,14 +73,7 @@ async fn in_repository(script: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_takes_and_lists_backups() {
     let stack = Stack::prepare(Mode::Backup).await;
-    let context = workspace().join("docker/postgres");
-    let built = Command::new("docker")
-        .args(["build", "-q", "-t", "slipway/postgres:15"])
-        .arg(&context)
-        .output()
-        .await
-        .expect("docker build");
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    postgres_image().await;
     // Healthy means the backup service has taken its first (full) backup.
     stack.up(&[]).await;
 
@@ -72,11 +90,12 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
     // Encrypted at rest: every file of the repository is OpenSSL-format ciphertext, and the
     // address signed up above appears in none.
     let plain = in_repository(
+        "ro",
         "find /repo -type f | while read -r f; do [ \"$(head -c 8 \"$f\")\" = Salted__ ] || echo \"$f\"; done",
     )
     .await;
     assert_eq!(plain.trim(), "", "files not encrypted");
-    let found = in_repository(&format!("grep -rl '{email}' /repo || true")).await;
+    let found = in_repository("ro", &format!("grep -rl '{email}' /repo || true")).await;
     assert_eq!(found.trim(), "", "the address in plain text");
 
     // Without its key, pgBackRest refuses instead of writing an unencrypted repository.
@@ -122,6 +141,46 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
     for volume in String::from_utf8_lossy(&restored.stdout).lines() {
         let _ = Command::new("docker").args(["volume", "rm", volume]).output().await;
     }
+
+    // The restore drill passes on this repository, every check named.
+    let (ok, said) = slipway(&stack, &["backup", "verify"]).await;
+    eprintln!("e2e: {said}");
+    assert!(ok && said.contains("verify passed: backup "), "{said}");
+    for check in ["archive", "repository", "restore", "recovery", "amcheck", "migrations", "rows"] {
+        assert!(said.contains(&format!("ok   {check}: ")), "{check}: {said}");
+    }
+
+    // In place: refused without confirmation, and nothing changed; confirmed, the live
+    // database is back at T, the data from before is kept, and the stack serves again.
+    let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t, "--in-place"]).await;
+    assert!(!ok && said.contains("pass --yes to run without a terminal"), "{said}");
+    assert_eq!(stack.sql("SELECT count(*) FROM auth.users").await, "3", "unconfirmed, nothing changed");
+    let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t, "--in-place", "--yes"]).await;
+    eprintln!("e2e: {said}");
+    assert!(ok && said.contains("in place on this machine") && said.contains("auth.users: 2 rows"), "{said}");
+    assert_eq!(stack.sql("SELECT count(*) FROM auth.users").await, "2", "the users committed before {t}");
+    let kept =
+        said.lines().find_map(|l| l.strip_prefix("the current data is kept in volume ")).expect("kept");
+    let listed = Command::new("docker").args(["volume", "inspect", kept]).output().await.expect("docker");
+    assert!(listed.status.success(), "{kept} is kept");
+    let _ = Command::new("docker").args(["volume", "rm", kept]).output().await;
+    stack.signup("after-restore@example.com").await;
+
+    // A file of the repository altered: the drill fails and names the check, and the backup
+    // service turns unhealthy.
+    in_repository(
+        "rw",
+        "f=$(find /repo/backup -path '*pg_data/base/*' -type f -size +1k | head -n 1) && \
+         printf corrupt | dd of=\"$f\" bs=1 seek=100 conv=notrunc 2>/dev/null && echo \"$f\"",
+    )
+    .await;
+    let (ok, said) = slipway(&stack, &["backup", "verify"]).await;
+    eprintln!("e2e: {said}");
+    assert!(!ok && said.contains("the restore drill failed at repository"), "{said}");
+    testkit::eventually(Duration::from_secs(60), "the backup service unhealthy", async || {
+        health(&backup).await == "unhealthy"
+    })
+    .await;
 
     // Outside such a stack, the command says what is missing.
     let (ok, said) = Command::new(binary("slipway"))

@@ -9,13 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::Service;
+use super::scratch::{create, setup};
 use crate::Failure;
 
 /// `docker args…` on the service's engine: stdout, or a failure naming `what`.
-async fn docker(service: &Service, args: &[&str], what: &str) -> Result<String, Failure> {
+pub(super) async fn docker(service: &Service, args: &[&str], what: &str) -> Result<String, Failure> {
     let out = service.engine.output(args).await?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
@@ -29,84 +28,10 @@ async fn docker(service: &Service, args: &[&str], what: &str) -> Result<String, 
     )))
 }
 
-/// What the scratch containers take from the backup service: its image, its pgBackRest
-/// settings, and its repository volume.
-struct Setup {
-    image: String,
-    env: Vec<String>,
-    repository: String,
-}
-
-async fn setup(service: &Service) -> Result<Setup, Failure> {
-    let inspected =
-        docker(service, &["inspect", &service.container], "inspecting the backup service").await?;
-    let c: Value = serde_json::from_str::<Value>(&inspected).unwrap_or_default()[0].clone();
-    let env = c["Config"]["Env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|e| e.starts_with("PGBACKREST_") && !e.starts_with("PGBACKREST_REPO1_CIPHER_PASS"))
-        .map(str::to_string)
-        .collect();
-    let repository = c["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["Destination"] == "/var/lib/pgbackrest")
-        .and_then(|m| m["Name"].as_str())
-        .ok_or_else(|| Failure::Failed(anyhow::anyhow!("the backup service has no repository volume")))?
-        .to_string();
-    Ok(Setup {
-        image: c["Config"]["Image"].as_str().unwrap_or("slipway/postgres:15").to_string(),
-        env,
-        repository,
-    })
-}
-
-/// Creates a container with the backup service's settings, the repository (read-only) and
-/// `volume` as the data directory, from `rest` (options, the image, its command), and copies
-/// the key in.
-async fn create(
-    service: &Service,
-    setup: &Setup,
-    name: &str,
-    volume: &str,
-    rest: &[&str],
-) -> Result<(), Failure> {
-    let data = format!("{volume}:/var/lib/postgresql/data");
-    let repo = format!("{}:/var/lib/pgbackrest:ro", setup.repository);
-    let mut args: Vec<String> =
-        ["create", "--name", name, "--network", "none", "--volume", &data, "--volume", &repo]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    for e in &setup.env {
-        args.extend(["--env".to_string(), e.clone()]);
-    }
-    args.extend(["--env".into(), "PGBACKREST_REPO1_CIPHER_PASS_FILE=/tmp/backup_key".into()]);
-    args.extend(rest.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker(service, &args, "creating a restore container").await?;
-    // The key, from the backup service's secret into the new container's /tmp, as a tar
-    // stream between the two through the engine.
-    let from = format!("{}:/run/secrets/backup_key", service.container);
-    let key = service.engine.docker().args(["cp", &from, "-"]).output().await;
-    let key = key.map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker cp: {e}")))?;
-    if !key.status.success() {
-        return Err(Failure::Failed(anyhow::anyhow!(
-            "the backup service has no key at /run/secrets/backup_key: {}",
-            String::from_utf8_lossy(&key.stderr).trim()
-        )));
-    }
-    match crate::deploy::copy_in(&service.engine, &format!("{name}:/tmp"), &key.stdout).await? {
-        None => Ok(()),
-        Some(said) => Err(Failure::Failed(anyhow::anyhow!(
-            "copying the backup key into {name} failed on {}: {}",
-            service.place,
-            String::from_utf8_lossy(&said).trim()
-        ))),
-    }
+/// pgBackRest's restore options for a target time (none: to the end of the archive).
+pub(super) fn target(to: Option<&str>) -> Vec<String> {
+    to.map(|t| vec!["--type=time".into(), format!("--target={t}"), "--target-action=promote".into()])
+        .unwrap_or_default()
 }
 
 pub async fn run(service: &Service, to: Option<&str>, keep: bool) -> Result<(), Failure> {
@@ -119,12 +44,10 @@ pub async fn run(service: &Service, to: Option<&str>, keep: bool) -> Result<(), 
     docker(service, &["volume", "create", &volume], "creating the volume").await?;
 
     // The restore itself: pgBackRest in a container of its own, on the new volume.
-    let target = to.map(|t| format!("--target={t}"));
     let mut restore = vec!["--user", "postgres", "--entrypoint", "slipway-pgbackrest"];
     restore.extend([setup.image.as_str(), "restore", "--log-level-console=warn"]);
-    if let Some(target) = &target {
-        restore.extend(["--type=time", target, "--target-action=promote"]);
-    }
+    let target = target(to);
+    restore.extend(target.iter().map(String::as_str));
     let restored = async {
         create(service, &setup, &restorer, &volume, &restore).await?;
         docker(service, &["start", "--attach", &restorer], "restoring (pgbackrest restore)").await
@@ -173,7 +96,7 @@ pub async fn run(service: &Service, to: Option<&str>, keep: bool) -> Result<(), 
 
 /// Waits until the scratch Postgres has recovered and accepts queries, then counts the rows
 /// of every Slipway table.
-async fn check(service: &Service, scratch: &str) -> Result<String, Failure> {
+pub(super) async fn check(service: &Service, scratch: &str) -> Result<String, Failure> {
     let psql = |sql: &'static str| {
         let scratch = scratch.to_string();
         async move {
