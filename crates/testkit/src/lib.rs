@@ -6,7 +6,9 @@ pub mod load;
 mod proxy;
 pub mod registry;
 pub mod remote;
+pub mod s3;
 pub mod smtp;
+pub mod tls;
 
 use std::str::FromStr;
 use std::time::Duration;

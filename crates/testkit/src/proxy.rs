@@ -17,7 +17,12 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Starts forwarding a loopback port to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into(), upstream).await
+    }
+
+    /// Starts forwarding a port of `ip` (one containers reach, say) to `upstream`.
+    pub async fn start_on(ip: std::net::IpAddr, upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let up = Arc::new(watch::Sender::new(true));
         let state = up.clone();

@@ -25,18 +25,7 @@ impl Registry {
         let addr = format!("{ip}:{port}");
         let dir = std::env::temp_dir().join(format!("slipway-registry-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("storage")).expect("registry folder");
-        let (crt, key) = (dir.join("registry.crt"), dir.join("registry.key"));
-        let made = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-            .args(["-days", "2", "-subj", "/CN=slipway-test-registry", "-addext"])
-            .arg(format!("subjectAltName=IP:{ip}"))
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .output()
-            .expect("openssl runs");
-        assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+        let (crt, key) = crate::tls::self_signed(&dir, "registry", &format!("IP:{ip}"));
         let config = format!(
             "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\n\
              http: {{ addr: \"{addr}\", tls: {{ certificate: {}, key: {} }} }}\n",

@@ -30,6 +30,9 @@ pub enum Mode {
     Prod,
     /// Dev with docker-compose.backup.yml: Postgres archiving with pgBackRest, the backup service.
     Backup,
+    /// Backup with docker-compose.backup-s3.yml, and the test's `s3.yml` (its server's address
+    /// and certificate).
+    BackupS3,
 }
 
 #[derive(Debug)]
@@ -53,6 +56,7 @@ impl Stack {
             "docker-compose.override.yml",
             "docker-compose.prod.yml",
             "docker-compose.backup.yml",
+            "docker-compose.backup-s3.yml",
             ".env",
         ];
         for file in files {
@@ -68,7 +72,7 @@ impl Stack {
         // address (prod refuses unencrypted SMTP, and the sink speaks no TLS).
         let overlay = match mode {
             Mode::Prod => "services: {}\n".to_string(),
-            Mode::Dev | Mode::Backup => format!(
+            Mode::Dev | Mode::Backup | Mode::BackupS3 => format!(
                 "services:\n  mailer:\n    environment:\n      SLIPWAY_MAILER_TRANSPORT: smtp\n      \
              SLIPWAY_MAILER_SMTP_HOST: host.docker.internal\n      SLIPWAY_MAILER_SMTP_PORT: \"{}\"\n      \
              SLIPWAY_MAILER_SMTP_TLS: none\n    extra_hosts: [\"host.docker.internal:host-gateway\"]\n  \
@@ -104,6 +108,16 @@ impl Stack {
             Mode::Dev => &["-f", "docker-compose.override.yml"],
             Mode::Prod => &["-f", "docker-compose.prod.yml"],
             Mode::Backup => &["-f", "docker-compose.override.yml", "-f", "docker-compose.backup.yml"],
+            Mode::BackupS3 => &[
+                "-f",
+                "docker-compose.override.yml",
+                "-f",
+                "docker-compose.backup.yml",
+                "-f",
+                "docker-compose.backup-s3.yml",
+                "-f",
+                "s3.yml",
+            ],
         };
         cmd.current_dir(&self.dir)
             .args(["compose", "-p", PROJECT, "-f", "docker-compose.yml"])
@@ -215,7 +229,7 @@ fn token_in(data: &str) -> Option<String> {
 }
 
 /// The host's address on Docker's default bridge, which `host-gateway` names in a container.
-async fn host_gateway() -> std::net::IpAddr {
+pub async fn host_gateway() -> std::net::IpAddr {
     let out = Command::new("ip").args(["-4", "-o", "addr", "show", "docker0"]).output().await.expect("ip");
     let text = String::from_utf8_lossy(&out.stdout);
     let cidr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1).expect("docker0 has an address");

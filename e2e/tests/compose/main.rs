@@ -2,6 +2,7 @@
 //! user, driven through the gateway at 127.0.0.1:8080.
 
 mod backup;
+mod backup_s3;
 mod deploy;
 mod helpers;
 mod lock;
