@@ -1,6 +1,7 @@
 //! `cargo xtask bench <target>`: measurements, each beside a peer measured in the same run.
 
 mod auth;
+mod backup;
 mod bus;
 mod deploy;
 mod gateway;
@@ -16,6 +17,9 @@ pub enum Target {
     Bus,
     /// Throughput and p99 beside nginx and HAProxy in front of the same upstream.
     Gateway,
+    /// A full backup and a restore of about 1 GB beside pg_dump and pg_restore, and the
+    /// commits lost under steady writes when the host dies (Docker; run from the workspace).
+    Backup,
     /// Release after release of the stack to a second engine over SSH, under load, beside
     /// `docker compose up -d` of the same change (needs `cargo xtask images` first; root).
     Deploy,
@@ -27,6 +31,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Bus => bus::run().await,
         Target::Gateway => gateway::run().await,
         Target::Deploy => deploy::run_bench().await,
+        Target::Backup => backup::run().await,
     }
 }
 
