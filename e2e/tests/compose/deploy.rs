@@ -27,7 +27,7 @@ impl Project {
         let toml = format!(
             "[destinations.remote]\nengine = \"{engine}\"\npublic_url = \"http://{ip}:8080\"\n\n\
              [destinations.broken]\nengine = \"{engine}\"\npublic_url = \"http://{ip}:8080\"\n\
-             files = [\"docker-compose.yml\", \"docker-compose.prod.yml\", \"broken.yml\"]\nhealth_timeout = \"20s\"\n",
+             files = [\"docker-compose.yml\", \"docker-compose.prod.yml\", \"broken.yml\"]\nhealth_timeout = \"40s\"\n",
             engine = host.engine(),
             ip = host.address
         );
@@ -187,7 +187,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     let Counts { answered, errors, dropped } = load.stop().await;
     let said = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{said}");
-    assert!(said.contains("the new release of web was not healthy and in rotation within 20s"), "{said}");
+    assert!(said.contains("the new release of web was not healthy and in rotation within 40s"), "{said}");
     assert!(said.contains("last health check") && said.contains("the old release keeps serving"), "{said}");
     assert!(!said.contains("is live"), "nothing reported as success: {said}");
     eprintln!(
