@@ -9,20 +9,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), Failure> {
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(Failure::Refused(format!(
-            "{question} Not confirmed: pass --yes to run without a terminal"
-        )));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|e| Failure::Failed(e.into()))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(Failure::Refused("not confirmed; nothing was changed".into()))
-    }
+    ask(question, "pass --yes", &format!("{question} [y/N] "), |a| matches!(a, "y" | "Y" | "yes"))
 }
 
 /// Proceeds if `given` is `name`, or if the user types `name` at a terminal: what a command
@@ -36,16 +23,23 @@ pub fn type_name(question: &str, name: &str, given: Option<&str>) -> Result<(), 
             Err(Failure::Refused(format!("--confirm {given:?} is not {name:?}; nothing was changed")))
         };
     }
+    let prompt = format!("{question}\nType the destination's name ({name}) to go on: ");
+    ask(question, &format!("pass --confirm {name}"), &prompt, |a| a == name)
+}
+
+/// Shows `prompt` at a terminal and proceeds if the trimmed answer is `accepted`; without a
+/// terminal, refuses with `question` and what to pass instead (`instead`).
+fn ask(question: &str, instead: &str, prompt: &str, accepted: impl Fn(&str) -> bool) -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Refused(format!(
-            "{question} Not confirmed: pass --confirm {name} to run without a terminal"
+            "{question} Not confirmed: {instead} to run without a terminal"
         )));
     }
-    eprint!("{question}\nType the destination's name ({name}) to go on: ");
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|e| Failure::Failed(e.into()))?;
-    if answer.trim() == name {
+    if accepted(answer.trim()) {
         Ok(())
     } else {
         Err(Failure::Refused("not confirmed; nothing was changed".into()))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Service;
 use super::restore::{check, docker};
-use super::scratch::{create, setup};
+use super::scratch::{pgbackrest_restore, setup};
 use crate::Failure;
 
 /// A running container of the project: its id and compose service.
@@ -90,16 +90,10 @@ pub async fn run(service: &Service, to: Option<&str>, restore_args: &[String]) -
     println!("the current data is kept in volume {kept}");
 
     let restorer = format!("{}-restore-{stamp}", service.project);
-    let mut args = vec!["--user", "postgres", "--entrypoint", "slipway-pgbackrest", &setup.image];
-    args.extend(["restore", "--delta", "--log-level-console=warn"]);
-    args.push("--recovery-option=restore_command=slipway-pgbackrest archive-get %f \"%p\"");
-    args.extend(restore_args.iter().map(String::as_str));
-    let restored = async {
-        create(service, &setup, &restorer, &data, &args).await?;
-        docker(service, &["start", "--attach", &restorer], "restoring (pgbackrest restore --delta)").await
-    }
-    .await;
-    let _ = docker(service, &["rm", "--force", &restorer], "removing the restore container").await;
+    let mut options =
+        vec!["--delta", "--recovery-option=restore_command=slipway-pgbackrest archive-get %f \"%p\""];
+    options.extend(restore_args.iter().map(String::as_str));
+    let restored = pgbackrest_restore(service, &setup, &restorer, &data, &options).await;
     if let Err(e) = restored {
         return Err(Failure::Failed(anyhow::anyhow!(
             "{e}\nthe project's containers are stopped; the data from before is in volume {kept} \

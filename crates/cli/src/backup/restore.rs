@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::Service;
-use super::scratch::{create, setup};
+use super::scratch::{create, pgbackrest_restore, setup};
 use crate::Failure;
 
 /// `docker args…` on the service's engine: stdout, or a failure naming `what`.
@@ -44,17 +44,9 @@ pub async fn run(service: &Service, to: Option<&str>, keep: bool) -> Result<(), 
     docker(service, &["volume", "create", &volume], "creating the volume").await?;
 
     // The restore itself: pgBackRest in a container of its own, on the new volume.
-    let mut restore = vec!["--user", "postgres", "--entrypoint", "slipway-pgbackrest"];
-    restore.extend([setup.image.as_str(), "restore", "--log-level-console=warn"]);
     let target = target(to);
-    restore.extend(target.iter().map(String::as_str));
-    let restored = async {
-        create(service, &setup, &restorer, &volume, &restore).await?;
-        docker(service, &["start", "--attach", &restorer], "restoring (pgbackrest restore)").await
-    }
-    .await;
-    let _ = docker(service, &["rm", "--force", &restorer], "removing the restore container").await;
-    restored?;
+    let options: Vec<&str> = target.iter().map(String::as_str).collect();
+    pgbackrest_restore(service, &setup, &restorer, &volume, &options).await?;
     let restored_in = started.elapsed();
 
     // Recovery: a scratch Postgres on the volume replays the archived WAL to the target and

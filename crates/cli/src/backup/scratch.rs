@@ -123,3 +123,24 @@ pub(super) async fn create(
     }
     Ok(())
 }
+
+/// `pgbackrest restore options…` in a throwaway container `name` on `volume` (its data
+/// directory), which is removed afterwards whatever happened.
+pub(super) async fn pgbackrest_restore(
+    service: &Service,
+    setup: &Setup,
+    name: &str,
+    volume: &str,
+    options: &[&str],
+) -> Result<(), Failure> {
+    let mut args = vec!["--user", "postgres", "--entrypoint", "slipway-pgbackrest", &setup.image];
+    args.extend(["restore", "--log-level-console=warn"]);
+    args.extend(options);
+    let restored = async {
+        create(service, setup, name, volume, &args).await?;
+        docker(service, &["start", "--attach", name], "restoring (pgbackrest restore)").await
+    }
+    .await;
+    let _ = docker(service, &["rm", "--force", name], "removing the restore container").await;
+    restored.map(|_| ())
+}
