@@ -78,6 +78,8 @@ struct Service {
     container: String,
     place: String,
     project: String,
+    /// A task of a Swarm stack rather than a compose project's container.
+    swarm: bool,
 }
 
 /// The compose project of this machine's stack: COMPOSE_PROJECT_NAME, from the environment
@@ -114,24 +116,32 @@ async fn service(destination: Option<&str>) -> Result<Service, Failure> {
             (engine, local_project(), "this machine".to_string(), how)
         }
     };
-    let project_label = format!("label=com.docker.compose.project={project}");
-    let args =
-        ["ps", "--quiet", "--filter", &project_label, "--filter", "label=com.docker.compose.service=backup"];
-    let out = engine.output(&args).await?;
-    if !out.status.success() {
-        return Err(Failure::Failed(anyhow::anyhow!(
-            "cannot list the containers on {place}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    // A compose project's backup service, else a Swarm stack's of the same name (a task
+    // on this engine: the node that keeps Postgres's volumes).
+    let compose = [
+        format!("label=com.docker.compose.project={project}"),
+        "label=com.docker.compose.service=backup".into(),
+    ];
+    let swarm = [format!("label=com.docker.swarm.service.name={project}_backup")];
+    for (filters, on_swarm) in [(&compose[..], false), (&swarm[..], true)] {
+        let mut args = vec!["ps", "--quiet"];
+        filters.iter().for_each(|f| args.extend(["--filter", f.as_str()]));
+        let out = engine.output(&args).await?;
+        if !out.status.success() {
+            return Err(Failure::Failed(anyhow::anyhow!(
+                "cannot list the containers on {place}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        if let Some(container) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            let container = container.to_string();
+            return Ok(Service { engine, container, place, project, swarm: on_swarm });
+        }
     }
-    let container =
-        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).ok_or_else(|| {
-            Failure::Failed(anyhow::anyhow!(
-                "no backup service runs in the compose project {project} on {place}: it comes with \
-             docker-compose.backup.yml; {how}"
-            ))
-        })?;
-    Ok(Service { engine, container, place, project })
+    Err(Failure::Failed(anyhow::anyhow!(
+        "no backup service runs in the compose project or Swarm stack {project} on {place}: it comes \
+         with docker-compose.backup.yml; {how} (COMPOSE_PROJECT_NAME names another project or stack)"
+    )))
 }
 
 /// `slipway-pgbackrest args…` in the backup container: its output, or its last words.
@@ -194,6 +204,14 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Restore { latest: _, to, in_place: true, yes, confirm, destination, .. } => {
             let service = service(destination.as_deref()).await?;
+            if service.swarm {
+                return Err(Failure::Refused(format!(
+                    "--in-place is not built for Swarm yet (Swarm restarts the containers it would stop): \
+                     without --in-place the restore goes into a new volume and leaves the live \
+                     database of {} as it is",
+                    service.project
+                )));
+            }
             let question = format!(
                 "This stops every container of {} on {} and replaces its database with the backup {}; \
                  the current data is kept in a new volume.",

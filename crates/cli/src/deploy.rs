@@ -29,7 +29,7 @@ mod switch;
 use std::path::Path;
 use std::time::Instant;
 
-pub use archive::put as copy_in;
+pub use archive::{archive, put as copy_in};
 pub use destination::{Destination, find};
 pub use engine::Engine;
 

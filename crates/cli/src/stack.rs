@@ -1,5 +1,5 @@
-//! `slipway stack deploy`: the compose files on Docker Swarm. `docker stack deploy` reads the
-//! older Compose file format 3 schema, which has no `depends_on` conditions, `build` or
+//! `slipway stack deploy`: the compose files on Docker Swarm, with backups when the project
+//! has docker-compose.backup.yml. `docker stack deploy` reads the older Compose file format 3 schema, which has no `depends_on` conditions, `build` or
 //! `develop`; this drops those keys from copies of docker-compose.yml and
 //! docker-compose.prod.yml and hands the copies to `docker stack deploy`. Nothing is lost:
 //! Swarm ignores start order anyway, and under Swarm each service applies its schema when it
@@ -13,9 +13,12 @@ use serde_yaml::Value;
 
 use crate::Failure;
 
+mod node;
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Deploy or update the stack from docker-compose.yml and docker-compose.prod.yml.
+    /// Deploy or update the stack from docker-compose.yml and docker-compose.prod.yml, and
+    /// docker-compose.backup.yml when the project has it.
     Deploy {
         /// The stack's name.
         #[arg(default_value = "slipway")]
@@ -26,17 +29,29 @@ pub enum Command {
         /// A further compose file laid over the two (site-specific settings); repeatable.
         #[arg(long = "file", short = 'f', value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Leave docker-compose.backup.yml out: no WAL archiving and no backup service.
+        #[arg(long)]
+        no_backup: bool,
     },
 }
 
 const FILES: [&str; 2] = ["docker-compose.yml", "docker-compose.prod.yml"];
+/// Laid over the two when present, unless --no-backup.
+const BACKUP: &str = "docker-compose.backup.yml";
 /// Keys of a service that Compose file format 3 does not know.
 const COMPOSE_ONLY: [&str; 3] = ["depends_on", "build", "develop"];
 
 pub fn run(cmd: Command) -> Result<(), Failure> {
-    let Command::Deploy { name, check, files } = cmd;
+    let Command::Deploy { name, check, files, no_backup } = cmd;
+    let backup = (!no_backup && Path::new(BACKUP).exists()).then(|| PathBuf::from(BACKUP));
+    if backup.is_none() && !no_backup {
+        eprintln!(
+            "warning: no {BACKUP} here, so nothing backs up the stack's database; pass --no-backup \
+             if that is intended"
+        );
+    }
     let mut copies = Copies(Vec::new());
-    let all = FILES.iter().map(PathBuf::from).chain(files);
+    let all = FILES.iter().map(PathBuf::from).chain(backup).chain(files);
     for (i, file) in all.enumerate() {
         let shown = file.display();
         let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -47,6 +62,9 @@ pub fn run(cmd: Command) -> Result<(), Failure> {
         let copy = PathBuf::from(format!(".slipway-stack.{i}.yml"));
         std::fs::write(&copy, ready).with_context(|| format!("cannot write {}", copy.display()))?;
         copies.0.push(copy);
+    }
+    if !check {
+        node::ensure()?;
     }
     let mut docker = std::process::Command::new("docker");
     crate::up::pass_socket_group(&mut docker);

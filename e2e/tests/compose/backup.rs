@@ -191,5 +191,8 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
         .await
         .map(|o| (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string()))
         .expect("slipway runs");
-    assert!(!ok && said.contains("no backup service runs in the compose project no-such-project"), "{said}");
+    assert!(
+        !ok && said.contains("no backup service runs in the compose project or Swarm stack no-such-project"),
+        "{said}"
+    );
 }

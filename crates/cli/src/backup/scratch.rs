@@ -21,8 +21,9 @@ const SECRETS: [&str; 3] = [
 pub(super) struct Setup {
     pub image: String,
     env: Vec<String>,
-    /// (setting, path in the backup service) of each secret file.
-    secrets: Vec<(String, String)>,
+    /// (setting, path in the backup service, contents) of each secret file, read while the
+    /// service runs (`--in-place` stops it before the restore needs them).
+    secrets: Vec<(String, String, Vec<u8>)>,
     /// Options that give a container access to the repository.
     access: Vec<String>,
 }
@@ -39,7 +40,9 @@ pub(super) async fn setup(service: &Service) -> Result<Setup, Failure> {
     let mut secrets = Vec::new();
     for e in strings(&c["Config"]["Env"]).filter(|e| e.starts_with("PGBACKREST_")) {
         match e.split_once('=') {
-            Some((key, path)) if SECRETS.contains(&key) => secrets.push((key.to_string(), path.to_string())),
+            Some((key, path)) if SECRETS.contains(&key) => {
+                secrets.push((key.to_string(), path.to_string(), read_secret(service, path).await?));
+            }
             _ if e.starts_with("PGBACKREST_REPO1_CIPHER_PASS=")
                 || e.starts_with("PGBACKREST_REPO1_S3_KEY") => {}
             _ => env.push(e.to_string()),
@@ -76,9 +79,22 @@ pub(super) async fn setup(service: &Service) -> Result<Setup, Failure> {
     })
 }
 
+/// A secret file of the running backup service, read there with `cat`: not through the
+/// archive API (`docker cp`), which sees an empty placeholder where Swarm mounts a secret.
+async fn read_secret(service: &Service, path: &str) -> Result<Vec<u8>, Failure> {
+    let key = service.engine.output(&["exec", &service.container, "cat", path]).await?;
+    if !key.status.success() || key.stdout.is_empty() {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "the backup service has no secret at {path}: {}",
+            String::from_utf8_lossy(&key.stderr).trim()
+        )));
+    }
+    Ok(key.stdout)
+}
+
 /// Creates a container with the backup service's settings and access to the repository,
 /// `volume` as its data directory, from `rest` (options, the image, its command), and copies
-/// the secrets into its /tmp.
+/// the secrets into its /tmp through the archive API.
 pub(super) async fn create(
     service: &Service,
     setup: &Setup,
@@ -93,27 +109,15 @@ pub(super) async fn create(
         args.extend(["--env".to_string(), e.clone()]);
     }
     let file = |path: &str| path.rsplit('/').next().unwrap_or(path).to_string();
-    for (key, path) in &setup.secrets {
+    for (key, path, _) in &setup.secrets {
         args.extend(["--env".to_string(), format!("{key}=/tmp/{}", file(path))]);
     }
     args.extend(rest.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     docker(service, &args, "creating a restore container").await?;
-    // Each secret, from the backup service into the new container's /tmp, as a tar stream
-    // between the two through the engine.
-    for (_, path) in &setup.secrets {
-        let from = format!("{}:{path}", service.container);
-        let key = service.engine.docker().args(["cp", &from, "-"]).output().await;
-        let key = key.map_err(|e| Failure::Failed(anyhow::anyhow!("cannot run docker cp: {e}")))?;
-        if !key.status.success() {
-            return Err(Failure::Failed(anyhow::anyhow!(
-                "the backup service has no secret at {path}: {}",
-                String::from_utf8_lossy(&key.stderr).trim()
-            )));
-        }
-        if let Some(said) =
-            crate::deploy::copy_in(&service.engine, &format!("{name}:/tmp"), &key.stdout).await?
-        {
+    for (_, path, contents) in &setup.secrets {
+        let tar = crate::deploy::archive([(file(path).as_str(), contents.as_slice())], 0o444)?;
+        if let Some(said) = crate::deploy::copy_in(&service.engine, &format!("{name}:/tmp"), &tar).await? {
             return Err(Failure::Failed(anyhow::anyhow!(
                 "copying {path} into {name} failed on {}: {}",
                 service.place,
