@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod images;
 mod test;
+mod tidy;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Slipway's project automation")]
@@ -29,6 +30,8 @@ enum Cmd {
         #[arg(long)]
         tag: Option<String>,
     },
+    /// Check the workspace's structural rules: dependencies between crates, module docs.
+    Tidy,
     /// Measure a component; prints figures and writes them to target/bench/<target>.json.
     Bench {
         #[arg(value_enum)]
@@ -44,6 +47,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Test { args } => test::test(&args).await,
         Cmd::Images { tag } => images::run(tag).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Tidy => tidy::run().map(|()| ExitCode::SUCCESS),
         Cmd::Bench { target } => bench::run(target).await.map(|()| ExitCode::SUCCESS),
     };
     match result {

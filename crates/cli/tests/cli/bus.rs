@@ -1,3 +1,5 @@
+//! `slipway bus dead`: listing, retrying and discarding dead letters on a real bus.
+
 use bus::{Backend, Group, Publish};
 use serde_json::json;
 use testkit::TestDb;

@@ -1,3 +1,5 @@
+//! `slipway db`: reset's refusal in prod, and dump and load between databases.
+
 use testkit::TestDb;
 
 use crate::helpers::{run, text};

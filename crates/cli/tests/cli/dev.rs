@@ -1,3 +1,5 @@
+//! `slipway dev`: every service in one process, its configuration and its shutdown.
+
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! `slipway env`: `check` reports every problem of every service at once; `secrets` writes fresh secrets, never over existing ones.
+
 use crate::helpers::{run, text};
 
 #[test]

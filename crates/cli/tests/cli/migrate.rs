@@ -1,3 +1,5 @@
+//! `slipway migrate`: up, status, down and new against a real database.
+
 use testkit::TestDb;
 
 use crate::helpers::{run, slipway, text};

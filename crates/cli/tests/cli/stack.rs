@@ -1,3 +1,5 @@
+//! `slipway stack deploy --check`: what Swarm is given from the compose files.
+
 use crate::helpers::text;
 
 /// A copy of the project's compose files in a folder of its own.

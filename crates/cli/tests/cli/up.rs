@@ -1,3 +1,5 @@
+//! `slipway up`: what it says and writes outside a project.
+
 use crate::helpers::{run, text};
 
 #[test]

@@ -1,3 +1,5 @@
+//! The layered configuration: sources, their order, and every problem reported at once.
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

@@ -1,3 +1,5 @@
+//! `/healthz` and `/readyz` against a Postgres that comes and goes.
+
 use std::time::Duration;
 
 use axum::Router;

@@ -1,3 +1,5 @@
+//! Migrations under the per-schema lock: applied once, drift refused, status and reset.
+
 use std::path::{Path, PathBuf};
 
 use kit::migrate::{MigrateFailure, MigrationState, Migrations};

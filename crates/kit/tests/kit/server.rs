@@ -1,3 +1,5 @@
+//! The standard server: its layers, limits, problems and graceful shutdown.
+
 use std::sync::Arc;
 use std::time::Duration;
 

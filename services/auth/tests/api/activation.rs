@@ -1,3 +1,5 @@
+//! Activation links: one use, and one activation under concurrent uses.
+
 use serde_json::json;
 
 use crate::helpers::{problem_slug, spawn_app, spawn_app_with};

@@ -1,3 +1,5 @@
+//! Signing keys and the JWKS: verified by an independent library, and rotation.
+
 use std::process::Command;
 
 use auth::jwt;

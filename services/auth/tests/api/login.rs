@@ -1,3 +1,5 @@
+//! Login: the tokens it returns, and what wrong credentials and lockouts answer.
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};

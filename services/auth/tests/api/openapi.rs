@@ -1,3 +1,5 @@
+//! The OpenAPI document: complete, and true to what the API answers.
+
 use serde_json::Value;
 
 use crate::helpers::spawn_app;

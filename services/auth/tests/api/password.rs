@@ -1,3 +1,5 @@
+//! Password reset: requests that reveal nothing, and one-time resets that end sessions.
+
 use serde_json::{Value, json};
 
 use crate::helpers::{problem_slug, spawn_app, spawn_app_with, status_and_body};

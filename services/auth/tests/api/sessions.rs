@@ -1,3 +1,5 @@
+//! Refresh tokens and sessions: rotation, reuse detection and logout.
+
 use serde_json::{Value, json};
 
 use crate::helpers::{problem_slug, spawn_app, spawn_app_with};

@@ -1,3 +1,5 @@
+//! Signup: the account and its event in one transaction, and answers that reveal nothing.
+
 use serde_json::json;
 
 use crate::helpers::{problem_slug, spawn_app, status_and_body};

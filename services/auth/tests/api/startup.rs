@@ -1,3 +1,5 @@
+//! Startup: health, migrations in auth's own schema, configuration errors, and database outages.
+
 use crate::helpers::{spawn_app, spawn_app_on, test_config};
 
 #[tokio::test]

@@ -1,3 +1,5 @@
+//! The edge's own work: rate limits, forwarded headers, request ids, body limits and access tokens.
+
 use std::time::Duration;
 
 use serde_json::Value;

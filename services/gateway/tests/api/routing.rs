@@ -1,3 +1,5 @@
+//! Routing by host and path prefix, and the problems for unknown and dead routes.
+
 use std::time::Duration;
 
 use testkit::eventually;

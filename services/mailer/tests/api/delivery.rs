@@ -1,3 +1,5 @@
+//! Delivery over SMTP: one email per event, and dead letters with the server's reason.
+
 use std::time::Duration;
 
 use bus::Backend;

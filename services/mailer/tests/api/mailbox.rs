@@ -1,3 +1,5 @@
+//! The development mailbox: present in dev, absent in prod, and prod's refusal of unencrypted SMTP.
+
 use std::time::Duration;
 
 use serde_json::Value;

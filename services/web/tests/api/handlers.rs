@@ -1,3 +1,5 @@
+//! Web's pages and forms: CSRF, sessions and what each page shows.
+
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
