@@ -179,6 +179,9 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
     );
     reach(dest).await?;
     let model = compose::model(dest, tag).await?;
+    if let Some(warning) = unprotected(&dest.name, &model) {
+        report::warn(warning);
+    }
     let images = if kind == Kind::Deploy {
         report::step("images", json!({}), "images:");
         images::ship(dest, &model.images).await?
@@ -220,6 +223,19 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
         format!("slipway: {tag} is live on {} ({:.1?})", dest.name, started.elapsed()),
     );
     Ok(())
+}
+
+/// A warning when the stack keeps a database and nothing backs it up: no `backup` service,
+/// which docker-compose.backup.yml brings.
+fn unprotected(destination: &str, model: &compose::Model) -> Option<String> {
+    let backed_up = model.services.iter().any(|s| s.name == "backup");
+    (model.database.is_some() && !backed_up).then(|| {
+        format!(
+            "nothing backs up the database of {}: add docker-compose.backup.yml to its files in deploy.toml \
+             (continuous, encrypted, point-in-time backups with a daily restore drill; README, Backups)",
+            destination
+        )
+    })
 }
 
 /// Fails with the engine's words unless `docker version` answers on the destination.
@@ -291,7 +307,35 @@ async fn git_tag(allow_dirty: bool) -> Result<String, Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::hint;
+    use super::compose::{Model, Service, Switch};
+    use super::rotate::Database;
+    use super::{hint, unprotected};
+
+    #[test]
+    fn a_stack_with_a_database_and_no_backup_service_is_warned_about_and_one_with_it_is_not() {
+        let service = |name: &str| Service {
+            name: name.into(),
+            switch: Switch::InPlace,
+            replicas: 1,
+            route: None,
+            holder: None,
+        };
+        let postgres = serde_json::json!({ "environment": { "POSTGRES_PASSWORD_FILE": "/run/secrets/database_password" } });
+        let mut model = Model {
+            project: "p".into(),
+            secrets: Default::default(),
+            images: vec![],
+            services: vec![service("postgres"), service("auth")],
+            database: Database::of("postgres", &postgres),
+        };
+        let warned = unprotected("prod", &model);
+        assert!(warned.is_some_and(|w| w.contains("prod") && w.contains("docker-compose.backup.yml")));
+        model.services.push(service("backup"));
+        assert_eq!(unprotected("prod", &model), None);
+        model.database = None;
+        model.services.pop();
+        assert_eq!(unprotected("prod", &model), None, "no database, nothing to back up");
+    }
 
     #[test]
     fn a_host_without_docker_or_without_a_login_or_a_running_daemon_is_told_what_to_do() {

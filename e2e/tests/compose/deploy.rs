@@ -16,18 +16,19 @@ struct Project {
 }
 
 impl Project {
-    /// The repository's compose files and `.env`, fresh secrets, and deploy.toml naming `host`.
+    /// The repository's compose files (backups included, as a project has them) and `.env`,
+    /// fresh secrets, and deploy.toml naming `host`.
     async fn new(host: &RemoteHost) -> Self {
         let dir = std::env::temp_dir().join(format!("slipway-deploy-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("project folder");
-        for file in ["docker-compose.yml", "docker-compose.prod.yml", ".env"] {
+        for file in ["docker-compose.yml", "docker-compose.prod.yml", "docker-compose.backup.yml", ".env"] {
             std::fs::copy(workspace().join(file), dir.join(file)).expect(file);
         }
         // `broken` is the same host with a web whose health check never passes.
         let toml = format!(
             "[destinations.remote]\nengine = \"{engine}\"\npublic_url = \"http://{ip}:8080\"\n\n\
              [destinations.broken]\nengine = \"{engine}\"\npublic_url = \"http://{ip}:8080\"\n\
-             files = [\"docker-compose.yml\", \"docker-compose.prod.yml\", \"broken.yml\"]\nhealth_timeout = \"40s\"\n",
+             files = [\"docker-compose.yml\", \"docker-compose.prod.yml\", \"docker-compose.backup.yml\", \"broken.yml\"]\nhealth_timeout = \"40s\"\n",
             engine = host.engine(),
             ip = host.address
         );
@@ -105,6 +106,13 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
         .await
         .expect("login");
     assert_eq!(login.status(), 200);
+
+    // Backups are on by default: the host's backup service took a full backup before the
+    // first deploy called it healthy, and `slipway backup list -d remote` reads it over SSH.
+    let listed = project.slipway(&host, &["backup", "list", "-d", "remote"]).await;
+    let list = text(&listed);
+    assert!(listed.status.success() && list.contains(" full "), "{list}");
+    assert!(list.contains("repository encrypted: aes-256-cbc"), "{list}");
 
     // The secrets reached the services only as files: no value in any container's
     // configuration or log, in any process's command line on the host (its processes are
@@ -312,7 +320,8 @@ async fn a_destination_with_a_registry_gets_the_release_pushed_there_and_pulls_i
     let pushed = format!("slipway/auth:{TAG}: pushed to {}/e2e and pulled by pulled", registry.addr);
     assert!(said.contains(&pushed), "{said}");
     let held = registry.repositories();
-    for repo in ["e2e/slipway/auth", "e2e/slipway/gateway", "e2e/slipway/web", "e2e/postgres"] {
+    // Postgres's image too: slipway/postgres (pgBackRest inside), since backups are on.
+    for repo in ["e2e/slipway/auth", "e2e/slipway/gateway", "e2e/slipway/web", "e2e/slipway/postgres"] {
         assert!(held.iter().any(|r| r == repo), "{repo} in the registry: {held:?}");
     }
     // The host runs the images under the names the compose files use, and serves.

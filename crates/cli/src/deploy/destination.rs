@@ -25,8 +25,8 @@ struct DestinationsFile {
 struct Raw {
     engine: String,
     public_url: Option<String>,
-    #[serde(default = "default_files")]
-    files: Vec<PathBuf>,
+    /// Default: [`default_files`].
+    files: Option<Vec<PathBuf>>,
     #[serde(default = "default_publish")]
     publish: String,
     #[serde(default = "default_secrets")]
@@ -36,9 +36,18 @@ struct Raw {
     registry: Option<String>,
 }
 
-fn default_files() -> Vec<PathBuf> {
-    vec!["docker-compose.yml".into(), "docker-compose.prod.yml".into()]
+/// The base and prod files, and docker-compose.backup.yml when the project has it: backups
+/// are on in production unless a destination lists its files without it.
+fn default_files(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = vec!["docker-compose.yml".into(), "docker-compose.prod.yml".into()];
+    if root.join(BACKUP_FILE).is_file() {
+        files.push(BACKUP_FILE.into());
+    }
+    files
 }
+
+/// The compose overlay that adds continuous backups.
+const BACKUP_FILE: &str = "docker-compose.backup.yml";
 
 fn default_publish() -> String {
     "0.0.0.0:8080".into()
@@ -94,7 +103,7 @@ pub fn find(root: &Path, name: &str) -> Result<Destination, Failure> {
             path.display()
         )));
     };
-    check(name, raw).map_err(|problems| {
+    check(name, raw, root).map_err(|problems| {
         Failure::Failed(anyhow::anyhow!(
             "destination {name:?} in {}:\n  - {}",
             path.display(),
@@ -103,7 +112,8 @@ pub fn find(root: &Path, name: &str) -> Result<Destination, Failure> {
     })
 }
 
-fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
+fn check(name: &str, raw: &Raw, root: &Path) -> Result<Destination, Vec<String>> {
+    let files = raw.files.clone().unwrap_or_else(|| default_files(root));
     let mut problems = Vec::new();
     let engine = Engine::parse(&raw.engine).map_err(|why| problems.push(format!("engine: {why}"))).ok();
     let public_url = match &raw.public_url {
@@ -117,7 +127,7 @@ fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
             None
         }
     };
-    if raw.files.is_empty() {
+    if files.is_empty() {
         problems.push("files: name at least the base compose file".into());
     }
     let health_timeout = kit::config::parse_duration(&raw.health_timeout)
@@ -141,7 +151,7 @@ fn check(name: &str, raw: &Raw) -> Result<Destination, Vec<String>> {
             name: name.to_string(),
             engine,
             public_url,
-            files: raw.files.clone(),
+            files,
             publish: raw.publish.clone(),
             secrets: raw.secrets.clone(),
             health_timeout,
@@ -159,7 +169,7 @@ mod tests {
         Raw {
             engine: engine.into(),
             public_url: Some("https://example.com".into()),
-            files: default_files(),
+            files: None,
             publish: default_publish(),
             secrets: default_secrets(),
             health_timeout: default_health_timeout(),
@@ -175,7 +185,7 @@ mod tests {
             registry: Some("https://registry.example.com/".into()),
             ..raw("ftp://x")
         };
-        let problems = check("prod", &bad).expect_err("four problems");
+        let problems = check("prod", &bad, Path::new(".")).expect_err("four problems");
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].starts_with("engine:"), "{problems:?}");
         assert!(problems[3].starts_with("registry: expected host[:port][/path]"), "{problems:?}");
@@ -183,10 +193,19 @@ mod tests {
 
     #[test]
     fn a_destination_without_optional_fields_takes_the_defaults() {
-        let d = check("staging", &raw("ssh://deploy@10.0.0.5")).expect("valid");
+        let empty = std::env::temp_dir().join(format!("slipway-dest-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).expect("folder");
+        let d = check("staging", &raw("ssh://deploy@10.0.0.5"), &empty).expect("valid");
         assert_eq!(d.health_timeout, Duration::from_secs(60));
-        assert_eq!(d.files.len(), 2);
+        assert_eq!(d.files, [PathBuf::from("docker-compose.yml"), "docker-compose.prod.yml".into()]);
         assert_eq!(d.publish, "0.0.0.0:8080");
         assert_eq!(d.registry, None, "images are streamed");
+        // A project with the backup overlay deploys it unless the destination says otherwise.
+        std::fs::write(empty.join(BACKUP_FILE), "services: {}\n").expect("overlay");
+        let d = check("staging", &raw("ssh://deploy@10.0.0.5"), &empty).expect("valid");
+        assert_eq!(d.files.last(), Some(&PathBuf::from(BACKUP_FILE)));
+        let listed = Raw { files: Some(vec!["docker-compose.yml".into()]), ..raw("ssh://deploy@10.0.0.5") };
+        assert_eq!(check("staging", &listed, &empty).expect("valid").files.len(), 1);
+        let _ = std::fs::remove_dir_all(&empty);
     }
 }
