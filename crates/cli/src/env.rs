@@ -78,7 +78,11 @@ pub fn write_missing_secret_files(dir: &std::path::Path) -> Result<Vec<&'static 
         return Ok(missing);
     }
     for name in &missing {
-        let value = if *name == "auth_jwt_key" { auth::jwt::generate_pem()? } else { random_hex() };
+        let value = if *name == "auth_jwt_key" {
+            token::generate_pem().map_err(anyhow::Error::msg)?
+        } else {
+            random_hex()
+        };
         let path = dir.join(name);
         // create_new: never through a symlink planted at the name, never over a file.
         let mut file = std::fs::OpenOptions::new()

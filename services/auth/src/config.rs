@@ -102,8 +102,8 @@ impl Config {
             db: DbConfig::read(&mut r),
             token_key: r.secret("TOKEN_KEY", DEV_TOKEN_KEY),
             jwt: JwtConfig {
-                issuer: r.get("JWT_ISSUER", public_url.clone()),
-                audience: r.get("JWT_AUDIENCE", "slipway".to_string()),
+                issuer: r.get("JWT_ISSUER", token::default_issuer(&public_url)),
+                audience: r.get("JWT_AUDIENCE", token::DEFAULT_AUDIENCE.to_string()),
                 access_ttl: r.get("ACCESS_TTL", Duration::from_secs(15 * 60)),
                 key: r.secret("JWT_KEY", ""),
                 previous_keys: r.get("JWT_PREVIOUS_KEYS", String::new()),

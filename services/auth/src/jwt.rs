@@ -1,54 +1,25 @@
-//! Access tokens: JWTs signed with Ed25519 (EdDSA), and the JWKS that lets any service, in any
-//! language, verify them. Several keys can verify at once, so a new key can take over signing
-//! while tokens of the old one run out.
+//! Auth's signing keys: the current signer and the public keys of earlier ones, read from
+//! the configuration, so a new key can take over signing while tokens of the old one run out.
+//! Tokens themselves (claims, key ids, the JWKS, verification) are the shared `token` crate's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde_json::Value;
 use uuid::Uuid;
+
+pub use token::{Claims, TokenError, kid};
 
 use crate::config::JwtConfig;
 
-/// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: Uuid,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: Uuid,
-    /// The session (refresh token family) the token belongs to.
-    pub sid: Uuid,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
-    #[error("not a JWT")]
-    Malformed,
-    #[error("unsupported algorithm or unknown key")]
-    UnknownKey,
-    #[error("bad signature")]
-    BadSignature,
-    #[error("expired")]
-    Expired,
-    #[error("wrong issuer or audience")]
-    WrongAudience,
-}
-
 #[derive(Clone)]
 pub struct Keys {
-    signer: SigningKey,
+    signer: token::Signer,
     signer_kid: String,
     verifiers: BTreeMap<String, VerifyingKey>,
+    verifier: token::Verifier,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -65,15 +36,7 @@ impl std::fmt::Debug for Keys {
 
 /// A fresh Ed25519 private key as PKCS#8 PEM.
 pub fn generate_pem() -> anyhow::Result<String> {
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    Ok(key.to_pkcs8_pem(Default::default()).context("encode key")?.to_string())
-}
-
-/// The key id: the RFC 7638 thumbprint of the public JWK.
-pub fn kid(key: &VerifyingKey) -> String {
-    let x = URL_SAFE_NO_PAD.encode(key.as_bytes());
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    token::generate_pem().map_err(anyhow::Error::msg)
 }
 
 /// Checks configured keys parse; returns `(setting, message)` for each that does not.
@@ -125,9 +88,10 @@ impl Keys {
         let signer_kid = kid(&signer.verifying_key());
         verifiers.insert(signer_kid.clone(), signer.verifying_key());
         Ok(Self {
-            signer,
+            signer: token::Signer::new(&signer).map_err(anyhow::Error::msg)?,
             signer_kid,
             verifiers,
+            verifier: token::Verifier::new(&config.issuer, &config.audience),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             ttl: config.access_ttl,
@@ -143,7 +107,7 @@ impl Keys {
     }
 
     /// Signs an access token for a user's session.
-    pub fn issue(&self, user: Uuid, session: Uuid) -> String {
+    pub fn issue(&self, user: Uuid, session: Uuid) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -154,59 +118,23 @@ impl Keys {
             jti: Uuid::now_v7(),
             sid: session,
         };
-        let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.signer_kid });
-        let signing_input = format!("{}.{}", b64_json(&header), b64_json(&claims));
-        let signature = self.signer.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+        self.signer.sign(&claims).map_err(anyhow::Error::msg)
     }
 
     /// Checks signature (by `kid`), expiry, issuer and audience.
-    pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwtError::Malformed);
-        };
-        let header: Value = decode_json(h)?;
-        if header["alg"] != "EdDSA" {
-            return Err(JwtError::UnknownKey);
-        }
-        let key = header["kid"].as_str().and_then(|k| self.verifiers.get(k)).ok_or(JwtError::UnknownKey)?;
-        let sig_bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
-        let signature = Signature::from_slice(&sig_bytes).map_err(|_| JwtError::Malformed)?;
-        key.verify_strict(format!("{h}.{p}").as_bytes(), &signature).map_err(|_| JwtError::BadSignature)?;
-        let claims: Claims = decode_json(p)?;
-        if claims.exp <= chrono::Utc::now().timestamp() {
-            return Err(JwtError::Expired);
-        }
-        if claims.iss != self.issuer || claims.aud != self.audience {
-            return Err(JwtError::WrongAudience);
-        }
-        Ok(claims)
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let kid = token::key_id(token)?;
+        let key = self.verifiers.get(&kid).ok_or(TokenError::UnknownKey)?;
+        self.verifier.verify(token, key)
     }
 
     /// The JWKS document: every key that verifies, the signer first.
     pub fn jwks(&self) -> Value {
-        let mut kids: Vec<&String> = self.verifiers.keys().collect();
-        kids.sort_by_key(|k| *k != &self.signer_kid);
-        let keys: Vec<Value> = kids
-            .into_iter()
-            .map(|kid| {
-                let x = URL_SAFE_NO_PAD.encode(self.verifiers[kid].as_bytes());
-                json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig" })
-            })
-            .collect();
-        json!({ "keys": keys })
+        let signer = std::iter::once(&self.verifiers[&self.signer_kid]);
+        token::jwks(
+            signer.chain(self.verifiers.iter().filter(|(k, _)| **k != self.signer_kid).map(|(_, v)| v)),
+        )
     }
-}
-
-fn b64_json(value: &impl Serialize) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default())
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, JwtError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
 /// Splits concatenated PEM blocks.
@@ -239,29 +167,27 @@ mod tests {
     }
 
     #[test]
-    fn a_token_verifies_and_any_change_breaks_it() {
+    fn a_token_verifies_with_its_session_and_ttl_and_only_against_its_own_key_set() {
         let keys = Keys::new(&config(""), &generate_pem().expect("pem")).expect("keys");
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
-        let token = keys.issue(user, session);
+        let token = keys.issue(user, session).expect("token");
         let claims = keys.verify(&token).expect("valid");
         assert_eq!((claims.sub, claims.sid, claims.exp - claims.iat), (user, session, 900));
-
-        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-        let mut forged: Claims = decode_json(&parts[1]).expect("claims");
-        forged.sub = Uuid::new_v4();
-        parts[1] = b64_json(&forged);
-        assert_eq!(keys.verify(&parts.join(".")), Err(JwtError::BadSignature));
-        assert_eq!(keys.verify("a.b"), Err(JwtError::Malformed));
+        assert_eq!(keys.verify("a.b"), Err(TokenError::Malformed));
 
         let other = Keys::new(&config(""), &generate_pem().expect("pem")).expect("keys");
-        assert_eq!(other.verify(&token), Err(JwtError::UnknownKey), "another key set does not know this kid");
+        assert_eq!(
+            other.verify(&token),
+            Err(TokenError::UnknownKey),
+            "another key set does not know this kid"
+        );
     }
 
     #[test]
     fn a_previous_key_still_verifies_after_rotation_and_is_published() {
         let old_pem = generate_pem().expect("pem");
         let old = Keys::new(&config(""), &old_pem).expect("keys");
-        let old_token = old.issue(Uuid::new_v4(), Uuid::new_v4());
+        let old_token = old.issue(Uuid::new_v4(), Uuid::new_v4()).expect("token");
         let old_public = SigningKey::from_pkcs8_pem(&old_pem)
             .expect("key")
             .verifying_key()

@@ -11,16 +11,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, VerifyingKey};
-use serde_json::Value;
+use token::{TokenError, Verifier, VerifyingKey};
 
 #[derive(Debug)]
 pub struct EdgeAuth {
     jwks_url: String,
-    issuer: String,
-    audience: String,
+    verifier: Verifier,
     http: reqwest_like::Client,
     cache: Mutex<Cache>,
 }
@@ -73,8 +69,7 @@ impl EdgeAuth {
     pub fn new(jwks_url: &str, issuer: &str, audience: &str) -> Self {
         Self {
             jwks_url: jwks_url.into(),
-            issuer: issuer.into(),
-            audience: audience.into(),
+            verifier: Verifier::new(issuer, audience),
             http: reqwest_like::Client::new(),
             cache: Mutex::default(),
         }
@@ -104,18 +99,7 @@ impl EdgeAuth {
 
     async fn fetch(&self) -> anyhow::Result<()> {
         let jwks = self.http.get_json(&self.jwks_url, FETCH_TIMEOUT).await?;
-        let mut keys = HashMap::new();
-        for k in jwks["keys"].as_array().into_iter().flatten() {
-            let (Some(kid), Some(x)) = (k["kid"].as_str(), k["x"].as_str()) else { continue };
-            if k["kty"] != "OKP" || k["crv"] != "Ed25519" {
-                continue;
-            }
-            let Ok(bytes) = URL_SAFE_NO_PAD.decode(x) else { continue };
-            let Ok(bytes) = <[u8; 32]>::try_from(bytes.as_slice()) else { continue };
-            if let Ok(key) = VerifyingKey::from_bytes(&bytes) {
-                keys.insert(kid.to_string(), key);
-            }
-        }
+        let keys: HashMap<String, VerifyingKey> = token::parse_jwks(&jwks).into_iter().collect();
         let mut cache = self.cache();
         cache.keys = keys;
         cache.fetched = true;
@@ -137,41 +121,16 @@ impl EdgeAuth {
     }
 
     /// The user id of a valid token, or why not.
-    pub async fn verify(&self, token: &str) -> Result<String, &'static str> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err("malformed token");
-        };
-        let decode = |part: &str| -> Option<Value> {
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
-        };
-        let header = decode(h).ok_or("malformed token")?;
-        if header["alg"] != "EdDSA" {
-            return Err("unsupported algorithm");
-        }
-        let kid = header["kid"].as_str().ok_or("no key id")?;
-        let key = match self.key(kid) {
+    pub async fn verify(&self, token: &str) -> Result<String, TokenError> {
+        let kid = token::key_id(token)?;
+        let key = match self.key(&kid) {
             (Some(key), _) => key,
             (None, true) => {
                 self.fetch_logged().await;
-                self.key(kid).0.ok_or("unknown key")?
+                self.key(&kid).0.ok_or(TokenError::UnknownKey)?
             }
-            (None, false) => return Err("unknown key"),
+            (None, false) => return Err(TokenError::UnknownKey),
         };
-        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| "malformed token")?;
-        let sig = Signature::from_slice(&sig).map_err(|_| "malformed token")?;
-        key.verify_strict(format!("{h}.{p}").as_bytes(), &sig).map_err(|_| "bad signature")?;
-        let claims = decode(p).ok_or("malformed token")?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
-            return Err("expired");
-        }
-        if claims["iss"] != self.issuer.as_str() || claims["aud"] != self.audience.as_str() {
-            return Err("wrong issuer or audience");
-        }
-        claims["sub"].as_str().map(str::to_string).ok_or("no subject")
+        self.verifier.verify(token, &key).map(|claims| claims.sub.to_string())
     }
 }

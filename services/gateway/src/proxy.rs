@@ -307,7 +307,7 @@ impl Proxy {
                 .and_then(|v| v.strip_prefix("Bearer "));
             let verified = match token {
                 Some(t) => self.edge.verify(t.trim()).await,
-                None => Err("no token"),
+                None => Err(token::TokenError::Malformed),
             };
             match verified.ok().and_then(|user| HeaderValue::from_str(&user).ok()) {
                 Some(user) => {

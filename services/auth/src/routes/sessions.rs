@@ -56,7 +56,7 @@ async fn tokens_for(
     let ttl = app.config.sessions.refresh_ttl;
     sessions::add_refresh(&mut *tx, &app.tokens, session, &refresh, ttl).await?;
     Ok(Tokens {
-        access_token: app.keys.issue(user, session),
+        access_token: app.keys.issue(user, session)?,
         token_type: "Bearer",
         expires_in: app.keys.ttl().as_secs(),
         refresh_token: refresh.expose().to_string(),

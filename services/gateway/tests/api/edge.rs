@@ -77,13 +77,13 @@ async fn a_protected_route_rejects_bad_tokens_and_forwards_the_user_id_of_a_good
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
     assert_eq!(call(Some("not.a.token")).await.status(), 401);
     assert_eq!(
-        call(Some(&other.issue(user, uuid::Uuid::new_v4()))).await.status(),
+        call(Some(&other.issue(user, uuid::Uuid::new_v4()).expect("token"))).await.status(),
         401,
         "signed by a key not in the JWKS"
     );
     assert_eq!(app.hits(), 0, "nothing unauthenticated reached the service");
 
-    let good = call(Some(&keys.issue(user, uuid::Uuid::new_v4()))).await;
+    let good = call(Some(&keys.issue(user, uuid::Uuid::new_v4()).expect("token"))).await;
     assert_eq!(good.status(), 200);
     let seen: Value = good.json().await.expect("json");
     assert_eq!(seen["headers"]["x-user-id"], user.to_string(), "the verified user, not the forged header");
@@ -125,8 +125,16 @@ async fn expired_and_wrong_audience_tokens_are_refused_at_the_edge() {
             .expect("answer")
     };
     let user = uuid::Uuid::new_v4();
-    assert_eq!(call(&expired.issue(user, uuid::Uuid::new_v4())).await.status(), 401, "expired");
-    assert_eq!(call(&foreign.issue(user, uuid::Uuid::new_v4())).await.status(), 401, "another audience");
+    assert_eq!(
+        call(&expired.issue(user, uuid::Uuid::new_v4()).expect("token")).await.status(),
+        401,
+        "expired"
+    );
+    assert_eq!(
+        call(&foreign.issue(user, uuid::Uuid::new_v4()).expect("token")).await.status(),
+        401,
+        "another audience"
+    );
     assert_eq!(call(&issuer.token().0).await.status(), 200, "the same JWKS, a good token");
     assert_eq!(app.hits(), 1);
 }
@@ -164,5 +172,5 @@ async fn a_key_auth_stops_publishing_stops_being_trusted_at_the_next_refresh() {
     assert_eq!(status(&old_token).await, 200);
     issuer.serve(next.jwks());
     eventually(SOON, "the removed key is dropped", async || status(&old_token).await == 401).await;
-    assert_eq!(status(&next.issue(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())).await, 200);
+    assert_eq!(status(&next.issue(uuid::Uuid::new_v4(), uuid::Uuid::new_v4()).expect("token")).await, 200);
 }

@@ -254,7 +254,7 @@ impl Issuer {
     /// A valid access token for a new user, and the user's id.
     pub fn token(&self) -> (String, uuid::Uuid) {
         let user = uuid::Uuid::new_v4();
-        (self.keys.issue(user, uuid::Uuid::new_v4()), user)
+        (self.keys.issue(user, uuid::Uuid::new_v4()).expect("token"), user)
     }
 
     /// Serves `jwks` from now on (`Null`: fail with 500).
