@@ -42,7 +42,7 @@ pub async fn enqueue(app: &AppState, topic: &str, email: &Email, ctx: &RequestCt
     let wanted = Wanted { email: email.as_str().to_string(), ip: ctx.ip, user_agent: ctx.user_agent.clone() };
     let payload = serde_json::to_value(&wanted).map_err(|e| ApiError::Internal(e.into()))?;
     let mut conn = app.pool.acquire().await?;
-    events::publish(&mut conn, topic, payload, ctx.request_id.as_deref()).await
+    events::publish_value(&mut conn, topic, payload, ctx.request_id.as_deref()).await
 }
 
 /// Does the queued work.

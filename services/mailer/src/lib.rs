@@ -18,13 +18,8 @@ pub const NAME: &str = "mailer";
 /// The Postgres schema the mailer owns.
 pub const SCHEMA: &str = "mailer";
 
-/// The topics the mailer handles.
-pub const TOPICS: &[&str] = &[
-    "auth.activation_requested",
-    "auth.signup_existing_account",
-    "auth.password_reset_requested",
-    "auth.password_changed",
-];
+/// The topics the mailer handles: every event that becomes an email (the `events` crate's).
+pub const TOPICS: &[&str] = &events::AccountEmail::TOPICS;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

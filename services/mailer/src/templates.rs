@@ -1,6 +1,7 @@
 //! Email templates: an HTML and a plain-text version of each, rendered with minijinja (HTML
 //! auto-escaped), embedded in the binary.
 
+use events::AccountEmail;
 use minijinja::{AutoEscape, Environment, context};
 use serde_json::Value;
 
@@ -16,43 +17,47 @@ pub struct Rendered {
 pub enum RenderError {
     #[error("no email is sent for topic {0:?}")]
     UnknownTopic(String),
-    #[error("event field {0:?} is missing or not text")]
-    MissingField(&'static str),
+    #[error("the event does not fit its topic: {0}")]
+    Payload(String),
     #[error("template error: {0}")]
     Template(#[from] minijinja::Error),
 }
 
-/// What each topic needs: its template, subject, and the event fields it uses.
+/// What each email needs: its template and subject.
 struct Kind {
     template: &'static str,
     subject: &'static str,
-    fields: &'static [&'static str],
 }
 
-fn kind(topic: &str) -> Option<Kind> {
-    Some(match topic {
-        "auth.activation_requested" => Kind {
-            template: "activation",
-            subject: "Activate your {site} account",
-            fields: &["email", "activation_url", "expires_at"],
-        },
-        "auth.signup_existing_account" => Kind {
-            template: "signup_existing",
-            subject: "Someone tried to sign up with your address",
-            fields: &["email", "login_url", "reset_url"],
-        },
-        "auth.password_reset_requested" => Kind {
-            template: "password_reset",
-            subject: "Reset your {site} password",
-            fields: &["email", "reset_url", "expires_at"],
-        },
-        "auth.password_changed" => Kind {
-            template: "password_changed",
-            subject: "Your {site} password was changed",
-            fields: &["email", "reset_url"],
-        },
-        _ => return None,
-    })
+fn kind(email: &AccountEmail) -> Kind {
+    let (template, subject) = match email {
+        AccountEmail::ActivationRequested(_) => ("activation", "Activate your {site} account"),
+        AccountEmail::SignupExistingAccount(_) => {
+            ("signup_existing", "Someone tried to sign up with your address")
+        }
+        AccountEmail::PasswordResetRequested(_) => ("password_reset", "Reset your {site} password"),
+        AccountEmail::PasswordChanged(_) => ("password_changed", "Your {site} password was changed"),
+    };
+    Kind { template, subject }
+}
+
+/// The event's fields for its templates, with times made readable.
+fn fields(email: &AccountEmail) -> Result<serde_json::Map<String, Value>, serde_json::Error> {
+    let value = match email {
+        AccountEmail::ActivationRequested(e) => serde_json::to_value(e),
+        AccountEmail::SignupExistingAccount(e) => serde_json::to_value(e),
+        AccountEmail::PasswordResetRequested(e) => serde_json::to_value(e),
+        AccountEmail::PasswordChanged(e) => serde_json::to_value(e),
+    }?;
+    let mut fields = match value {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(Value::String(at)) = fields.get("expires_at") {
+        let readable = readable_time(at);
+        fields.insert("expires_at".into(), Value::String(readable));
+    }
+    Ok(fields)
 }
 
 #[derive(Debug)]
@@ -93,20 +98,17 @@ impl Templates {
 
     /// The recipient and the rendered email for an event.
     pub fn render(&self, topic: &str, event: &Value) -> Result<(String, Rendered), RenderError> {
-        let kind = kind(topic).ok_or_else(|| RenderError::UnknownTopic(topic.to_string()))?;
-        let mut fields = serde_json::Map::new();
-        for field in kind.fields {
-            let value = event.get(*field).and_then(Value::as_str).ok_or(RenderError::MissingField(field))?;
-            let value = if *field == "expires_at" { readable_time(value) } else { value.to_string() };
-            fields.insert((*field).to_string(), Value::String(value));
-        }
+        let payload = |e: serde_json::Error| RenderError::Payload(e.to_string());
+        let email = AccountEmail::parse(topic, event)
+            .map_err(payload)?
+            .ok_or_else(|| RenderError::UnknownTopic(topic.to_string()))?;
+        let kind = kind(&email);
         let subject = kind.subject.replace("{site}", &self.site_name);
-        let event = minijinja::Value::from_serialize(&fields);
+        let event = minijinja::Value::from_serialize(fields(&email).map_err(payload)?);
         let ctx = context! { site_name => &self.site_name, public_url => &self.public_url, subject => &subject, ..event };
         let text = self.env.get_template(&format!("{}.txt", kind.template))?.render(&ctx)?;
         let html = self.env.get_template(&format!("{}.html", kind.template))?.render(&ctx)?;
-        let to = fields.get("email").and_then(Value::as_str).unwrap_or_default().to_string();
-        Ok((to, Rendered { subject, text, html }))
+        Ok((email.email().to_string(), Rendered { subject, text, html }))
     }
 }
 
@@ -129,11 +131,12 @@ mod tests {
     #[test]
     fn every_topic_renders_both_versions_with_its_link() {
         let event = json!({
+            "user_id": uuid::Uuid::new_v4(),
             "email": "ada@example.com", "activation_url": "https://acme.test/activate?token=abc",
             "reset_url": "https://acme.test/reset-password?token=def", "login_url": "https://acme.test/login",
             "expires_at": "2026-11-29T07:00:00Z",
         });
-        for topic in crate::TOPICS {
+        for topic in AccountEmail::TOPICS {
             let (to, email) = templates().render(topic, &event).expect("renders");
             assert_eq!(to, "ada@example.com");
             assert!(email.subject.contains("Acme") || topic.contains("signup_existing"), "{}", email.subject);
@@ -149,14 +152,16 @@ mod tests {
 
     #[test]
     fn html_is_escaped_and_bad_events_are_refused() {
-        let event = json!({ "email": "a@b.co", "reset_url": "https://x.test/?a=1&b=<script>" });
+        let event = json!({ "user_id": uuid::Uuid::new_v4(), "email": "a@b.co", "reset_url": "https://x.test/?a=1&b=<script>" });
         let (_, email) = templates().render("auth.password_changed", &event).expect("renders");
         assert!(email.html.contains("&lt;script&gt;") && !email.html.contains("<script>"));
         assert!(email.text.contains("<script>"), "plain text is not HTML-escaped");
         assert!(matches!(templates().render("auth.nope", &event), Err(RenderError::UnknownTopic(_))));
-        assert!(matches!(
-            templates().render("auth.activation_requested", &json!({ "email": "a@b.co" })),
-            Err(RenderError::MissingField("activation_url"))
-        ));
+        let missing = json!({ "user_id": uuid::Uuid::new_v4(), "email": "a@b.co" });
+        let refused = templates().render("auth.activation_requested", &missing).expect_err("refused");
+        assert!(
+            matches!(refused, RenderError::Payload(_)) && refused.to_string().contains("activation_url"),
+            "{refused}"
+        );
     }
 }

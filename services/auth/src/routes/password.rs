@@ -1,12 +1,12 @@
 //! Password reset (by emailed link) and password change (knowing the current one).
 
+use ::events::{PasswordChanged, PasswordResetRequested};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kit::extract::Json as JsonBody;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::signup::{CHECK_EMAIL, EmailRequest, email};
@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::hashing::Verified;
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
-use crate::store::events::{self, topic};
+use crate::store::events;
 use crate::store::{limiter, tokens};
 use crate::store::{sessions, users};
 
@@ -72,12 +72,13 @@ pub async fn send_reset(
     if let Some(u) = &user {
         let ttl = app.config.sessions.reset_ttl;
         let token = tokens::create(&mut *tx, &app.tokens, u.id, Purpose::PasswordReset, ttl).await?;
-        let payload = json!({
-            "user_id": u.id, "email": email.as_str(),
-            "reset_url": app.link(&format!("/reset-password?token={}", token.expose())),
-            "expires_at": chrono::Utc::now() + ttl,
-        });
-        events::publish(tx, topic::PASSWORD_RESET_REQUESTED, payload, ctx.request_id.as_deref()).await?;
+        let event = PasswordResetRequested {
+            user_id: u.id,
+            email: email.as_str().to_string(),
+            reset_url: app.link(&format!("/reset-password?token={}", token.expose())),
+            expires_at: chrono::Utc::now() + ttl,
+        };
+        events::publish(tx, &event, ctx.request_id.as_deref()).await?;
     }
     let outcome = if user.is_some() { "sent" } else { "unknown-email" };
     let entry =
@@ -181,7 +182,7 @@ async fn changed(
     ctx: &RequestCtx,
 ) -> Result<(), ApiError> {
     let email = users::by_id(&mut *tx, user).await?.map(|u| u.email).unwrap_or_default();
-    let payload = json!({ "user_id": user, "email": email, "reset_url": app.link("/forgot-password") });
-    events::publish(tx, topic::PASSWORD_CHANGED, payload, ctx.request_id.as_deref()).await?;
+    let event = PasswordChanged { user_id: user, email, reset_url: app.link("/forgot-password") };
+    events::publish(tx, &event, ctx.request_id.as_deref()).await?;
     Ok(())
 }

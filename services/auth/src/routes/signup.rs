@@ -1,12 +1,12 @@
 //! Signup, activation and resending the activation email.
 
+use ::events::{ActivationRequested, SignupExistingAccount};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kit::extract::Json as JsonBody;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use crate::domain::{Email, Password, Purpose};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
-use crate::store::events::{self, topic};
+use crate::store::events;
 use crate::store::tokens;
 use crate::store::users;
 
@@ -83,11 +83,13 @@ pub async fn signup(
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("taken address vanished"))?;
             if existing.activated_at.is_some() {
-                let payload = json!({
-                    "user_id": existing.id, "email": email.as_str(),
-                    "login_url": app.link("/login"), "reset_url": app.link("/forgot-password"),
-                });
-                events::publish(&mut tx, topic::SIGNUP_EXISTING, payload, ctx.request_id.as_deref()).await?;
+                let event = SignupExistingAccount {
+                    user_id: existing.id,
+                    email: email.as_str().to_string(),
+                    login_url: app.link("/login"),
+                    reset_url: app.link("/forgot-password"),
+                };
+                events::publish(&mut tx, &event, ctx.request_id.as_deref()).await?;
                 ("existing-active", existing.id)
             } else {
                 // Until someone proves the address, the latest signup's password is the one
@@ -116,13 +118,13 @@ async fn send_activation(
 ) -> Result<(), ApiError> {
     let ttl = app.config.sessions.activation_ttl;
     let token = tokens::create(&mut *tx, &app.tokens, user, Purpose::Activation, ttl).await?;
-    let expires_at = chrono::Utc::now() + ttl;
-    let payload = json!({
-        "user_id": user, "email": email.as_str(),
-        "activation_url": app.link(&format!("/activate?token={}", token.expose())),
-        "expires_at": expires_at,
-    });
-    events::publish(tx, topic::ACTIVATION_REQUESTED, payload, ctx.request_id.as_deref()).await?;
+    let event = ActivationRequested {
+        user_id: user,
+        email: email.as_str().to_string(),
+        activation_url: app.link(&format!("/activate?token={}", token.expose())),
+        expires_at: chrono::Utc::now() + ttl,
+    };
+    events::publish(tx, &event, ctx.request_id.as_deref()).await?;
     Ok(())
 }
 
