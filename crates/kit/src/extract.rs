@@ -1,5 +1,6 @@
 //! Request extractors whose rejections are problem+json, so bad input is a clear 4xx.
 
+use crate::problem::Slug;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -31,19 +32,20 @@ where
 fn problem_for(rejection: &JsonRejection) -> Problem {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {
-            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Expected JSON")
+            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, Slug::UNSUPPORTED_MEDIA_TYPE, "Expected JSON")
                 .detail("Send the body as JSON with `Content-Type: application/json`.")
         }
         JsonRejection::JsonSyntaxError(e) => {
-            Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON").detail(e.body_text())
+            Problem::new(StatusCode::BAD_REQUEST, Slug::MALFORMED_JSON, "Malformed JSON")
+                .detail(e.body_text())
         }
         JsonRejection::JsonDataError(e) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-body", "Invalid request body")
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Slug::INVALID_BODY, "Invalid request body")
                 .detail(e.body_text())
         }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large")
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, Slug::BODY_TOO_LARGE, "Request body too large")
         }
-        other => Problem::new(other.status(), "bad-request", "Bad request").detail(other.body_text()),
+        other => Problem::new(other.status(), Slug::BAD_REQUEST, "Bad request").detail(other.body_text()),
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process serves) and `GET /readyz` (its dependencies answer).
 
+use crate::problem::Slug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
         return (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response();
     }
     let checks: Map<String, Value> = down.iter().map(|n| (n.to_string(), json!("down"))).collect();
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Service not ready")
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, Slug::NOT_READY, "Service not ready")
         .detail(format!("unavailable: {}", down.join(", ")))
         .extension("checks", checks)
         .retry_after(5)

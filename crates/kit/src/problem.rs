@@ -1,17 +1,20 @@
-//! RFC 9457 problem details: the one shape every API error takes.
+//! RFC 9457 problem details: the one shape every error answer takes, in every service and
+//! the gateway.
 //!
-//! `type` is a stable `tag:` URI (RFC 9457 §4 suggests tag URIs for types that are not meant
-//! to be dereferenced): `tag:slipway.dev,2026:problem/<slug>`. Clients match on the slug.
+//! `type` is a stable `tag:` URI, `tag:slipway.dev,2026:problem/<slug>`, the slug from the
+//! catalogue ([`Slug`]); clients match on the slug. Every body carries the request id
+//! (`request_id`), so a user's report leads to the log lines: [`crate::request_id::layer`]
+//! makes it known to problems rendered while it serves, and the gateway sets it itself.
+//! [`Problem::into_http`] renders one without axum (the gateway runs on hyper alone).
 
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The `type` URI of a problem slug.
-pub fn type_uri(slug: &str) -> String {
-    format!("tag:slipway.dev,2026:problem/{slug}")
-}
+mod slug;
+
+pub use slug::Slug;
 
 /// An `application/problem+json` response.
 #[derive(Debug, Clone, Serialize)]
@@ -25,20 +28,30 @@ pub struct Problem {
     /// Extension members, flattened into the body.
     #[serde(flatten)]
     pub extensions: Map<String, Value>,
+    /// The request's id: the serving request's unless set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     #[serde(skip)]
     retry_after: Option<u64>,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, slug: &str, title: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, slug: Slug, title: impl Into<String>) -> Self {
         Self {
-            type_: type_uri(slug),
+            type_: slug.type_uri(),
             title: title.into(),
             status: status.as_u16(),
             detail: None,
             extensions: Map::new(),
+            request_id: crate::request_id::current(),
             retry_after: None,
         }
+    }
+
+    /// Sets the request id (where no request is being served by the kit's layer: the gateway).
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -58,16 +71,16 @@ impl Problem {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+        Self::new(StatusCode::NOT_FOUND, Slug::NOT_FOUND, "Not found")
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, Slug::METHOD_NOT_ALLOWED, "Method not allowed")
     }
 
     /// A 500 that says nothing about the cause; log the cause with [`log_internal`] first.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, Slug::INTERNAL, "Internal server error")
             .detail("Something went wrong on our side. Quote the request id when reporting it.")
     }
 
@@ -81,18 +94,25 @@ pub fn log_internal(error: &anyhow::Error) {
     tracing::error!(error = format!("{error:#}"), "internal error");
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    /// The response: `application/problem+json`, with `Retry-After` when set.
+    pub fn into_http(self) -> http::Response<Vec<u8>> {
         let status = self.status();
         let retry_after = self.retry_after;
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = (status, body).into_response();
+        let mut response = http::Response::new(serde_json::to_vec(&self).unwrap_or_default());
+        *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_http().map(axum::body::Body::from).into_response()
     }
 }
 

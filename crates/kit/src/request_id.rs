@@ -1,5 +1,6 @@
 //! The request id: taken from `X-Request-Id` (the gateway sets it) or made here, put on every
-//! log line of the request through its span, and returned on the response.
+//! log line of the request through its span, into every problem body answered while it is
+//! served ([`current`]), and returned on the response.
 
 use std::time::Instant;
 
@@ -10,6 +11,16 @@ use axum::response::Response;
 use tracing::Instrument;
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    /// The id of the request the current task serves.
+    static CURRENT: String;
+}
+
+/// The id of the request being served by [`layer`] in this task, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
 
 /// The id of the request being served, as a request extension.
 #[derive(Debug, Clone)]
@@ -46,7 +57,7 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
     );
     let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = CURRENT.scope(id, next.run(req)).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

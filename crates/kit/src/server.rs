@@ -1,5 +1,6 @@
 //! The HTTP server every service runs: standard layers, and graceful shutdown on SIGTERM.
 
+use crate::problem::Slug;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -45,7 +46,7 @@ async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, Slug::TIMEOUT, "Request timed out")
                 .detail(format!("The request took longer than {limit:?}."))
                 .retry_after(1)
                 .into_response()

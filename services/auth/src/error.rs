@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kit::problem::Slug;
 use kit::problem::{Problem, log_internal};
 use serde_json::json;
 
@@ -86,54 +87,57 @@ impl ApiError {
         use StatusCode as S;
         match self {
             Self::Invalid { field, message } => {
-                Problem::new(S::UNPROCESSABLE_ENTITY, "validation", "Invalid input")
+                Problem::new(S::UNPROCESSABLE_ENTITY, Slug::VALIDATION, "Invalid input")
                     .detail(format!("{field}: {message}"))
                     .extension("errors", json!([{ "field": field, "message": message }]))
             }
             Self::InvalidCredentials => {
-                Problem::new(S::UNAUTHORIZED, "invalid-credentials", "Wrong email or password")
+                Problem::new(S::UNAUTHORIZED, Slug::INVALID_CREDENTIALS, "Wrong email or password")
             }
             Self::NotActivated => {
-                Problem::new(S::FORBIDDEN, "account-not-activated", "Account not activated")
+                Problem::new(S::FORBIDDEN, Slug::ACCOUNT_NOT_ACTIVATED, "Account not activated")
                     .detail(
                         "Open the link in the email we sent to activate the account, or ask for a new one.",
                     )
                     .extension("resend", "/activation/resend")
             }
-            Self::Unauthorized => Problem::new(S::UNAUTHORIZED, "unauthorized", "Sign in required")
+            Self::Unauthorized => Problem::new(S::UNAUTHORIZED, Slug::UNAUTHORIZED, "Sign in required")
                 .detail("Send a valid access token: `Authorization: Bearer <token>`."),
             Self::InvalidRefreshToken => {
-                Problem::new(S::UNAUTHORIZED, "invalid-refresh-token", "Session expired")
+                Problem::new(S::UNAUTHORIZED, Slug::INVALID_REFRESH_TOKEN, "Session expired")
                     .detail("Sign in again.")
             }
             Self::Token(TokenProblem::Invalid) => {
-                Problem::new(S::NOT_FOUND, "token-invalid", "This link is not valid")
+                Problem::new(S::NOT_FOUND, Slug::TOKEN_INVALID, "This link is not valid")
             }
             Self::Token(TokenProblem::Used) => {
-                Problem::new(S::GONE, "token-used", "This link was already used")
+                Problem::new(S::GONE, Slug::TOKEN_USED, "This link was already used")
             }
             Self::Token(TokenProblem::Expired) => {
-                Problem::new(S::GONE, "token-expired", "This link has expired").detail("Ask for a new one.")
+                Problem::new(S::GONE, Slug::TOKEN_EXPIRED, "This link has expired")
+                    .detail("Ask for a new one.")
             }
             Self::RateLimited { retry_after } => {
-                Problem::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+                Problem::new(S::TOO_MANY_REQUESTS, Slug::RATE_LIMITED, "Too many requests")
                     .detail(format!("Try again in {retry_after} seconds."))
                     .retry_after(retry_after)
             }
             Self::Locked { retry_after } => Problem::new(
                 S::TOO_MANY_REQUESTS,
-                "account-locked",
+                Slug::ACCOUNT_LOCKED,
                 "Too many failed sign-ins",
             )
             .detail(format!(
                 "Sign-in to this account is paused; try again in {retry_after} seconds or reset the password."
             ))
             .retry_after(retry_after),
-            Self::Busy { retry_after } => Problem::new(S::SERVICE_UNAVAILABLE, "busy", "Too busy right now")
-                .detail(format!("Try again in {retry_after} seconds."))
-                .retry_after(retry_after),
+            Self::Busy { retry_after } => {
+                Problem::new(S::SERVICE_UNAVAILABLE, Slug::BUSY, "Too busy right now")
+                    .detail(format!("Try again in {retry_after} seconds."))
+                    .retry_after(retry_after)
+            }
             Self::Unavailable { retry_after } => {
-                Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable")
+                Problem::new(S::SERVICE_UNAVAILABLE, Slug::UNAVAILABLE, "Temporarily unavailable")
                     .detail(format!("Try again in {retry_after} seconds."))
                     .retry_after(retry_after)
             }

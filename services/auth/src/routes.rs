@@ -55,6 +55,8 @@ pub struct ProblemDoc {
     pub title: String,
     pub status: u16,
     pub detail: Option<String>,
+    /// The request's id, as in the `X-Request-Id` header: quote it when reporting a problem.
+    pub request_id: Option<String>,
 }
 
 /// The public keys that verify access tokens (RFC 7517).

@@ -16,6 +16,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use kit::client_ip::TrustedProxies;
+use kit::problem::{Problem, Slug};
 
 mod capped;
 mod target;
@@ -95,28 +96,23 @@ pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
+/// A refusal of the gateway's own: a problem from the kit's catalogue with the request id.
 fn problem(
     status: StatusCode,
-    slug: &str,
+    slug: Slug,
     title: &str,
     retry_after: Option<u64>,
     rid: &str,
 ) -> Response<Body> {
-    let body = serde_json::json!({
-        "type": kit::problem::type_uri(slug), "title": title, "status": status.as_u16(), "request_id": rid,
-    });
-    let mut res =
-        Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
-    *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    if let Some(s) = retry_after {
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    let mut problem = Problem::new(status, slug, title).request_id(rid);
+    if let Some(seconds) = retry_after {
+        problem = problem.retry_after(seconds);
     }
-    res
+    problem.into_http().map(|body| Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
 }
 
 fn body_too_large(rid: &str) -> Response<Body> {
-    problem(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The request body is too large", None, rid)
+    problem(StatusCode::PAYLOAD_TOO_LARGE, Slug::BODY_TOO_LARGE, "The request body is too large", None, rid)
 }
 
 /// Removes hop-by-hop headers, including those the Connection header names.
@@ -190,7 +186,7 @@ fn redirect_to_https(req: &Request<Incoming>, port: u16, rid: &HeaderValue) -> R
         }
         _ => problem(
             StatusCode::BAD_REQUEST,
-            "bad-request",
+            Slug::BAD_REQUEST,
             "A request needs a Host",
             None,
             rid.to_str().unwrap_or("-"),
@@ -247,7 +243,7 @@ impl Proxy {
                 target::Malformed::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,
             };
-            (problem(status, "bad-request", m.title(), None, id), None, None)
+            (problem(status, Slug::BAD_REQUEST, m.title(), None, id), None, None)
         };
         if let Err(m) = target::check_head(&req) {
             return malformed(m);
@@ -266,7 +262,7 @@ impl Proxy {
         let Some(route) = route else {
             self.metrics.unknown_host.fetch_add(1, Ordering::Relaxed);
             return (
-                problem(StatusCode::NOT_FOUND, "no-route", "No route for this host and path", None, id),
+                problem(StatusCode::NOT_FOUND, Slug::NO_ROUTE, "No route for this host and path", None, id),
                 None,
                 None,
             );
@@ -277,7 +273,13 @@ impl Proxy {
         {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return (
-                problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", Some(wait), id),
+                problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Slug::RATE_LIMITED,
+                    "Too many requests",
+                    Some(wait),
+                    id,
+                ),
                 Some(route),
                 None,
             );
@@ -316,7 +318,7 @@ impl Proxy {
                 None => {
                     self.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
                     let mut res =
-                        problem(StatusCode::UNAUTHORIZED, "unauthorized", "Sign in required", None, id);
+                        problem(StatusCode::UNAUTHORIZED, Slug::UNAUTHORIZED, "Sign in required", None, id);
                     res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                     return (res, Some(route), None);
                 }
@@ -365,7 +367,7 @@ impl Proxy {
         target.path_and_query = path_and_query.or(Some(PathAndQuery::from_static("/")));
         let Ok(uri) = Uri::from_parts(target) else {
             return (
-                problem(StatusCode::BAD_REQUEST, "bad-request", "Malformed request target", None, id),
+                problem(StatusCode::BAD_REQUEST, Slug::BAD_REQUEST, "Malformed request target", None, id),
                 Some(route),
                 None,
             );
@@ -399,7 +401,7 @@ impl Proxy {
                     self.metrics.no_healthy_instance.fetch_add(1, Ordering::Relaxed);
                     let res = problem(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "no-healthy-instance",
+                        Slug::NO_HEALTHY_INSTANCE,
                         "No healthy instance",
                         Some(2),
                         id,
@@ -408,7 +410,7 @@ impl Proxy {
                 }
                 let last = tried[attempts - 1];
                 return (
-                    problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), id),
+                    problem(StatusCode::BAD_GATEWAY, Slug::BAD_GATEWAY, "The upstream failed", Some(1), id),
                     Some(route),
                     Some(last),
                 );
@@ -465,7 +467,13 @@ impl Proxy {
                         continue;
                     }
                     return (
-                        problem(StatusCode::BAD_GATEWAY, "bad-gateway", "The upstream failed", Some(1), id),
+                        problem(
+                            StatusCode::BAD_GATEWAY,
+                            Slug::BAD_GATEWAY,
+                            "The upstream failed",
+                            Some(1),
+                            id,
+                        ),
                         Some(route),
                         Some(addr),
                     );
@@ -474,7 +482,7 @@ impl Proxy {
                     return (
                         problem(
                             StatusCode::GATEWAY_TIMEOUT,
-                            "gateway-timeout",
+                            Slug::GATEWAY_TIMEOUT,
                             "The upstream took too long",
                             None,
                             id,

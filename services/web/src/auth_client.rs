@@ -1,5 +1,6 @@
 //! The auth API, called server-side. Its problem+json answers become messages people read.
 
+use kit::problem::Slug;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,16 +29,17 @@ pub struct Me {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A refusal from auth, with its stable slug and the words to show.
+/// A refusal from auth, with its slug (`None`: one the catalogue does not know) and the
+/// words to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub slug: String,
+    pub slug: Option<Slug>,
     pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("auth refused: {}", .0.slug)]
+    #[error("auth refused: {}", .0.slug.map_or("an unknown problem", Slug::as_str))]
     Refused(Refusal),
     #[error("auth is unreachable or failed")]
     Unavailable(#[from] anyhow::Error),
@@ -174,20 +176,20 @@ impl Caller {
 
 /// The words a person reads for each of auth's refusals.
 fn refusal(problem: &Value) -> Refusal {
-    let slug = problem["type"].as_str().and_then(|t| t.rsplit('/').next()).unwrap_or("unknown").to_string();
+    let slug = problem["type"].as_str().and_then(Slug::of);
     let retry = problem["detail"].as_str().unwrap_or_default();
-    let message = match slug.as_str() {
-        "invalid-credentials" => "Wrong email or password.".to_string(),
-        "account-not-activated" => {
+    let message = match slug.unwrap_or(Slug::INTERNAL) {
+        Slug::INVALID_CREDENTIALS => "Wrong email or password.".to_string(),
+        Slug::ACCOUNT_NOT_ACTIVATED => {
             "This account is not activated yet. Open the link we emailed you, or ask for a new one below."
                 .to_string()
         }
-        "account-locked" => format!("Too many failed sign-ins on this account. {retry}"),
-        "rate-limited" => format!("Too many attempts. {retry}"),
-        "token-used" => "This link was already used.".to_string(),
-        "token-expired" => "This link has expired. Ask for a new one.".to_string(),
-        "token-invalid" => "This link is not valid. Check that you copied all of it.".to_string(),
-        "validation" => problem["errors"]
+        Slug::ACCOUNT_LOCKED => format!("Too many failed sign-ins on this account. {retry}"),
+        Slug::RATE_LIMITED => format!("Too many attempts. {retry}"),
+        Slug::TOKEN_USED => "This link was already used.".to_string(),
+        Slug::TOKEN_EXPIRED => "This link has expired. Ask for a new one.".to_string(),
+        Slug::TOKEN_INVALID => "This link is not valid. Check that you copied all of it.".to_string(),
+        Slug::VALIDATION => problem["errors"]
             .as_array()
             .map(|errors| {
                 errors
@@ -203,7 +205,7 @@ fn refusal(problem: &Value) -> Refusal {
                     .join(" ")
             })
             .unwrap_or_else(|| "Please check what you entered.".to_string()),
-        "unauthorized" | "invalid-refresh-token" => {
+        Slug::UNAUTHORIZED | Slug::INVALID_REFRESH_TOKEN => {
             "Your session has expired. Please log in again.".to_string()
         }
         _ => problem["title"].as_str().unwrap_or("Something went wrong.").to_string(),

@@ -141,6 +141,24 @@ async fn errors_are_problem_json_and_a_500_body_carries_no_internal_detail() {
 }
 
 #[tokio::test]
+async fn every_problem_body_carries_the_id_of_its_request() {
+    let app = start(Duration::from_secs(1)).await;
+    let client = reqwest::Client::new();
+    for (path, status) in [("/nope", 404), ("/fail", 500), ("/hang", 503)] {
+        let id = format!("req-{}", status);
+        let res = client
+            .get(format!("{}{path}", app.base))
+            .header("x-request-id", &id)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(res.status(), status, "{path}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(body["request_id"], id.as_str(), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn a_request_past_the_timeout_gets_a_503_problem() {
     let app = start(Duration::from_secs(1)).await;
     let res = reqwest::get(format!("{}/hang", app.base)).await.expect("answers");

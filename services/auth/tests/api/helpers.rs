@@ -190,6 +190,16 @@ pub async fn status_and_body(res: Response) -> (u16, String) {
     (status, res.text().await.expect("body"))
 }
 
+/// The status and body of a problem answer, without its `request_id` (each request's own, as
+/// in its `X-Request-Id` header), which it must carry: what two answers must share to be alike.
+pub async fn status_and_problem(res: Response) -> (u16, String) {
+    let (status, body) = status_and_body(res).await;
+    let mut problem: Value = serde_json::from_str(&body).expect("a problem body");
+    let id = problem.as_object_mut().and_then(|p| p.remove("request_id"));
+    assert!(id.is_some_and(|id| id.is_string()), "the problem carries its request id: {body}");
+    (status, problem.to_string())
+}
+
 /// The problem `type` slug of a response.
 pub async fn problem_slug(res: Response) -> (u16, String) {
     let status = res.status().as_u16();

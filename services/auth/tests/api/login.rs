@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestUser, problem_slug, spawn_app, spawn_app_on, spawn_app_with, status_and_body};
+use crate::helpers::{TestUser, problem_slug, spawn_app, spawn_app_on, spawn_app_with, status_and_problem};
 
 fn jwt_part(token: &str, i: usize) -> Value {
     let part = token.split('.').nth(i).expect("three parts");
@@ -37,8 +37,8 @@ async fn login_returns_a_short_lived_eddsa_access_token_and_an_opaque_refresh_to
 async fn an_unknown_email_and_a_wrong_password_get_the_same_answer() {
     let app = spawn_app().await;
     let user = app.active_user().await;
-    let wrong = status_and_body(app.login(&user.email, "not the password at all").await).await;
-    let unknown = status_and_body(app.login("nobody@example.com", "not the password at all").await).await;
+    let wrong = status_and_problem(app.login(&user.email, "not the password at all").await).await;
+    let unknown = status_and_problem(app.login("nobody@example.com", "not the password at all").await).await;
     assert_eq!(wrong, unknown);
     assert_eq!(wrong.0, 401);
     let outcomes: Vec<String> = app.audit("login").await.into_iter().map(|a| a.0).collect();

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::Response;
 use axum::routing::{get, post};
+use kit::problem::Slug;
 use serde::Deserialize;
 
 use super::{Browser, Layout, render, see_other, unavailable};
@@ -83,8 +84,8 @@ async fn login(State(app): State<AppState>, b: Browser, Form(f): Form<LoginForm>
         },
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Log in", false);
-            let not_activated = r.slug == "account-not-activated";
-            let status = if r.slug == "rate-limited" || r.slug == "account-locked" {
+            let not_activated = r.slug == Some(Slug::ACCOUNT_NOT_ACTIVATED);
+            let status = if matches!(r.slug, Some(Slug::RATE_LIMITED | Slug::ACCOUNT_LOCKED)) {
                 StatusCode::TOO_MANY_REQUESTS
             } else {
                 StatusCode::UNAUTHORIZED

@@ -6,6 +6,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use kit::problem::Slug;
 use serde::Deserialize;
 
 use super::signup::TokenQuery;
@@ -76,7 +77,7 @@ async fn reset(State(app): State<AppState>, b: Browser, Form(f): Form<ResetForm>
         Ok(()) => see_other("/login?reset=1", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "New password", false);
-            let keep = (r.slug == "validation").then_some(f.token);
+            let keep = (r.slug == Some(Slug::VALIDATION)).then_some(f.token);
             l.error = Some(r.message);
             b.reply(&app, (StatusCode::UNPROCESSABLE_ENTITY, render(&ResetPage { l, token: keep })))
         }
