@@ -7,6 +7,8 @@ use kit::migrate::Migrations;
 use kit::service::{Service, Shutdown};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use crate::jwt::JwtConfig;
+
 /// The development default of the token key; staging and prod refuse it.
 const DEV_TOKEN_KEY: &str = "dev-only-token-key-not-secret";
 
@@ -24,19 +26,6 @@ pub struct Config {
     pub limits: Limits,
     /// How long audit events are kept.
     pub audit_retention: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct JwtConfig {
-    pub issuer: String,
-    pub audience: String,
-    pub access_ttl: Duration,
-    /// The signing key, an Ed25519 private key in PKCS#8 PEM. Empty in dev and test: a key is
-    /// generated once and kept in the database.
-    pub key: SecretString,
-    /// Public keys (SPKI PEM, concatenated) of earlier signers, still accepted and published
-    /// until the tokens they signed have expired.
-    pub previous_keys: String,
 }
 
 #[derive(Debug, Clone)]

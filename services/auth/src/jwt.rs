@@ -7,12 +7,25 @@ use std::time::Duration;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use secrecy::SecretString;
 use serde_json::Value;
 use uuid::Uuid;
 
 pub use token::{Claims, TokenError, kid};
 
-use crate::config::JwtConfig;
+/// Auth's token settings (`SLIPWAY_AUTH_JWT_*`, `_ACCESS_TTL`), read by `config`.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// The signing key, an Ed25519 private key in PKCS#8 PEM. Empty in dev and test: a key is
+    /// generated once and kept in the database.
+    pub key: SecretString,
+    /// Public keys (SPKI PEM, concatenated) of earlier signers, still accepted and published
+    /// until the tokens they signed have expired.
+    pub previous_keys: String,
+}
 
 #[derive(Clone)]
 pub struct Keys {

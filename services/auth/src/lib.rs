@@ -9,6 +9,7 @@ mod error;
 mod hashing;
 pub mod janitor;
 pub mod jwt;
+mod queue;
 mod routes;
 mod startup;
 mod state;

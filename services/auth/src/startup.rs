@@ -47,12 +47,12 @@ impl Application {
             config: config.clone(),
         });
         // Subscribed before the first request can queue work for it.
-        let group = Group::new(crate::deferred::GROUP);
+        let group = Group::new(crate::queue::GROUP);
         let bus = PgBus::new(pool.clone());
-        bus.subscribe(&group, crate::deferred::TOPICS).await?;
+        bus.subscribe(&group, crate::queue::TOPICS).await?;
         let worker_config = WorkerConfig {
             drain: config.common.http.shutdown_grace,
-            ..WorkerConfig::new(group, crate::deferred::TOPICS)
+            ..WorkerConfig::new(group, crate::queue::TOPICS)
         };
         let worker = Worker::new(bus, Deferred { app: state.clone() }, worker_config);
         let readiness = Readiness::new().release(&config.common.release).postgres(pool.clone());

@@ -2,6 +2,7 @@
 //! CSRF token; every answer is a page in the site's style (404 and 500 too).
 
 mod account;
+mod csrf_form;
 mod devmail;
 mod password;
 mod signup;
@@ -16,6 +17,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use kit::client_ip::ClientIp;
 use kit::request_id::RequestId;
+
+pub use csrf_form::{CsrfForm, NoFields};
 
 use crate::auth_client::{AuthError, Caller};
 use crate::csrf::Csrf;

@@ -49,7 +49,7 @@ pub async fn login(
         return Err(ApiError::invalid("password", format!("at most {MAX_PASSWORD_BYTES} bytes")));
     }
     let limits = app.config.limits;
-    app.limit_by("login", &ctx, [(None, limits.login_ip)]).await?;
+    limiter::limit_by(&app.pool, "login", ctx.ip, [(None, limits.login_ip)]).await?;
     let failures = Failures::new(&email, &ctx);
     failures.admit(&app, &ctx, &email).await?;
 

@@ -8,6 +8,7 @@ use crate::domain::{Purpose, SecretToken};
 use crate::error::{ApiError, TokenProblem};
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
+use crate::store::limiter;
 use crate::store::tokens::{self, Consumed};
 
 /// A token as presented; anything not shaped like one of ours is refused before any lookup.
@@ -25,7 +26,13 @@ pub async fn limit(
 ) -> Result<(), ApiError> {
     let limits = app.config.limits;
     let token_key = format!("token:{}", hex(&app.tokens.hash(token)[..12]));
-    app.limit_by(flow, ctx, [(None, limits.confirm_ip), (Some(token_key), limits.confirm_token)]).await
+    limiter::limit_by(
+        &app.pool,
+        flow,
+        ctx.ip,
+        [(None, limits.confirm_ip), (Some(token_key), limits.confirm_token)],
+    )
+    .await
 }
 
 fn hex(bytes: &[u8]) -> String {

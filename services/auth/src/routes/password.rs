@@ -55,8 +55,8 @@ pub async fn request_reset(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let email = email(&req.email)?;
     let limits = app.config.limits;
-    app.limit("reset", &ctx, &email, limits.reset_ip, limits.reset_email).await?;
-    crate::deferred::enqueue(&app, crate::deferred::topic::RESET_WANTED, &email, &ctx).await?;
+    limiter::limit(&app.pool, "reset", ctx.ip, &email, limits.reset_ip, limits.reset_email).await?;
+    crate::queue::enqueue(&app, crate::queue::topic::RESET_WANTED, &email, &ctx).await?;
     Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
 }
 
@@ -145,7 +145,8 @@ pub async fn change(
 ) -> Result<Json<Done>, ApiError> {
     let user = users::by_id(&app.pool, auth.user).await?.ok_or(ApiError::Unauthorized)?;
     let per_user = app.config.limits.change_user;
-    app.limit_by("password-change", &ctx, [(Some(format!("user:{}", user.id)), per_user)]).await?;
+    limiter::limit_by(&app.pool, "password-change", ctx.ip, [(Some(format!("user:{}", user.id)), per_user)])
+        .await?;
     if app.hasher.verify(&req.current_password, Some(&user.password_hash)).await? == Verified::NoMatch {
         let entry = Entry {
             event: "password-change",

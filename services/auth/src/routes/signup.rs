@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::{self, Entry};
 use crate::store::events;
+use crate::store::limiter;
 use crate::store::tokens;
 use crate::store::users;
 
@@ -68,7 +69,7 @@ pub async fn signup(
     let email = email(&req.email)?;
     let password = Password::parse(req.password).map_err(|e| ApiError::invalid("password", e.to_string()))?;
     let limits = app.config.limits;
-    app.limit("signup", &ctx, &email, limits.signup_ip, limits.signup_email).await?;
+    limiter::limit(&app.pool, "signup", ctx.ip, &email, limits.signup_ip, limits.signup_email).await?;
     // Hash whatever happens next, so a taken address answers in the same time.
     let hash = app.hasher.hash(&password).await?;
 
@@ -176,8 +177,8 @@ pub async fn resend(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let email = email(&req.email)?;
     let limits = app.config.limits;
-    app.limit("resend", &ctx, &email, limits.resend_ip, limits.resend_email).await?;
-    crate::deferred::enqueue(&app, crate::deferred::topic::RESEND_WANTED, &email, &ctx).await?;
+    limiter::limit(&app.pool, "resend", ctx.ip, &email, limits.resend_ip, limits.resend_email).await?;
+    crate::queue::enqueue(&app, crate::queue::topic::RESEND_WANTED, &email, &ctx).await?;
     Ok((StatusCode::ACCEPTED, Json(CHECK_EMAIL)))
 }
 

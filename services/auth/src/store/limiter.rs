@@ -2,8 +2,13 @@
 //! Fixed windows: the first hit opens a window of `per`; hits beyond `max` in it are refused
 //! until it closes.
 
+use std::net::IpAddr;
+
 use kit::config::Rate;
 use sqlx::{PgExecutor, PgPool};
+
+use crate::domain::Email;
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -72,5 +77,46 @@ fn decide(hits: i32, remaining_secs: f64, max: u32) -> Decision {
         Decision::Allowed
     } else {
         Decision::Limited { retry_after: remaining_secs.ceil().max(1.0) as u64 }
+    }
+}
+
+/// Counts a request from `ip` against a per-IP and a per-email limit of one flow; refuses with
+/// 429 if either is exceeded.
+pub async fn limit(
+    pool: &PgPool,
+    flow: &str,
+    ip: IpAddr,
+    email: &Email,
+    per_ip: Option<Rate>,
+    per_email: Option<Rate>,
+) -> Result<(), ApiError> {
+    limit_by(pool, flow, ip, [(None, per_ip), (Some(format!("email:{email}")), per_email)]).await
+}
+
+/// Counts a request from `ip` against limits of one flow, each keyed by the client's address
+/// (`None`) or by a given key; refuses with 429 if any is exceeded.
+pub async fn limit_by<const N: usize>(
+    pool: &PgPool,
+    flow: &str,
+    ip: IpAddr,
+    checks: [(Option<String>, Option<Rate>); N],
+) -> Result<(), ApiError> {
+    let mut retry_after = None;
+    for (key, rate) in checks {
+        let Some(rate) = rate else { continue };
+        let key = match key {
+            Some(key) => format!("{flow}:{key}"),
+            None => format!("{flow}:ip:{}", kit::client_ip::bucket(ip)),
+        };
+        if let Decision::Limited { retry_after: s } = hit(pool, &key, rate).await? {
+            retry_after = Some(retry_after.map_or(s, |r: u64| r.max(s)));
+        }
+    }
+    match retry_after {
+        Some(retry_after) => {
+            tracing::info!(flow, %ip, retry_after, "rate limited");
+            Err(ApiError::RateLimited { retry_after })
+        }
+        None => Ok(()),
     }
 }

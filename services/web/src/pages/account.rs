@@ -2,15 +2,16 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::Response;
 use axum::routing::{get, post};
 use kit::problem::Slug;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{Browser, Layout, render, see_other, unavailable};
+use super::{Browser, CsrfForm, Layout, NoFields, render, see_other, unavailable};
 use crate::auth_client::AuthError;
 use crate::session::{self, NoSession, Session};
 use crate::state::AppState;
@@ -65,16 +66,12 @@ async fn login_page(State(app): State<AppState>, b: Browser, Query(q): Query<Log
 
 #[derive(Debug, Deserialize)]
 struct LoginForm {
-    csrf: String,
     email: String,
-    password: String,
+    password: SecretString,
 }
 
-async fn login(State(app): State<AppState>, b: Browser, Form(f): Form<LoginForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
-    match app.auth.login(&f.email, &f.password, &b.caller).await {
+async fn login(State(app): State<AppState>, b: Browser, CsrfForm(f): CsrfForm<LoginForm>) -> Response {
+    match app.auth.login(&f.email, f.password.expose_secret(), &b.caller).await {
         Ok(tokens) => match session::create(&app, &tokens).await {
             Ok((id, max_age)) => {
                 let cookie = session::set_cookie(&app, session::session_cookie(&app), &id, max_age, "Lax");
@@ -158,20 +155,29 @@ async fn account(State(app): State<AppState>, b: Browser) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct ChangeForm {
-    csrf: String,
-    current_password: String,
-    new_password: String,
+    current_password: SecretString,
+    new_password: SecretString,
 }
 
-async fn change_password(State(app): State<AppState>, b: Browser, Form(f): Form<ChangeForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
+async fn change_password(
+    State(app): State<AppState>,
+    b: Browser,
+    CsrfForm(f): CsrfForm<ChangeForm>,
+) -> Response {
     let s = match signed_in(&app, &b).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    match app.auth.change_password(&s.access_token, &f.current_password, &f.new_password, &b.caller).await {
+    match app
+        .auth
+        .change_password(
+            &s.access_token,
+            f.current_password.expose_secret(),
+            f.new_password.expose_secret(),
+            &b.caller,
+        )
+        .await
+    {
         Ok(()) => {
             let notice = "Your password is changed. Your other sessions were logged out.".to_string();
             account_page(&app, &b, &s, Some(notice), None).await
@@ -181,15 +187,7 @@ async fn change_password(State(app): State<AppState>, b: Browser, Form(f): Form<
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
-async fn end_session(app: &AppState, b: &Browser, csrf: &str, everywhere: bool) -> Response {
-    if !b.csrf_ok(app, csrf) {
-        return b.forbidden(app);
-    }
+async fn end_session(app: &AppState, b: &Browser, everywhere: bool) -> Response {
     let clear = session::set_cookie(app, session::session_cookie(app), "", 0, "Lax");
     let s = match session::load(app, &b.headers, &b.caller).await {
         Ok(s) => s,
@@ -213,12 +211,12 @@ async fn end_session(app: &AppState, b: &Browser, csrf: &str, everywhere: bool) 
     see_other("/login?logged_out=1", &[clear])
 }
 
-async fn logout(State(app): State<AppState>, b: Browser, Form(f): Form<CsrfForm>) -> Response {
-    end_session(&app, &b, &f.csrf, false).await
+async fn logout(State(app): State<AppState>, b: Browser, _: CsrfForm<NoFields>) -> Response {
+    end_session(&app, &b, false).await
 }
 
-async fn logout_all(State(app): State<AppState>, b: Browser, Form(f): Form<CsrfForm>) -> Response {
-    end_session(&app, &b, &f.csrf, true).await
+async fn logout_all(State(app): State<AppState>, b: Browser, _: CsrfForm<NoFields>) -> Response {
+    end_session(&app, &b, true).await
 }
 
 /// `ada.lovelace@example.com` → `ada`, `.lovelace`, `@example`, `.com`.

@@ -2,15 +2,16 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use kit::problem::Slug;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::signup::TokenQuery;
-use super::{Browser, Layout, render, see_other, unavailable};
+use super::{Browser, CsrfForm, Layout, render, see_other, unavailable};
 use crate::auth_client::AuthError;
 use crate::state::AppState;
 
@@ -28,7 +29,6 @@ struct ForgotPage {
 
 #[derive(Debug, Deserialize)]
 struct EmailForm {
-    csrf: String,
     email: String,
 }
 
@@ -36,10 +36,7 @@ async fn forgot_page(State(app): State<AppState>, b: Browser) -> Response {
     b.reply(&app, render(&ForgotPage { l: b.layout(&app, "Forgot password", false) }))
 }
 
-async fn forgot(State(app): State<AppState>, b: Browser, Form(f): Form<EmailForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
+async fn forgot(State(app): State<AppState>, b: Browser, CsrfForm(f): CsrfForm<EmailForm>) -> Response {
     match app.auth.request_reset(&f.email, &b.caller).await {
         Ok(()) => see_other("/check-email", &[]),
         Err(AuthError::Refused(r)) => {
@@ -64,20 +61,16 @@ async fn reset_page(State(app): State<AppState>, b: Browser, Query(q): Query<Tok
 
 #[derive(Debug, Deserialize)]
 struct ResetForm {
-    csrf: String,
-    token: String,
-    new_password: String,
+    token: SecretString,
+    new_password: SecretString,
 }
 
-async fn reset(State(app): State<AppState>, b: Browser, Form(f): Form<ResetForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
-    match app.auth.confirm_reset(&f.token, &f.new_password, &b.caller).await {
+async fn reset(State(app): State<AppState>, b: Browser, CsrfForm(f): CsrfForm<ResetForm>) -> Response {
+    match app.auth.confirm_reset(f.token.expose_secret(), f.new_password.expose_secret(), &b.caller).await {
         Ok(()) => see_other("/login?reset=1", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "New password", false);
-            let keep = (r.slug == Some(Slug::VALIDATION)).then_some(f.token);
+            let keep = (r.slug == Some(Slug::VALIDATION)).then(|| f.token.expose_secret().to_string());
             l.error = Some(r.message);
             b.reply(&app, (StatusCode::UNPROCESSABLE_ENTITY, render(&ResetPage { l, token: keep })))
         }

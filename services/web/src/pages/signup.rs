@@ -3,13 +3,14 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{Browser, Layout, render, see_other, unavailable};
+use super::{Browser, CsrfForm, Layout, render, see_other, unavailable};
 use crate::auth_client::AuthError;
 use crate::session;
 use crate::state::AppState;
@@ -31,20 +32,16 @@ struct SignupPage {
 
 #[derive(Debug, Deserialize)]
 struct SignupForm {
-    csrf: String,
     email: String,
-    password: String,
+    password: SecretString,
 }
 
 async fn signup_page(State(app): State<AppState>, b: Browser) -> Response {
     b.reply(&app, render(&SignupPage { l: b.layout(&app, "Sign up", false), email: String::new() }))
 }
 
-async fn signup(State(app): State<AppState>, b: Browser, Form(f): Form<SignupForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
-    match app.auth.signup(&f.email, &f.password, &b.caller).await {
+async fn signup(State(app): State<AppState>, b: Browser, CsrfForm(f): CsrfForm<SignupForm>) -> Response {
+    match app.auth.signup(&f.email, f.password.expose_secret(), &b.caller).await {
         Ok(()) => see_other("/check-email", &[]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Sign up", false);
@@ -83,15 +80,11 @@ async fn activate_page(State(app): State<AppState>, b: Browser, Query(q): Query<
 
 #[derive(Debug, Deserialize)]
 struct TokenForm {
-    csrf: String,
-    token: String,
+    token: SecretString,
 }
 
-async fn activate(State(app): State<AppState>, b: Browser, Form(f): Form<TokenForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
-    match app.auth.activate(&f.token, &b.caller).await {
+async fn activate(State(app): State<AppState>, b: Browser, CsrfForm(f): CsrfForm<TokenForm>) -> Response {
+    match app.auth.activate(f.token.expose_secret(), &b.caller).await {
         Ok(email) => see_other("/login?activated=1", &[session::login_email_cookie(&app, &email)]),
         Err(AuthError::Refused(r)) => {
             let mut l = b.layout(&app, "Activate", false);
@@ -111,7 +104,6 @@ struct ResendPage {
 
 #[derive(Debug, Deserialize)]
 struct EmailForm {
-    csrf: String,
     email: String,
 }
 
@@ -119,10 +111,7 @@ async fn resend_page(State(app): State<AppState>, b: Browser) -> Response {
     b.reply(&app, render(&ResendPage { l: b.layout(&app, "Resend the link", false), email: String::new() }))
 }
 
-async fn resend(State(app): State<AppState>, b: Browser, Form(f): Form<EmailForm>) -> Response {
-    if !b.csrf_ok(&app, &f.csrf) {
-        return b.forbidden(&app);
-    }
+async fn resend(State(app): State<AppState>, b: Browser, CsrfForm(f): CsrfForm<EmailForm>) -> Response {
     match app.auth.resend(&f.email, &b.caller).await {
         Ok(()) => see_other("/check-email", &[]),
         Err(AuthError::Refused(r)) => {

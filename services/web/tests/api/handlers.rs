@@ -151,6 +151,38 @@ async fn log_in(v: &mut Visitor, email: &str, password: &str) -> Response {
 }
 
 #[tokio::test]
+async fn every_form_refuses_a_post_whose_csrf_token_is_not_this_browsers() {
+    let stack = spawn_stack("dev").await;
+    let mut v = Visitor::new(&stack);
+    let fields = [
+        ("email", "ada@example.com"),
+        ("password", "a long passphrase"),
+        ("token", "abc"),
+        ("current_password", "a long passphrase"),
+        ("new_password", "another long passphrase"),
+    ];
+    let forms = [
+        "/login",
+        "/account/password",
+        "/logout",
+        "/logout/all",
+        "/forgot-password",
+        "/reset-password",
+        "/signup",
+        "/activate",
+        "/activation/resend",
+    ];
+    for path in forms {
+        let mut form = vec![("csrf", "forged")];
+        form.extend(fields);
+        let res = v.post(path, &form).await;
+        assert_eq!(res.status(), 403, "{path}");
+        let page = res.text().await.expect("page");
+        assert!(page.contains("This form has expired"), "{path}: {page}");
+    }
+}
+
+#[tokio::test]
 async fn session_cookies_are_http_only_lax_and_outside_dev_secure_and_host_prefixed() {
     for (env, name, secure) in [("dev", "slipway_session=", false), ("test", "__Host-slipway_session=", true)]
     {
