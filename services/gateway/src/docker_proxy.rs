@@ -27,7 +27,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, UnixStream};
 
-use crate::proxy::Body;
+use crate::body::Body;
 
 /// Largest listing or inspection read back from the engine.
 const MAX_DOCUMENT: usize = 16 * 1024 * 1024;

@@ -5,6 +5,7 @@
 
 mod access_log;
 pub mod admin;
+mod body;
 mod config;
 mod docker;
 pub mod docker_proxy;

@@ -12,8 +12,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use kit::client_ip::TrustedProxies;
 use kit::problem::{Problem, Slug};
@@ -28,8 +27,7 @@ use crate::limiter::Limiter;
 use crate::routes::{Route, Table};
 use crate::upstream::{SendError, pick};
 
-/// Bodies both ways: what a body can fail with includes going over the size limit.
-pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub use crate::body::{Body, empty};
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -91,10 +89,6 @@ static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-pub(crate) fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed()
-}
 
 /// A refusal of the gateway's own: a problem from the kit's catalogue with the request id.
 fn problem(
@@ -396,7 +390,7 @@ impl Proxy {
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
         let mut attempts = 0;
         loop {
-            let Some(slot) = pick(&route, &tried[..attempts]) else {
+            let Some(slot) = pick(&route.instances, &route.balancer, &tried[..attempts]) else {
                 if attempts == 0 {
                     self.metrics.no_healthy_instance.fetch_add(1, Ordering::Relaxed);
                     let res = problem(

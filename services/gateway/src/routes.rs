@@ -10,7 +10,7 @@ use std::time::Duration;
 use kit::config::{Limit, Rate, Setting, parse_duration};
 use serde::Deserialize;
 
-use crate::upstream::Instance;
+use crate::upstream::{Balance, Balancer, Instance};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,16 +117,7 @@ pub struct Route {
     pub health: Health,
     pub protected: bool,
     pub rate_limit: Option<Rate>,
-    pub balance: Balance,
-    /// Round robin's position.
-    pub cursor: std::sync::atomic::AtomicUsize,
-}
-
-/// How a route spreads requests over its available instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    LeastOutstanding,
-    RoundRobin,
+    pub balancer: Balancer,
 }
 
 impl Route {
@@ -190,7 +181,7 @@ impl Table {
                     r.instances.iter().map(|i| i.addr).collect(),
                     format!(
                         "{:?}{}{:?}{:?}{}{:?}",
-                        r.host, r.prefix, r.health, r.rate_limit, r.protected, r.balance
+                        r.host, r.prefix, r.health, r.rate_limit, r.protected, r.balancer.balance
                     ),
                 )
             })
@@ -272,8 +263,7 @@ impl Table {
                 health,
                 protected: spec.protected,
                 rate_limit,
-                balance,
-                cursor: Default::default(),
+                balancer: Balancer::new(balance),
             }));
         }
         routes.sort_by_key(|r| (r.host.rank(), usize::MAX - r.prefix.len()));

@@ -184,7 +184,7 @@ impl Application {
         if !self.config.warm_up.is_zero() {
             let docker = self.config.docker.is_some();
             tokio::select! {
-                () = crate::warm::wait(&self.proxy, docker, self.config.warm_up) => {}
+                () = crate::warm::wait(&self.proxy.warm, &self.proxy.table, docker, self.config.warm_up) => {}
                 () = stop.wait() => {}
             }
         }

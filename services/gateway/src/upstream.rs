@@ -12,8 +12,6 @@ mod pool;
 
 pub use pool::{Pool, SendError};
 
-use crate::routes::{Balance, Route};
-
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.
 #[derive(Debug)]
 pub struct Instance {
@@ -101,15 +99,35 @@ impl Drop for InFlight {
     }
 }
 
-/// An available instance of the route, skipping `avoid` (no allocation): the next in turn for
-/// round robin, else the least outstanding of two at random.
-pub fn pick(route: &Route, avoid: &[SocketAddr]) -> Option<InFlight> {
-    let candidates = || route.instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr));
+/// How a route spreads requests over its available instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    LeastOutstanding,
+    RoundRobin,
+}
+
+/// A route's balancing: the policy and, for round robin, its position.
+#[derive(Debug)]
+pub struct Balancer {
+    pub balance: Balance,
+    cursor: AtomicUsize,
+}
+
+impl Balancer {
+    pub fn new(balance: Balance) -> Self {
+        Self { balance, cursor: AtomicUsize::new(0) }
+    }
+}
+
+/// An available instance of `instances`, skipping `avoid` (no allocation): the next in turn
+/// for round robin, else the least outstanding of two at random.
+pub fn pick(instances: &[Arc<Instance>], balancer: &Balancer, avoid: &[SocketAddr]) -> Option<InFlight> {
+    let candidates = || instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr));
     let chosen = match candidates().count() {
         0 => return None,
         1 => candidates().next()?,
-        n if route.balance == Balance::RoundRobin => {
-            candidates().nth(route.cursor.fetch_add(1, Ordering::Relaxed) % n)?
+        n if balancer.balance == Balance::RoundRobin => {
+            candidates().nth(balancer.cursor.fetch_add(1, Ordering::Relaxed) % n)?
         }
         n => {
             let mut rng = rand::thread_rng();

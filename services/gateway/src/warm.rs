@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::proxy::Proxy;
+use arc_swap::ArcSwap;
+
+use crate::routes::Table;
 
 /// The warm-up's progress, shared by the reloader, the health checks and `/readyz`.
 #[derive(Debug, Default)]
@@ -17,11 +19,11 @@ pub struct Warm {
 }
 
 /// Waits until the gateway is warm, for at most `limit`; says what it waited for.
-pub async fn wait(proxy: &Proxy, docker: bool, limit: Duration) {
+pub async fn wait(warm: &Warm, table: &ArcSwap<Table>, docker: bool, limit: Duration) {
     let started = Instant::now();
     loop {
-        let discovered = !docker || proxy.warm.discovered.load(Ordering::Relaxed);
-        let table = proxy.table.load();
+        let discovered = !docker || warm.discovered.load(Ordering::Relaxed);
+        let table = table.load();
         let unsettled = table.routes.iter().flat_map(|r| r.instances.iter()).filter(|i| !i.settled()).count();
         if discovered && unsettled == 0 {
             let instances: usize = table.routes.iter().map(|r| r.instances.len()).sum();

@@ -12,7 +12,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::proxy::Body;
+use crate::body::Body;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
