@@ -1,0 +1,117 @@
+//! Header rewriting on the way to an instance: the client's hop-by-hop headers out first (so
+//! `Connection:` can name only the client's own headers, never one the gateway sets), then the
+//! gateway's own (`Host`, `X-Forwarded-*`, `X-Request-Id`), and the origin-form target.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::Uri;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use hyper::upgrade::OnUpgrade;
+use kit::client_ip::TrustedProxies;
+
+use super::refusal::Refusal;
+use super::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, X_USER_ID, target, upgrade};
+use crate::routes::Route;
+
+/// Removes hop-by-hop headers, including those the Connection header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// What the client sent that the gateway passes on its own terms: the site it named and the
+/// protocol it asked to upgrade to.
+#[derive(Debug)]
+pub struct Kept {
+    pub host: Option<HeaderValue>,
+    pub upgrade: Option<(HeaderValue, OnUpgrade)>,
+}
+
+/// The client's headers made safe: its hop-by-hop, underscored and `X-User-Id` headers gone.
+pub fn clean(parts: &mut Parts) -> Kept {
+    let host = parts.headers.get(header::HOST).cloned();
+    let upgrade = upgrade::requested(parts);
+    strip_hop_by_hop(&mut parts.headers);
+    target::drop_underscored(&mut parts.headers);
+    parts.headers.remove(&X_USER_ID);
+    // An HTTP/2 client names the site in the URI, not in a Host header.
+    let host = host.or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    Kept { host, upgrade }
+}
+
+/// Where the request came from and how: what the `X-Forwarded-*` headers say.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    pub peer: SocketAddr,
+    pub https: bool,
+    pub trusted: &'a TrustedProxies,
+    pub rid: &'a HeaderValue,
+}
+
+/// The gateway's headers: `Host`, the upgrade it asks for, `X-Forwarded-For` (appended to a
+/// trusted proxy's), `-Proto` (a trusted proxy's kept), `-Host`, and `X-Request-Id`.
+pub fn set_forwarded(headers: &mut HeaderMap, kept: &Kept, hop: Hop<'_>) {
+    if let Some(host) = &kept.host {
+        headers.insert(header::HOST, host.clone());
+    }
+    if let Some((protocol, _)) = &kept.upgrade {
+        upgrade::ask(headers, protocol.clone());
+    }
+    let trusted = hop.trusted.contains(hop.peer.ip());
+    let forwarded_for = match (trusted, headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
+        (true, Some(prior)) => format!("{prior}, {}", hop.peer.ip()),
+        _ => hop.peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
+        let scheme = if hop.https { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
+    }
+    if let Some(h) = &kept.host {
+        headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+    }
+    headers.insert(X_REQUEST_ID.clone(), hop.rid.clone());
+}
+
+/// The origin-form target (`/path?query`) the instance gets: the normalised path, less the
+/// route's prefix when it strips it. The Host header says which site.
+pub fn upstream_uri(route: &Route, uri: &Uri, normalized: Option<&str>) -> Result<Uri, Refusal> {
+    let path = route.upstream_path(normalized.unwrap_or(uri.path()));
+    let path_and_query = if normalized.is_none() && path.len() == uri.path().len() {
+        uri.path_and_query().cloned()
+    } else {
+        let pq = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.into_owned(),
+        };
+        PathAndQuery::from_maybe_shared(Bytes::from(pq.into_bytes())).ok()
+    };
+    let mut target = http::uri::Parts::default();
+    target.path_and_query = path_and_query.or(Some(PathAndQuery::from_static("/")));
+    Uri::from_parts(target).map_err(|_| Refusal::BadTarget)
+}
