@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::Failure;
 
@@ -101,7 +101,7 @@ impl Drop for Copies {
 /// extension fields (anchors are resolved first), and each service's compose-only keys; and
 /// each service's `tmpfs` (which Swarm ignores) as tmpfs mounts, which it honours.
 fn swarm_ready(text: &str) -> anyhow::Result<String> {
-    let mut doc: Value = serde_yaml::from_str(text)?;
+    let mut doc: Value = yaml_serde::from_str(text)?;
     doc.apply_merge()?;
     if let Some(top) = doc.as_mapping_mut() {
         top.retain(|k, _| k.as_str().is_some_and(|k| k != "name" && !k.starts_with("x-")));
@@ -114,11 +114,11 @@ fn swarm_ready(text: &str) -> anyhow::Result<String> {
             }
         }
     }
-    Ok(serde_yaml::to_string(&doc)?)
+    Ok(yaml_serde::to_string(&doc)?)
 }
 
 /// `tmpfs: [/tmp]` as `volumes: [{ type: tmpfs, target: /tmp }]`.
-fn tmpfs_as_mounts(service: &mut serde_yaml::Mapping) {
+fn tmpfs_as_mounts(service: &mut yaml_serde::Mapping) {
     let paths: Vec<String> = match service.remove("tmpfs") {
         Some(Value::String(path)) => vec![path],
         Some(Value::Sequence(paths)) => {
@@ -129,7 +129,7 @@ fn tmpfs_as_mounts(service: &mut serde_yaml::Mapping) {
     let volumes = service.entry("volumes".into()).or_insert_with(|| Value::Sequence(Vec::new()));
     if let Some(volumes) = volumes.as_sequence_mut() {
         for path in paths {
-            let mut mount = serde_yaml::Mapping::new();
+            let mut mount = yaml_serde::Mapping::new();
             mount.insert("type".into(), "tmpfs".into());
             mount.insert("target".into(), path.into());
             volumes.push(Value::Mapping(mount));
@@ -146,7 +146,7 @@ mod tests {
         let text = "name: x\nx-base: &base\n  restart: always\nservices:\n  a:\n    <<: *base\n    image: a\n    \
                     depends_on:\n      b:\n        condition: service_healthy\n    build: .\n";
         let out = swarm_ready(text).expect("valid");
-        let doc: serde_yaml::Value = serde_yaml::from_str(&out).expect("yaml");
+        let doc: yaml_serde::Value = yaml_serde::from_str(&out).expect("yaml");
         assert_eq!(doc["services"]["a"]["restart"], "always");
         assert_eq!(doc["services"]["a"]["image"], "a");
         for gone in ["depends_on", "build"] {
@@ -159,7 +159,7 @@ mod tests {
     fn tmpfs_which_swarm_ignores_becomes_a_tmpfs_mount() {
         let text = "services:\n  a:\n    image: a\n    read_only: true\n    tmpfs: [/tmp]\n    volumes: [\"d:/data\"]\n";
         let out = swarm_ready(text).expect("valid");
-        let doc: serde_yaml::Value = serde_yaml::from_str(&out).expect("yaml");
+        let doc: yaml_serde::Value = yaml_serde::from_str(&out).expect("yaml");
         assert!(doc["services"]["a"].get("tmpfs").is_none(), "{out}");
         assert_eq!(doc["services"]["a"]["volumes"][0], "d:/data");
         assert_eq!(doc["services"]["a"]["volumes"][1]["type"], "tmpfs");
