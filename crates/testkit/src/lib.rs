@@ -102,6 +102,12 @@ pub fn db_config(url: &str) -> kit::config::DbConfig {
     }
 }
 
+/// A loopback port the OS just handed out and that is free again: for a process the test
+/// starts, which must be told its port (a server in the test binds port 0 itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
 /// Awaits `condition` until it holds, checking every 20 ms, failing after `limit`.
 pub async fn eventually(limit: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;

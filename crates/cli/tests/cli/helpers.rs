@@ -1,6 +1,7 @@
 //! Running `slipway` with a controlled environment.
 
 use std::process::{Command, Output};
+pub use testkit::free_port;
 
 pub const SLIPWAY: &str = env!("CARGO_BIN_EXE_slipway");
 
@@ -21,8 +22,4 @@ pub fn run(vars: &[(&str, &str)], args: &[&str]) -> Output {
 
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }

@@ -16,10 +16,6 @@ fn auth(vars: &[(String, String)]) -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// The auth binary running on a free port with JSON logs, written to a file (a pipe nobody
 /// reads until the end would fill and block the service's logging).
 struct Running {
@@ -30,7 +26,7 @@ struct Running {
 }
 
 async fn start_binary(db: &TestDb, extra: &[(&str, &str)]) -> Running {
-    let port = free_port().to_string();
+    let port = testkit::free_port().to_string();
     let mut vars = test_vars(db);
     vars.retain(|(k, _)| k != "SLIPWAY_AUTH_PORT");
     vars.push(("SLIPWAY_AUTH_PORT".into(), port.clone()));
@@ -214,7 +210,7 @@ fn prod_refuses_to_start_with_the_development_token_key() {
 #[test]
 fn healthcheck_exits_1_when_nothing_is_serving() {
     let vars: Vec<(String, String)> =
-        [("SLIPWAY_ENV", "test"), ("SLIPWAY_AUTH_PORT", &free_port().to_string())]
+        [("SLIPWAY_ENV", "test"), ("SLIPWAY_AUTH_PORT", &testkit::free_port().to_string())]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

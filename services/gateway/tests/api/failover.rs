@@ -26,7 +26,7 @@ fn backend(name: &str) -> Process {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("readyz"), "ok").expect("readyz");
     std::fs::write(dir.join("index.html"), name).expect("index");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = testkit::free_port();
     let child = Command::new("python3")
         .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
         .arg(&dir)

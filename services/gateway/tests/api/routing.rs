@@ -157,12 +157,8 @@ async fn gateway_routes_prints_the_running_gateways_instances_from_its_admin_lis
         .env_clear()
         .env("SLIPWAY_ENV", "test")
         .env("SLIPWAY_GATEWAY_ROUTES_PATH", "")
-        .env("SLIPWAY_GATEWAY_ADMIN_PORT", free_port().to_string())
+        .env("SLIPWAY_GATEWAY_ADMIN_PORT", testkit::free_port().to_string())
         .output()
         .expect("gateway routes");
     assert_eq!(closed.status.code(), Some(1), "no gateway there");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }

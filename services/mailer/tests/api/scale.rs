@@ -17,12 +17,8 @@ use crate::helpers::{activation, smtp_vars, vars};
 const MAILER: &str = env!("CARGO_BIN_EXE_mailer");
 const EVENTS: usize = 500;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn start(db: &TestDb, sink: &SmtpSink) -> (Child, u16) {
-    let port = free_port();
+    let port = testkit::free_port();
     let mut env = vars(
         db,
         &[

@@ -26,7 +26,7 @@ impl Drop for Driver {
 async fn browser() -> (Client, Driver) {
     // Two TLS backends are linked into this test binary; pick one for WebDriver's client.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = testkit::free_port();
     let driver = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

@@ -30,10 +30,6 @@ fn sources(pairs: &[(&str, String)]) -> Sources {
     Sources::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn stopper() -> (oneshot::Sender<()>, impl Future<Output = ()> + Send + 'static) {
     let (tx, rx) = oneshot::channel::<()>();
     (tx, async move {
@@ -49,7 +45,7 @@ pub async fn spawn_stack(web_env: &str) -> Stack {
 /// The three services, web with extra settings.
 pub async fn spawn_stack_with(web_env: &str, web_extra: &[(&str, &str)]) -> Stack {
     let db = TestDb::create().await;
-    let web_port = free_port();
+    let web_port = testkit::free_port();
     let web = format!("http://127.0.0.1:{web_port}");
     let url = db.url.clone();
 
