@@ -195,6 +195,8 @@ impl Watcher<'_> {
             Scope::All => Ok(None),
             Scope::Project(name) => Ok(Some(name.clone())),
             Scope::Auto => {
+                // Not a setting: the hostname Docker gives the container, its id.
+                #[allow(clippy::disallowed_methods, reason = "the container's own id, set by Docker")]
                 let Ok(me) = std::env::var("HOSTNAME") else { return Ok(None) };
                 let options = None::<bollard::query_parameters::InspectContainerOptions>;
                 match docker.inspect_container(&me, options).await {

@@ -10,12 +10,16 @@ use kit::config::LogFormat;
 const EXIT_CONFIG: u8 = 78;
 
 struct Settings {
+    host: std::net::IpAddr,
     port: u16,
     socket: std::path::PathBuf,
     log: String,
     format: LogFormat,
 }
 
+// The docker-proxy is a second, minimal process of the gateway's binary, beside the engine's
+// socket: it reads its few settings itself rather than the gateway's whole configuration.
+#[allow(clippy::disallowed_methods, reason = "the docker-proxy's own four settings, not a service's")]
 fn settings() -> Result<Settings, String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let port = match var("SLIPWAY_DOCKER_PROXY_PORT") {
@@ -30,6 +34,7 @@ fn settings() -> Result<Settings, String> {
         Some(other) => return Err(format!("SLIPWAY_LOG_FORMAT: expected json or pretty, got {other:?}")),
     };
     Ok(Settings {
+        host: var("SLIPWAY_HOST").and_then(|h| h.trim().parse().ok()).unwrap_or([127, 0, 0, 1].into()),
         port,
         socket: var("SLIPWAY_DOCKER_PROXY_SOCKET").unwrap_or_else(|| "/var/run/docker.sock".into()).into(),
         log: var("SLIPWAY_LOG").unwrap_or_else(|| "info".into()),
@@ -68,9 +73,7 @@ async fn serve(s: Settings) -> ExitCode {
         eprintln!("docker-proxy: {e:#}");
         return ExitCode::FAILURE;
     }
-    let host =
-        std::env::var("SLIPWAY_HOST").ok().and_then(|h| h.parse().ok()).unwrap_or([127, 0, 0, 1].into());
-    let listener = match tokio::net::TcpListener::bind(SocketAddr::new(host, s.port)).await {
+    let listener = match tokio::net::TcpListener::bind(SocketAddr::new(s.host, s.port)).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, port = s.port, "docker proxy cannot listen");
