@@ -5,6 +5,8 @@
 //! Payloads only grow: a new field is optional (`#[serde(default)]`) until every consumer in
 //! production reads it, because old and new releases run side by side during a deploy.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,15 +15,20 @@ use uuid::Uuid;
 
 /// A payload type and the topic it is published on.
 pub trait Event: Serialize + DeserializeOwned {
+    /// The topic it is published on.
     const TOPIC: &'static str;
 }
 
 /// A new or pending account needs its activation email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationRequested {
+    /// The account.
     pub user_id: Uuid,
+    /// The address the email goes to.
     pub email: String,
+    /// The one-time activation link.
     pub activation_url: String,
+    /// When the link stops working.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -29,26 +36,37 @@ pub struct ActivationRequested {
 /// log in or reset the password.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignupExistingAccount {
+    /// The account.
     pub user_id: Uuid,
+    /// The address the email goes to.
     pub email: String,
+    /// Where to log in.
     pub login_url: String,
+    /// Where to reset the password.
     pub reset_url: String,
 }
 
 /// A password reset was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordResetRequested {
+    /// The account.
     pub user_id: Uuid,
+    /// The address the email goes to.
     pub email: String,
+    /// Where to reset the password.
     pub reset_url: String,
+    /// When the link stops working.
     pub expires_at: DateTime<Utc>,
 }
 
 /// A password was changed or reset: its owner is told, with a way back in if it was not them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordChanged {
+    /// The account.
     pub user_id: Uuid,
+    /// The address the email goes to.
     pub email: String,
+    /// Where to reset the password.
     pub reset_url: String,
 }
 
@@ -68,9 +86,13 @@ impl Event for PasswordChanged {
 /// The events that become an email to an account's owner, as the mailer reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountEmail {
+    /// See [`ActivationRequested`].
     ActivationRequested(ActivationRequested),
+    /// See [`SignupExistingAccount`].
     SignupExistingAccount(SignupExistingAccount),
+    /// See [`PasswordResetRequested`].
     PasswordResetRequested(PasswordResetRequested),
+    /// See [`PasswordChanged`].
     PasswordChanged(PasswordChanged),
 }
 

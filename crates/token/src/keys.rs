@@ -67,6 +67,7 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A signer with `key`, whose id it puts in every token's header.
     pub fn new(key: &SigningKey) -> Result<Self, String> {
         let der = key.to_pkcs8_der().map_err(|e| format!("encode key: {e}"))?;
         Ok(Self { kid: kid(&key.verifying_key()), encoding: EncodingKey::from_ed_der(der.as_bytes()) })

@@ -3,6 +3,8 @@
 //! errors, key ids (RFC 7638 thumbprints), the JWKS document that lets a service in any
 //! language verify them, and verification of signature, expiry, issuer and audience.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -25,12 +27,17 @@ pub fn default_issuer(public_url: &str) -> String {
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
+    /// The issuer: the site's public URL by default.
     pub iss: String,
+    /// The audience the token is for.
     pub aud: String,
     /// The user.
     pub sub: Uuid,
+    /// When it expires (Unix seconds): refused from this second on.
     pub exp: i64,
+    /// When it was issued (Unix seconds).
     pub iat: i64,
+    /// The token's own id.
     pub jti: Uuid,
     /// The session (refresh token family) the token belongs to.
     pub sid: Uuid,
@@ -39,14 +46,19 @@ pub struct Claims {
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// Not a JWT, or claims that do not parse.
     #[error("not a JWT")]
     Malformed,
+    /// Not EdDSA, or signed by a key the verifier does not know.
     #[error("unsupported algorithm or unknown key")]
     UnknownKey,
+    /// The signature does not match the token.
     #[error("bad signature")]
     BadSignature,
+    /// Past its `exp`.
     #[error("expired")]
     Expired,
+    /// Issued by another issuer, or for another audience.
     #[error("wrong issuer or audience")]
     WrongAudience,
 }

@@ -22,6 +22,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier accepting tokens of `issuer` for `audience`.
     pub fn new(issuer: &str, audience: &str) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
