@@ -30,7 +30,6 @@ pub struct JwtConfig {
 #[derive(Clone)]
 pub struct Keys {
     signer: token::Signer,
-    signer_kid: String,
     verifiers: BTreeMap<String, VerifyingKey>,
     verifier: token::Verifier,
     issuer: String,
@@ -41,7 +40,7 @@ pub struct Keys {
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keys")
-            .field("signer_kid", &self.signer_kid)
+            .field("signer_kid", &self.signer.kid())
             .field("kids", &self.verifiers.keys())
             .finish()
     }
@@ -98,11 +97,9 @@ impl Keys {
         for key in previous.map_err(|e| anyhow::anyhow!("SLIPWAY_AUTH_JWT_PREVIOUS_KEYS: {e}"))? {
             verifiers.insert(kid(&key), key);
         }
-        let signer_kid = kid(&signer.verifying_key());
-        verifiers.insert(signer_kid.clone(), signer.verifying_key());
+        verifiers.insert(kid(&signer.verifying_key()), signer.verifying_key());
         Ok(Self {
             signer: token::Signer::new(&signer).map_err(anyhow::Error::msg)?,
-            signer_kid,
             verifiers,
             verifier: token::Verifier::new(&config.issuer, &config.audience),
             issuer: config.issuer.clone(),
@@ -116,7 +113,7 @@ impl Keys {
     }
 
     pub fn signer_kid(&self) -> &str {
-        &self.signer_kid
+        self.signer.kid()
     }
 
     /// Signs an access token for a user's session.
@@ -143,9 +140,10 @@ impl Keys {
 
     /// The JWKS document: every key that verifies, the signer first.
     pub fn jwks(&self) -> Value {
-        let signer = std::iter::once(&self.verifiers[&self.signer_kid]);
+        let signer_kid = self.signer.kid();
+        let signer = std::iter::once(&self.verifiers[signer_kid]);
         token::jwks(
-            signer.chain(self.verifiers.iter().filter(|(k, _)| **k != self.signer_kid).map(|(_, v)| v)),
+            signer.chain(self.verifiers.iter().filter(|(k, _)| k.as_str() != signer_kid).map(|(_, v)| v)),
         )
     }
 }

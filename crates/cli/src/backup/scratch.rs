@@ -115,15 +115,19 @@ pub(super) async fn create(
     args.extend(rest.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     docker(service, &args, "creating a restore container").await?;
-    for (_, path, contents) in &setup.secrets {
-        let tar = crate::deploy::archive([(file(path).as_str(), contents.as_slice())], 0o444)?;
-        if let Some(said) = crate::deploy::copy_in(&service.engine, &format!("{name}:/tmp"), &tar).await? {
-            return Err(Failure::Failed(anyhow::anyhow!(
-                "copying {path} into {name} failed on {}: {}",
-                service.place,
-                String::from_utf8_lossy(&said).trim()
-            )));
-        }
+    if setup.secrets.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = setup.secrets.iter().map(|(_, path, _)| file(path)).collect();
+    let files =
+        names.iter().zip(&setup.secrets).map(|(n, (_, _, contents))| (n.as_str(), contents.as_slice()));
+    let tar = crate::deploy::archive(files, 0o444)?;
+    if let Some(said) = crate::deploy::copy_in(&service.engine, &format!("{name}:/tmp"), &tar).await? {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "copying the secrets into {name} failed on {}: {}",
+            service.place,
+            String::from_utf8_lossy(&said).trim()
+        )));
     }
     Ok(())
 }

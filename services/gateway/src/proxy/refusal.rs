@@ -37,25 +37,21 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn describe(self) -> (StatusCode, Slug, &'static str, Option<u64>) {
+    fn describe(self) -> (StatusCode, Slug, Option<u64>) {
         match self {
             Self::Malformed(target::Malformed::HeaderTooLarge) => {
-                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Slug::BAD_REQUEST, self.title(), None)
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Slug::BAD_REQUEST, None)
             }
             Self::Malformed(_) | Self::NoHost | Self::BadTarget => {
-                (StatusCode::BAD_REQUEST, Slug::BAD_REQUEST, self.title(), None)
+                (StatusCode::BAD_REQUEST, Slug::BAD_REQUEST, None)
             }
-            Self::NoRoute => (StatusCode::NOT_FOUND, Slug::NO_ROUTE, self.title(), None),
-            Self::RateLimited { wait } => {
-                (StatusCode::TOO_MANY_REQUESTS, Slug::RATE_LIMITED, self.title(), Some(wait))
-            }
-            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Slug::BODY_TOO_LARGE, self.title(), None),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, Slug::UNAUTHORIZED, self.title(), None),
-            Self::NoHealthyInstance => {
-                (StatusCode::SERVICE_UNAVAILABLE, Slug::NO_HEALTHY_INSTANCE, self.title(), Some(2))
-            }
-            Self::BadGateway => (StatusCode::BAD_GATEWAY, Slug::BAD_GATEWAY, self.title(), Some(1)),
-            Self::GatewayTimeout => (StatusCode::GATEWAY_TIMEOUT, Slug::GATEWAY_TIMEOUT, self.title(), None),
+            Self::NoRoute => (StatusCode::NOT_FOUND, Slug::NO_ROUTE, None),
+            Self::RateLimited { wait } => (StatusCode::TOO_MANY_REQUESTS, Slug::RATE_LIMITED, Some(wait)),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Slug::BODY_TOO_LARGE, None),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, Slug::UNAUTHORIZED, None),
+            Self::NoHealthyInstance => (StatusCode::SERVICE_UNAVAILABLE, Slug::NO_HEALTHY_INSTANCE, Some(2)),
+            Self::BadGateway => (StatusCode::BAD_GATEWAY, Slug::BAD_GATEWAY, Some(1)),
+            Self::GatewayTimeout => (StatusCode::GATEWAY_TIMEOUT, Slug::GATEWAY_TIMEOUT, None),
         }
     }
 
@@ -88,8 +84,8 @@ impl Refusal {
 
     /// The problem+json answer, carrying the request id.
     pub fn response(self, rid: &str) -> Response<Body> {
-        let (status, slug, title, retry_after) = self.describe();
-        let mut problem = Problem::new(status, slug, title).request_id(rid);
+        let (status, slug, retry_after) = self.describe();
+        let mut problem = Problem::new(status, slug, self.title()).request_id(rid);
         if let Some(seconds) = retry_after {
             problem = problem.retry_after(seconds);
         }
