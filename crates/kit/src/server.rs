@@ -64,10 +64,14 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(addr: SocketAddr, router: Router, grace: Duration) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {addr}: {e} (is another process using the port?)")
-        })?;
-        Ok(Self { listener, router, grace })
+        Ok(Self { listener: Self::listen(addr).await?, router, grace })
+    }
+
+    /// Binds `addr`, saying what to check when the port is taken.
+    pub async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another process using the port?)"))
     }
 
     /// A server on a listener made elsewhere (with socket options of its own).

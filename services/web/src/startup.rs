@@ -21,6 +21,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = Server::listen(config.common.http.addr).await?;
+        Self::build_on(config, listener).await
+    }
+
+    /// Builds on a listener bound beforehand: a test that must hand web's address to auth
+    /// before web exists binds it first, so no other process can take the port in between.
+    pub async fn build_on(config: Config, listener: tokio::net::TcpListener) -> anyhow::Result<Self> {
         kit::migrate::at_start(vec![crate::migrations()], &config.db).await?;
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         config.common.http.trusted_proxies.keep_resolved().await;
@@ -37,7 +44,7 @@ impl Application {
             Readiness::new().release(&config.common.release).postgres(pool.clone()),
             &config.common.http,
         );
-        let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
+        let server = Server::new(listener, router, config.common.http.shutdown_grace);
         let sweeper = kit::db::keep_swept(pool.clone(), Duration::from_secs(3600), crate::RETENTION);
         Ok(Self { server, pool, sweeper })
     }

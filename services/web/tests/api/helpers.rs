@@ -45,7 +45,9 @@ pub async fn spawn_stack(web_env: &str) -> Stack {
 /// The three services, web with extra settings.
 pub async fn spawn_stack_with(web_env: &str, web_extra: &[(&str, &str)]) -> Stack {
     let db = TestDb::create().await;
-    let web_port = testkit::free_port();
+    // Bound now and kept: auth needs web's address before web exists.
+    let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind web's port");
+    let web_port = web_listener.local_addr().expect("web's address").port();
     let web = format!("http://127.0.0.1:{web_port}");
     let url = db.url.clone();
 
@@ -79,7 +81,7 @@ pub async fn spawn_stack_with(web_env: &str, web_extra: &[(&str, &str)]) -> Stac
     ];
     web_vars.extend(web_extra.iter().map(|(k, v)| (*k, v.to_string())));
     let web_config = web::Config::load(&sources(&web_vars)).expect("web config");
-    let web_app = web::Application::build(web_config).await.expect("web builds");
+    let web_app = web::Application::build_on(web_config, web_listener).await.expect("web builds");
 
     let mut stops = Vec::new();
     let (s, f) = stopper();
