@@ -110,7 +110,7 @@ impl Context {
     }
 
     fn sources(&self) -> Sources {
-        Sources::load(self.vars.clone(), std::path::Path::new("."))
+        Sources::load(self.vars.clone(), std::path::Path::new(".")).with_scopes(project::SCOPES)
     }
 }
 

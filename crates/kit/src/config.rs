@@ -24,11 +24,6 @@ pub use sources::{Origin, Sources};
 /// The prefix of every Slipway variable.
 pub const PREFIX: &str = "SLIPWAY_";
 
-/// Scopes of the deployables. A variable `SLIPWAY_<SCOPE>_…` belongs to that scope alone; one
-/// that starts with no scope must be a shared setting (see [`SHARED_KEYS`]). `BACKUP` is the
-/// backup service of docker-compose.backup.yml (a script, which reads its own).
-pub const SCOPES: &[&str] = &["AUTH", "MAILER", "WEB", "GATEWAY", "BUS", "CLI", "BACKUP"];
-
 /// Settings that may be given once for every service (`SLIPWAY_<KEY>`), as well as per service.
 pub const SHARED_KEYS: &[&str] = &[
     "ENV",

@@ -54,10 +54,11 @@ enum Command {
     CheckConfig,
 }
 
-/// Parses the command line and runs the chosen command for service `S`.
-pub fn main<S: Service>() -> ExitCode {
+/// Parses the command line and runs the chosen command for service `S`; `scopes` are the
+/// project's deployables, whose settings `S` sees in its environment and leaves alone.
+pub fn main<S: Service>(scopes: &[&str]) -> ExitCode {
     let cli = Cli::parse_from(std::env::args_os());
-    let config = match S::load(&Sources::from_process()) {
+    let config = match S::load(&Sources::from_process(scopes)) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{}: {errors}", S::NAME);

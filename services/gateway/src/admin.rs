@@ -20,7 +20,7 @@ mod page;
 /// rotation); exit 1 when the gateway does not answer.
 pub fn print_routes() -> std::process::ExitCode {
     use kit::service::Service as _;
-    let sources = kit::config::Sources::from_process();
+    let sources = kit::config::Sources::from_process(project::SCOPES);
     let config = match crate::Config::load(&sources) {
         Ok(c) => c,
         Err(errors) => {

@@ -19,5 +19,5 @@ fn main() -> std::process::ExitCode {
         }
         return gateway::listen::hold();
     }
-    kit::service::main::<gateway::Config>()
+    kit::service::main::<gateway::Config>(project::SCOPES)
 }

@@ -1,5 +1,5 @@
 //! The mailer binary: `mailer [serve|healthcheck|check-config]`.
 
 fn main() -> std::process::ExitCode {
-    kit::service::main::<mailer::Config>()
+    kit::service::main::<mailer::Config>(project::SCOPES)
 }

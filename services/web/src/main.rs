@@ -1,5 +1,5 @@
 //! The web binary: `web [serve|healthcheck|check-config]`.
 
 fn main() -> std::process::ExitCode {
-    kit::service::main::<web::Config>()
+    kit::service::main::<web::Config>(project::SCOPES)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{Environment, Origin, PREFIX, SCOPES, SHARED_KEYS, Sources, parse_duration};
+use super::{Environment, Origin, PREFIX, SHARED_KEYS, Sources, parse_duration};
 
 /// One problem with one variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,13 +231,18 @@ impl<'a> Reader<'a> {
             let unknown = if var.starts_with(&own) {
                 true
             } else {
-                let other_scope = SCOPES.iter().any(|s| rest.starts_with(&format!("{s}_")));
+                let other_scope = self.sources.scopes.iter().any(|s| rest.starts_with(&format!("{s}_")));
                 !other_scope && !SHARED_KEYS.contains(&rest)
             };
             if unknown {
                 let mut message = "unknown setting".to_string();
                 if let Some(near) = nearest(var, self.used.iter().map(String::as_str)) {
                     message.push_str(&format!(" (did you mean {near}?)"));
+                }
+                if let Some((_, origin @ (Origin::ConfigFile(_) | Origin::DotEnv(_)))) =
+                    self.sources.values.get(var)
+                {
+                    message.push_str(&format!(", {origin}"));
                 }
                 errors.push(ConfigError::new(var, message));
             }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::reader::ConfigError;
-use super::{Environment, PREFIX, SCOPES, dotenv};
+use super::{Environment, PREFIX, dotenv};
 
 /// Where a value came from, so an error can say which file or variable to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct Sources {
     pub(super) values: BTreeMap<String, (String, Origin)>,
     pub(super) problems: Vec<ConfigError>,
     pub(super) environment: Environment,
+    /// The scopes of the project's other deployables (see [`Sources::with_scopes`]).
+    pub(super) scopes: Vec<String>,
 }
 
 const ENV_VAR: &str = "SLIPWAY_ENV";
@@ -41,9 +43,20 @@ const CONFIG_FILE_VAR: &str = "SLIPWAY_CONFIG_FILE";
 
 impl Sources {
     /// The process environment, plus `.env` and `secrets.env` from the working directory in
-    /// dev and test, plus the file named by `SLIPWAY_CONFIG_FILE`.
-    pub fn from_process() -> Self {
-        Self::load(std::env::vars(), Path::new("."))
+    /// dev and test, plus the file named by `SLIPWAY_CONFIG_FILE`; `scopes` are the project's
+    /// deployables (see [`Sources::with_scopes`]).
+    pub fn from_process(scopes: &[&str]) -> Self {
+        Self::load(std::env::vars(), Path::new(".")).with_scopes(scopes)
+    }
+
+    /// Names the scopes of the project's deployables (`AUTH`, `WEB`, …). Every binary gets
+    /// one shared environment, so a reader skips a variable of another known scope, and
+    /// reports one of an unknown scope as a typo. The kit knows no service by name: the
+    /// binaries and the CLI pass the list their project keeps.
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = scopes.iter().map(|s| s.to_ascii_uppercase()).collect();
+        self
     }
 
     /// Only the given variables (as if they were the whole environment) and the files they
@@ -109,7 +122,7 @@ impl Sources {
             values.insert(k, (v, Origin::Environment));
         }
         resolve_secret_files(&mut values, &mut problems);
-        Self { values, problems, environment }
+        Self { values, problems, environment, scopes: Vec::new() }
     }
 
     /// The value of a variable after layering, if any layer sets it.
@@ -168,16 +181,14 @@ fn read_config_file(path: &Path, problems: &mut Vec<ConfigError>) -> Vec<(String
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
         match value {
-            toml::Value::Table(section) if SCOPES.contains(&upper.as_str()) => {
+            // A section of an unknown scope becomes variables that no reader claims, which
+            // each reader reports with the file they came from.
+            toml::Value::Table(section) => {
                 for (k, v) in section {
                     let var = format!("{PREFIX}{upper}_{}", k.to_ascii_uppercase());
                     push_value(path, var, v, &mut out, problems);
                 }
             }
-            toml::Value::Table(_) => problems.push(ConfigError::file(
-                path,
-                format!("unknown section [{key}]; sections are {}", SCOPES.join(", ").to_lowercase()),
-            )),
             v => push_value(path, format!("{PREFIX}{upper}"), v, &mut out, problems),
         }
     }

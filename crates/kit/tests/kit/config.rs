@@ -51,15 +51,17 @@ fn three_wrong_variables_are_all_reported_with_their_names() {
     assert!(text.contains("expected a duration"), "{text}");
 }
 
+const TYPOS: &[(&str, &str)] = &[
+    ("SLIPWAY_ENV", "dev"),
+    ("SLIPWAY_AUTH_WORKRS", "2"),
+    ("SLIPWAY_DATABSE_URL", "postgres://x"),
+    ("SLIPWAY_MAILER_SMTP_HOST", "mail"),
+];
+
 #[test]
-fn unknown_variables_of_the_scope_are_refused_with_a_suggestion_and_others_scopes_ignored() {
-    let err = load(&[
-        ("SLIPWAY_ENV", "dev"),
-        ("SLIPWAY_AUTH_WORKRS", "2"),
-        ("SLIPWAY_DATABSE_URL", "postgres://x"),
-        ("SLIPWAY_MAILER_SMTP_HOST", "mail"),
-    ])
-    .expect_err("two unknown");
+fn unknown_variables_of_the_scope_are_refused_with_a_suggestion_and_other_named_scopes_ignored() {
+    let sources = Sources::from_vars(TYPOS.iter().copied()).with_scopes(&["auth", "MAILER"]);
+    let err = load_from(&sources).expect_err("two unknown");
     let text = err.to_string();
     assert_eq!(err.0.len(), 2, "{text}");
     assert!(
@@ -68,6 +70,14 @@ fn unknown_variables_of_the_scope_are_refused_with_a_suggestion_and_others_scope
     );
     assert!(text.contains("SLIPWAY_DATABSE_URL: unknown setting"), "{text}");
     assert!(!text.contains("MAILER"), "another service's settings are not auth's business: {text}");
+}
+
+#[test]
+fn a_variable_of_a_scope_the_project_does_not_name_is_reported_as_unknown() {
+    let sources = Sources::from_vars(TYPOS.iter().copied()).with_scopes(&["AUTH", "WEB"]);
+    let err = load_from(&sources).expect_err("three unknown");
+    assert_eq!(err.0.len(), 3, "{err}");
+    assert!(err.to_string().contains("SLIPWAY_MAILER_SMTP_HOST: unknown setting"), "{err}");
 }
 
 #[test]
@@ -121,6 +131,21 @@ fn production_refuses_missing_default_and_example_secrets_with_what_to_do() {
 fn an_unset_environment_means_prod_so_a_forgotten_setting_fails_closed() {
     let err = load(&[]).expect_err("prod without secrets");
     assert!(err.to_string().contains("required in prod"), "{err}");
+}
+
+#[test]
+fn a_file_section_of_a_scope_the_project_does_not_name_is_reported_with_the_file() {
+    let dir = tempdir();
+    let file = dir.join("slipway.toml");
+    std::fs::write(&file, "env = \"dev\"\n[mailer]\nsmtp_host = \"mail\"\n[mialer]\nsmtp_host = \"x\"\n")
+        .expect("write toml");
+    let vars = [("SLIPWAY_CONFIG_FILE".to_string(), file.display().to_string())];
+    let sources = Sources::load(vars, &dir).with_scopes(&["AUTH", "MAILER"]);
+    let err = load_from(&sources).expect_err("one unknown section");
+    assert_eq!(err.0.len(), 1, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("SLIPWAY_MIALER_SMTP_HOST: unknown setting"), "{text}");
+    assert!(text.contains(&format!("from config file {}", file.display())), "{text}");
 }
 
 #[test]
