@@ -7,16 +7,19 @@ use uuid::Uuid;
 
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 
+/// Why a bus operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// The backend's database failed (unreachable, a timeout, a constraint).
     #[error("bus database error")]
     Database(#[from] sqlx::Error),
 }
 
-pub type Result<T> = std::result::Result<T, BusError>;
+pub(crate) type Result<T> = std::result::Result<T, BusError>;
 
 /// A durable publish/subscribe store with consumer groups and leased deliveries.
 pub trait Backend: Clone + Send + Sync + 'static {
+    /// What [`Backend::waiter`] returns.
     type Waiter: Waiter;
 
     /// Publishes on its own. Returns `None` if the dedupe key was already used in its window.
@@ -54,8 +57,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Something that sleeps until the group may have work (a wake-up or its next due time).
     fn waiter(&self, group: &str) -> impl Future<Output = Result<Self::Waiter>> + Send;
 
+    /// The group's dead letters, oldest first.
     fn dead_letters(&self, group: &str) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+    /// Delivers a dead letter to the group again with fresh attempts; false if there is none.
     fn retry_dead(&self, group: &str, message: Uuid) -> impl Future<Output = Result<bool>> + Send;
+    /// Deletes a dead letter; false if there is none.
     fn discard_dead(&self, group: &str, message: Uuid) -> impl Future<Output = Result<bool>> + Send;
 
     /// Housekeeping; returns how many records went.

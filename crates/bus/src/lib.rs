@@ -7,6 +7,8 @@
 //! backend; [`pg`] is the Postgres backend, whose SQL functions are the protocol services in
 //! other languages use (docs/bus.md).
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod backend;
 mod message;
 pub mod pg;

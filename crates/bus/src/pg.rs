@@ -15,16 +15,19 @@ use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 /// The channel `bus.publish` notifies, once per publishing transaction.
 pub const CHANNEL: &str = "bus";
 
+/// The Postgres backend: the bus's tables and SQL functions in the `bus` schema.
 #[derive(Debug, Clone)]
 pub struct PgBus {
     pool: PgPool,
 }
 
 impl PgBus {
+    /// The bus on `pool`'s database (migrated with [`crate::migrations`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
 
+    /// The pool, for publishing inside a service's own transaction.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

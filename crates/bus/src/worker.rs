@@ -22,6 +22,7 @@ pub enum Handled {
     Acknowledged,
 }
 
+/// Why a handler did not handle a delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// Worth another attempt later (a timeout, a 4xx from a mail server).
@@ -32,16 +33,24 @@ pub enum HandlerError {
     Permanent(anyhow::Error),
 }
 
+/// A group's code: what to do with one delivery.
 pub trait Handler: Send + Sync + 'static {
+    /// Handles one delivery; may run again for the same message after a crash, so it must be
+    /// idempotent or complete in its own transaction.
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
 }
 
+/// How a worker claims and handles.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// The group it works for, with its retry policy.
     pub group: Group,
+    /// The topics the group subscribes to.
     pub topics: Vec<String>,
     /// Deliveries this instance handles at once.
     pub concurrency: usize,
+    /// How long a claim holds before another instance may take the delivery; extended while
+    /// the handler runs.
     pub lease: Duration,
     /// The longest sleep without a wake-up (the polling fallback).
     pub poll: Duration,
@@ -50,6 +59,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// Defaults: 8 at once, 30 s leases, a 5 s poll fallback, 20 s to drain.
     pub fn new(group: Group, topics: &[&str]) -> Self {
         Self {
             group,
@@ -62,6 +72,8 @@ impl WorkerConfig {
     }
 }
 
+/// Runs a group's [`Handler`] on a [`Backend`]: claims in batches, extends leases while
+/// handling, reports each outcome, and drains at shutdown.
 #[derive(Debug)]
 pub struct Worker<B, H> {
     backend: B,
@@ -73,6 +85,7 @@ pub struct Worker<B, H> {
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl<B: Backend, H: Handler> Worker<B, H> {
+    /// A worker with a fresh instance id.
     pub fn new(backend: B, handler: H, config: WorkerConfig) -> Self {
         let id = format!("{}-{}", config.group.name, uuid::Uuid::new_v4().simple());
         Self { backend, handler: Arc::new(handler), config, id }

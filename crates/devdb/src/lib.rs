@@ -6,6 +6,8 @@
 //! when the [`Cluster`] is dropped. Postgres refuses to run as root, so as root the binaries
 //! run as the `postgres` user (the Debian package creates it).
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,6 +63,7 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// The port the cluster listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }

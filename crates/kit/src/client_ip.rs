@@ -39,10 +39,13 @@ impl Eq for TrustedProxies {}
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
 
 impl TrustedProxies {
+    /// Trusts the peers in `nets` (addresses are /32 or /128 networks).
     pub fn new(nets: Vec<IpNet>) -> Self {
         Self { nets, ..Self::default() }
     }
 
+    /// Whether `ip` is a trusted proxy: in one of the networks, or one of the names' last
+    /// resolved addresses.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.nets.iter().any(|net| net.contains(&ip))

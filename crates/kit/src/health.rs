@@ -37,6 +37,7 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
+    /// Ready with no checks yet; add them with the builder methods.
     pub fn new() -> Self {
         Self::default()
     }

@@ -1,6 +1,8 @@
 //! What every Slipway service shares: configuration, telemetry, health, errors, graceful
 //! shutdown, the Postgres pool and migrations — and only that.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod client_ip;
 pub mod config;
 pub mod db;

@@ -91,8 +91,11 @@ pub async fn await_applied(list: &[Migrations], db: &DbConfig, limit: Duration) 
 /// A migration applied or reverted by a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
+    /// The migration's version (its file name's number).
     pub version: i64,
+    /// The migration's file name.
     pub file: String,
+    /// How long it took to apply.
     pub duration: Duration,
 }
 
@@ -117,10 +120,12 @@ impl Migrations {
         Ok(Self::new(service, schema, &dir.display().to_string(), &migrator))
     }
 
+    /// The service these migrations belong to.
     pub fn service(&self) -> &str {
         &self.service
     }
 
+    /// The Postgres schema they build, which the service alone reads.
     pub fn schema(&self) -> &str {
         &self.schema
     }

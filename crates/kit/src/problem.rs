@@ -19,10 +19,14 @@ pub use slug::Slug;
 /// An `application/problem+json` response.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
+    /// A URI naming the problem type: the slug's (see [`Slug::type_uri`]).
     #[serde(rename = "type")]
     pub type_: String,
+    /// A short summary of the problem type, the same for every occurrence.
     pub title: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// What happened this time, in words the client can show or act on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Extension members, flattened into the body.
@@ -36,6 +40,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem of type `slug` answered with `status`.
     pub fn new(status: StatusCode, slug: Slug, title: impl Into<String>) -> Self {
         Self {
             type_: slug.type_uri(),
@@ -54,11 +59,13 @@ impl Problem {
         self
     }
 
+    /// Adds what happened this time.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
 
+    /// Adds a member of the problem's own (RFC 9457 extensions), such as `errors`.
     pub fn extension(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extensions.insert(key.to_string(), value.into());
         self
@@ -70,10 +77,12 @@ impl Problem {
         self
     }
 
+    /// 404 for a path no route serves.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, Slug::NOT_FOUND, "Not found")
     }
 
+    /// 405 for a method the path does not take.
     pub fn method_not_allowed() -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, Slug::METHOD_NOT_ALLOWED, "Method not allowed")
     }
@@ -84,6 +93,7 @@ impl Problem {
             .detail("Something went wrong on our side. Quote the request id when reporting it.")
     }
 
+    /// The status the problem is answered with.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

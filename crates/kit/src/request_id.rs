@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+/// The header that carries the request id from the gateway through every service.
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {

@@ -63,6 +63,8 @@ pub struct Server {
 }
 
 impl Server {
+    /// Binds `addr` (port 0 picks a free port) for `router`; in-flight requests get `grace`
+    /// to finish at shutdown.
     pub async fn bind(addr: SocketAddr, router: Router, grace: Duration) -> anyhow::Result<Self> {
         Ok(Self { listener: Self::listen(addr).await?, router, grace })
     }
@@ -79,10 +81,12 @@ impl Server {
         Self { listener, router, grace }
     }
 
+    /// The port bound, which tests read after binding port 0.
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
 
+    /// The address bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
@@ -165,6 +169,7 @@ impl Stop {
         stop
     }
 
+    /// Stops every part waiting on this signal (idempotent).
     pub fn trigger(&self) {
         self.0.send_replace(true);
     }

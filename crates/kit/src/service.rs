@@ -23,8 +23,11 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A deployable: its configuration type knows how to load itself and run the service.
 pub trait Service: Sized + Send + 'static {
+    /// The service's name: its binary, its compose service and its settings' scope.
     const NAME: &'static str;
+    /// Reads the configuration, reporting every problem at once.
     fn load(sources: &Sources) -> Result<Self, ConfigErrors>;
+    /// The settings every service has.
     fn common(&self) -> &Common;
     /// The schemas the service migrates at start, in order (the bus's before its own).
     fn migrations() -> Vec<Migrations> {
@@ -122,7 +125,9 @@ pub fn probe_addr(listen: SocketAddr) -> SocketAddr {
 /// (which only that container can reach, even when others share its network).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
+    /// An HTTP listener on this address.
     Tcp(SocketAddr),
+    /// An HTTP listener on this Unix socket (the gateway's admin socket).
     Unix(std::path::PathBuf),
 }
 

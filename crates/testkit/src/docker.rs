@@ -109,6 +109,7 @@ async fn import_busybox() {
 /// A container removed (with force) when dropped.
 #[derive(Debug)]
 pub struct Container {
+    /// The container's id.
     pub id: String,
 }
 

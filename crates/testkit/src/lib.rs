@@ -1,6 +1,8 @@
 //! Test harness: each integration test gets a fresh database on the server the test command
 //! provides (`DATABASE_URL`), and a TCP proxy lets a test take Postgres away and give it back.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod docker;
 pub mod load;
 mod proxy;
@@ -35,7 +37,9 @@ pub fn server_url() -> String {
 /// A database made for one test.
 #[derive(Debug, Clone)]
 pub struct TestDb {
+    /// The database's name (`slipway_t_<run>_<id>`).
     pub name: String,
+    /// A superuser URL for it.
     pub url: String,
 }
 
@@ -71,6 +75,7 @@ impl TestDb {
         db_config(&self.url)
     }
 
+    /// A pool on this database.
     pub async fn pool(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.url).await.expect("connect to the test database")
     }

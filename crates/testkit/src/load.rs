@@ -17,6 +17,7 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Requests that were not answered 200.
     pub fn failed(&self) -> u64 {
         self.errors + self.dropped
     }
@@ -61,6 +62,7 @@ impl Load {
         Self { stop, tasks }
     }
 
+    /// Stops every client and sums what they saw.
     pub async fn stop(self) -> Counts {
         self.stop.store(true, Ordering::Relaxed);
         let mut sum = Counts::default();

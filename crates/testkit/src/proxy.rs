@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// A TCP forwarder a test can cut and restore, to play a network failure.
 #[derive(Debug)]
 pub struct TcpProxy {
     port: u16,
@@ -38,6 +39,7 @@ impl TcpProxy {
         Self { port, up, task }
     }
 
+    /// The port clients connect to.
     pub fn port(&self) -> u16 {
         self.port
     }

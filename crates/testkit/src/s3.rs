@@ -19,6 +19,7 @@ pub struct S3Server {
     dir: PathBuf,
     /// The certificate clients must trust (PEM).
     pub ca: PathBuf,
+    /// The bucket made for the test.
     pub bucket: String,
 }
 

@@ -15,8 +15,11 @@ use tokio::net::{TcpListener, TcpStream};
 /// One accepted message.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The envelope sender (`MAIL FROM`).
     pub from: String,
+    /// The envelope recipients (`RCPT TO`).
     pub to: Vec<String>,
+    /// The message as sent after `DATA`: headers and body.
     pub data: String,
 }
 
@@ -47,6 +50,7 @@ struct State {
     tempfailed: HashSet<String>,
 }
 
+/// An SMTP server that speaks the protocol and keeps what it accepts, for tests.
 #[derive(Debug, Clone)]
 pub struct SmtpSink {
     port: u16,
@@ -54,6 +58,7 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
+    /// A sink on a loopback port.
     pub async fn start() -> Self {
         Self::start_on(std::net::Ipv4Addr::LOCALHOST.into()).await
     }
@@ -72,10 +77,12 @@ impl SmtpSink {
         Self { port, state }
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Every message accepted so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().expect("lock").received.clone()
     }

@@ -31,6 +31,7 @@ impl Setting for LogFormat {
 /// The HTTP listener and the limits every request is held to.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// Where the service listens (`SLIPWAY_<SCOPE>_HOST` and `_PORT`).
     pub addr: SocketAddr,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
@@ -45,10 +46,15 @@ pub struct HttpConfig {
 /// The Postgres pool.
 #[derive(Debug, Clone)]
 pub struct DbConfig {
+    /// The connection URL; secret because it may hold the owner's password.
     pub url: SecretString,
+    /// The pool's size.
     pub max_connections: u32,
+    /// How long opening a connection may take before the attempt fails.
     pub connect_timeout: Duration,
+    /// How long a request waits for a free connection before it gets 503.
     pub acquire_timeout: Duration,
+    /// Postgres's `statement_timeout` on every pooled connection.
     pub statement_timeout: Duration,
     /// Apply this service's migrations when it starts (under the migration lock).
     pub migrate_on_start: bool,
@@ -61,7 +67,9 @@ pub struct DbConfig {
 /// only. `slipway migrate up` creates it and grants exactly that (kit::db::provision).
 #[derive(Debug, Clone)]
 pub struct DbRole {
+    /// The role's name, checked by [`DbRole::valid_name`].
     pub name: String,
+    /// The role's password (a secret, set by `slipway migrate up`).
     pub password: SecretString,
 }
 
@@ -79,18 +87,21 @@ impl DbRole {
 /// What every service reads: call [`Common::read`] first, then the service's own settings.
 #[derive(Debug, Clone)]
 pub struct Common {
+    /// Which environment this is (`SLIPWAY_ENV`); prod when unset.
     pub environment: Environment,
     /// Which release this is (`SLIPWAY_RELEASE`; `slipway deploy` sets the image tag), as
     /// `/healthz` and the start-up log line say.
     pub release: String,
     /// An `EnvFilter` directive such as `info` or `auth=debug,info`.
     pub log: String,
+    /// Pretty logs for people, JSON for collectors (the default outside dev and test).
     pub log_format: LogFormat,
+    /// The listener and the limits every request is held to.
     pub http: HttpConfig,
 }
 
 /// The database URL `slipway dev` and the compose stack use on a developer's machine.
-pub const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/slipway";
+const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/slipway";
 
 impl Common {
     /// Reads the shared settings; `default_port` is the service's own port in dev.

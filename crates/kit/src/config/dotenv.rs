@@ -1,7 +1,7 @@
 //! A small reader for `.env` files: `KEY=value`, `export KEY=value`, comments, quotes.
 
 /// Parses dotenv text into pairs; a malformed line is reported with its number.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
+pub(super) fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();

@@ -6,9 +6,14 @@ use std::str::FromStr;
 /// Where a process runs. Staging and prod refuse default secrets and log JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
+    /// A developer's machine: `.env` files are read and development defaults allowed.
     Dev,
+    /// Automated tests: like dev, `.env` files and development defaults included.
     Test,
+    /// A production-like rehearsal: production's checks, its own data.
     Staging,
+    /// Production, and the environment when `SLIPWAY_ENV` is unset: no `.env` files, no
+    /// default secrets.
     Prod,
 }
 
@@ -18,6 +23,7 @@ impl Environment {
         matches!(self, Self::Staging | Self::Prod)
     }
 
+    /// The name as `SLIPWAY_ENV` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Dev => "dev",

@@ -7,11 +7,14 @@ use super::{Setting, parse_duration};
 /// At most `max` events per `per`; `None` when turned off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// How many are allowed…
     pub max: u32,
+    /// …in this window.
     pub per: Duration,
 }
 
 impl Rate {
+    /// `max` per `per`.
     pub const fn new(max: u32, per: Duration) -> Self {
         Self { max, per }
     }

@@ -13,11 +13,14 @@ use super::{Environment, Origin, PREFIX, SHARED_KEYS, Sources, parse_duration};
 /// One problem with one variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The variable to fix (or the file that could not be read).
     pub var: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl ConfigError {
+    /// A problem with variable `var`.
     pub fn new(var: &str, message: impl Into<String>) -> Self {
         Self { var: var.to_string(), message: message.into() }
     }
@@ -50,7 +53,9 @@ impl fmt::Display for ConfigErrors {
 
 /// A type a setting can be parsed into, with words for what a valid value looks like.
 pub trait Setting: Sized {
+    /// What a valid value looks like, for the error message ("a duration").
     const EXPECTED: &'static str;
+    /// The value `s` stands for, or `None` when it is not one.
     fn parse_setting(s: &str) -> Option<Self>;
 }
 
@@ -111,6 +116,7 @@ impl<'a> Reader<'a> {
         Self { sources, scope: scope.to_ascii_uppercase(), used: BTreeSet::new(), errors: Vec::new() }
     }
 
+    /// The environment the sources are for.
     pub fn environment(&self) -> Environment {
         self.sources.environment
     }

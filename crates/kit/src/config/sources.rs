@@ -10,9 +10,13 @@ use super::{Environment, PREFIX, dotenv};
 /// Where a value came from, so an error can say which file or variable to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// The TOML file named by `SLIPWAY_CONFIG_FILE`.
     ConfigFile(PathBuf),
+    /// A `.env` or `secrets.env` file (dev and test only).
     DotEnv(PathBuf),
+    /// The process environment.
     Environment,
+    /// A file named by a `…_FILE` variable (a Docker secret).
     SecretFile(PathBuf),
 }
 

@@ -6,11 +6,14 @@ use sqlx::migrate::MigrateError;
 
 use super::Migrations;
 
+/// Why a migration run failed; each message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateFailure {
+    /// The database could not be reached.
     #[error("cannot reach the database to migrate")]
     Connect(#[source] anyhow::Error),
 
+    /// Postgres refused the password (a volume made with another one, say).
     #[error(
         "Postgres refused the password of user {user}. If its data volume was made with another \
          password (Postgres's image applies POSTGRES_PASSWORD only to a new volume: the prod files \
@@ -18,41 +21,80 @@ pub enum MigrateFailure {
          or first set the new one in the database: \
          `docker compose exec postgres psql -U {user} -d postgres -c '\\password {user}'`"
     )]
-    PasswordRefused { user: String },
+    PasswordRefused {
+        /// The user whose password was refused.
+        user: String,
+    },
 
+    /// An applied migration's file changed since (its checksum differs).
     #[error(
         "migration {file} was changed after it was applied to this database (its checksum differs). \
          Restore the file as it was (git checkout it) and put the change in a new migration \
          (`slipway migrate new {service} <name>`); in dev, `slipway db reset {service}` rebuilds the schema"
     )]
-    Drift { service: String, file: String },
+    Drift {
+        /// The service whose migration changed.
+        service: String,
+        /// The changed file.
+        file: String,
+    },
 
+    /// The database has a migration this build does not know: it is newer than the code.
     #[error(
         "migration {version} is applied in the database but this build has no file for it: \
          the database is newer than the code. Deploy the newer build, or revert it with that build"
     )]
-    Missing { version: i64 },
+    Missing {
+        /// The applied version the build has no file for.
+        version: i64,
+    },
 
+    /// A migration failed inside its transaction, so nothing of it is applied.
     #[error(
         "migration {file} failed and was rolled back, so nothing of it is applied; fix the SQL and run again"
     )]
-    Failed { file: String, source: sqlx::Error },
+    Failed {
+        /// The migration that failed.
+        file: String,
+        /// Postgres's error.
+        source: sqlx::Error,
+    },
 
+    /// A migration that runs outside a transaction failed, perhaps half-applied.
     #[error(
         "migration {file} failed; it runs outside a transaction (-- no-transaction), \
          so check what it left behind before running again"
     )]
-    FailedNoTx { file: String, source: sqlx::Error },
+    FailedNoTx {
+        /// The migration that failed.
+        file: String,
+        /// Postgres's error.
+        source: sqlx::Error,
+    },
 
+    /// A revert was asked of a migration without a down file.
     #[error("migration {file} has no down file, so it cannot be reverted")]
-    NoDown { file: String },
+    NoDown {
+        /// The migration without a down file.
+        file: String,
+    },
 
+    /// Another run held the schema's migration lock for too long.
     #[error("waited {waited:?} for another migration run on schema {schema} to finish; is one stuck?")]
-    LockTimeout { schema: String, waited: Duration, source: sqlx::Error },
+    LockTimeout {
+        /// The schema whose lock was held.
+        schema: String,
+        /// How long this run waited.
+        waited: Duration,
+        /// Postgres's lock-timeout error.
+        source: sqlx::Error,
+    },
 
+    /// Reading or writing the migration table failed.
     #[error("migration bookkeeping failed")]
     Database(#[from] sqlx::Error),
 
+    /// Any other failure of sqlx's migrator.
     #[error(transparent)]
     Other(#[from] MigrateError),
 }

@@ -7,13 +7,13 @@ use sqlx::PgConnection;
 use super::MigrateFailure;
 
 /// The first key of Slipway's advisory locks ("SLPW"); the second is the schema's hash.
-pub const LOCK_CLASS: i32 = 0x534C_5057;
+const LOCK_CLASS: i32 = 0x534C_5057;
 
 /// How long a runner waits for another to finish before giving up.
 const WAIT: Duration = Duration::from_secs(300);
 
 /// Takes the lock, waiting up to five minutes for a runner that holds it.
-pub async fn acquire(conn: &mut PgConnection, schema: &str) -> Result<(), MigrateFailure> {
+pub(super) async fn acquire(conn: &mut PgConnection, schema: &str) -> Result<(), MigrateFailure> {
     // Migrations may run long: no statement timeout on this session, but a bounded lock wait.
     sqlx::query("SET statement_timeout = 0").execute(&mut *conn).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("SET lock_timeout = '{}ms'", WAIT.as_millis())))
@@ -32,7 +32,7 @@ pub async fn acquire(conn: &mut PgConnection, schema: &str) -> Result<(), Migrat
 }
 
 /// Releases the lock.
-pub async fn release(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+pub(super) async fn release(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
         .bind(LOCK_CLASS)
         .bind(schema)

@@ -16,12 +16,17 @@ pub(super) struct Applied {
     pub installed_on: chrono::DateTime<chrono::Utc>,
 }
 
+/// Where one migration stands in one database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MigrationState {
+    /// Applied and unchanged since.
     Applied {
+        /// When it was applied.
         on: chrono::DateTime<chrono::Utc>,
+        /// How long it took.
         duration: Duration,
     },
+    /// In the build, not yet applied.
     Pending,
     /// Applied, but the file changed since.
     Drifted,
@@ -29,10 +34,14 @@ pub enum MigrationState {
     MissingFile,
 }
 
+/// One migration's line in `slipway migrate status`.
 #[derive(Debug, Clone)]
 pub struct MigrationStatus {
+    /// Its version.
     pub version: i64,
+    /// Its file name (or a placeholder when the build has no file).
     pub file: String,
+    /// Where it stands.
     pub state: MigrationState,
 }
 
