@@ -37,8 +37,23 @@ pub trait Service: Sized + Send + 'static {
     fn probe(&self) -> Probe {
         Probe::Tcp(probe_addr(self.common().http.addr))
     }
+    /// The service built and bound, not yet serving.
+    type App: App;
+    /// Migrates (when configured to), connects and binds: everything before serving.
+    fn build(self) -> impl Future<Output = anyhow::Result<Self::App>> + Send;
     /// Builds and runs the service until `shutdown` resolves, then drains.
-    fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move { self.build().await?.run_until(shutdown).await }
+    }
+}
+
+/// A service built and bound, not yet serving: what [`Service::build`] returns, so the CLI
+/// and tests start any service the same way (`testkit::spawn`).
+pub trait App: Send + 'static {
+    /// The port its HTTP listener bound (a test binds port 0 and reads it here).
+    fn port(&self) -> u16;
+    /// Serves until `shutdown` resolves, then drains in-flight work.
+    fn run_until(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 #[derive(Debug, Parser)]

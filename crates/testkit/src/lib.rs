@@ -10,6 +10,7 @@ pub mod registry;
 pub mod remote;
 pub mod s3;
 pub mod smtp;
+mod spawn;
 pub mod tls;
 
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor};
 
 pub use proxy::TcpProxy;
+pub use spawn::{Spawned, spawn};
 
 /// The prefix of every test database; the test command drops `<prefix><run>_…` when it ends.
 pub const DB_PREFIX: &str = "slipway_t_";

@@ -111,3 +111,13 @@ async fn signing_key(config: &Config, pool: &PgPool) -> anyhow::Result<String> {
         .await
         .context("reading the development signing key")
 }
+
+impl kit::service::App for Application {
+    fn port(&self) -> u16 {
+        Application::port(self)
+    }
+
+    fn run_until(self, shutdown: kit::service::Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send {
+        Application::run_until(self, shutdown)
+    }
+}

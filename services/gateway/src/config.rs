@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kit::config::{Common, ConfigErrors, Sources};
-use kit::service::{Service, Shutdown};
+use kit::service::Service;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -134,7 +134,9 @@ impl Service for Config {
         }
     }
 
-    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        crate::Application::build(self).await?.run_until(shutdown).await
+    type App = crate::Application;
+
+    async fn build(self) -> anyhow::Result<crate::Application> {
+        crate::Application::build(self).await
     }
 }

@@ -412,3 +412,13 @@ fn swap(proxy: &Proxy, checks: &CheckClient, current: &Table, table: Table) {
     proxy.table.store(Arc::new(table));
     tracing::info!(routes = proxy.table.load().routes.len(), "routes reloaded");
 }
+
+impl kit::service::App for Application {
+    fn port(&self) -> u16 {
+        Application::port(self)
+    }
+
+    fn run_until(self, shutdown: kit::service::Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send {
+        Application::run_until(self, shutdown)
+    }
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kit::config::{Common, ConfigErrors, DbConfig, Setting, Sources};
 use kit::migrate::Migrations;
-use kit::service::{Service, Shutdown};
+use kit::service::Service;
 use secrecy::SecretString;
 
 /// Where email goes.
@@ -159,7 +159,9 @@ impl Service for Config {
         vec![bus::migrations(), crate::migrations()]
     }
 
-    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        crate::Application::build(self).await?.run_until(shutdown).await
+    type App = crate::Application;
+
+    async fn build(self) -> anyhow::Result<crate::Application> {
+        crate::Application::build(self).await
     }
 }

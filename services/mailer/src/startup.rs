@@ -76,3 +76,13 @@ impl Application {
         Ok(())
     }
 }
+
+impl kit::service::App for Application {
+    fn port(&self) -> u16 {
+        Application::port(self)
+    }
+
+    fn run_until(self, shutdown: kit::service::Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send {
+        Application::run_until(self, shutdown)
+    }
+}

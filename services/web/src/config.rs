@@ -2,7 +2,7 @@
 
 use kit::config::{Common, ConfigErrors, DbConfig, Sources};
 use kit::migrate::Migrations;
-use kit::service::{Service, Shutdown};
+use kit::service::Service;
 use secrecy::SecretString;
 
 const DEV_COOKIE_KEY: &str = "dev-only-cookie-key-not-secret";
@@ -93,7 +93,9 @@ impl Service for Config {
         vec![crate::migrations()]
     }
 
-    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        crate::Application::build(self).await?.run_until(shutdown).await
+    type App = crate::Application;
+
+    async fn build(self) -> anyhow::Result<crate::Application> {
+        crate::Application::build(self).await
     }
 }

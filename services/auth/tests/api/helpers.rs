@@ -1,12 +1,11 @@
 //! `spawn_app()`: the real auth application on a random port against a fresh database, and
 //! typed helpers for its flows.
 
-use auth::{Application, Config};
+use auth::Config;
 use kit::config::Sources;
 use reqwest::Response;
 use serde_json::{Value, json};
 use testkit::TestDb;
-use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub address: String,
@@ -14,7 +13,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub pool: sqlx::PgPool,
     pub client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
+    /// The running service; stopped when the test drops it.
+    _app: testkit::Spawned,
 }
 
 /// An activated account and its password.
@@ -48,14 +48,11 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 
 pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
     let config = test_config(&db, extra);
-    let app = Application::build(config.clone()).await.expect("auth builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let mut vars: Vec<(&str, &str)> = vec![("SLIPWAY_DATABASE_URL", &db.url)];
+    vars.extend_from_slice(extra);
+    let app = testkit::spawn::<Config>(&vars).await;
     let pool = db.pool().await;
-    TestApp { address, config, db, pool, client: reqwest::Client::new(), stop: Some(stop) }
+    TestApp { address: app.url(), config, db, pool, client: reqwest::Client::new(), _app: app }
 }
 
 impl TestApp {
@@ -207,12 +204,4 @@ pub async fn problem_slug(res: Response) -> (u16, String) {
     let body: Value = res.json().await.expect("problem json");
     let slug = body["type"].as_str().expect("type").rsplit('/').next().expect("slug").to_string();
     (status, slug)
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }

@@ -2,12 +2,10 @@
 
 use bus::pg::PgBus;
 use bus::{Backend, Publish};
-use kit::config::Sources;
-use mailer::{Application, Config};
+use mailer::Config;
 use serde_json::{Value, json};
 use testkit::TestDb;
 use testkit::smtp::SmtpSink;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub struct TestMailer {
@@ -16,7 +14,8 @@ pub struct TestMailer {
     _db: TestDb,
     pub pool: sqlx::PgPool,
     pub bus: PgBus,
-    stop: Option<oneshot::Sender<()>>,
+    /// The running service; stopped when the test drops it.
+    _app: testkit::Spawned,
 }
 
 pub fn vars(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -49,15 +48,11 @@ pub fn smtp_vars(sink: &SmtpSink) -> Vec<(String, String)> {
 
 pub async fn spawn_mailer(extra: &[(&str, &str)]) -> TestMailer {
     let db = TestDb::create().await;
-    let config = Config::load(&Sources::from_vars(vars(&db, extra))).expect("valid test configuration");
-    let app = Application::build(config).await.expect("mailer builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let vars = vars(&db, extra);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = testkit::spawn::<Config>(&vars).await;
     let pool = db.pool().await;
-    TestMailer { address, bus: PgBus::new(pool.clone()), pool, _db: db, stop: Some(stop) }
+    TestMailer { address: app.url(), bus: PgBus::new(pool.clone()), pool, _db: db, _app: app }
 }
 
 pub async fn spawn_with_sink() -> (TestMailer, SmtpSink) {
@@ -87,13 +82,5 @@ impl TestMailer {
             .fetch_one(&self.pool)
             .await
             .expect("count")
-    }
-}
-
-impl Drop for TestMailer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
