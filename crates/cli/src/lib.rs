@@ -6,6 +6,7 @@ mod bus;
 mod db;
 mod deploy;
 mod dev;
+mod doctor;
 mod env;
 mod failure;
 mod lock;
@@ -81,6 +82,8 @@ enum Command {
     /// Backups (docker-compose.backup.yml's pgBackRest): take one now, list them.
     #[command(subcommand)]
     Backup(backup::Command),
+    /// Check the project's wiring and this machine, and say exactly what to fix.
+    Doctor(doctor::Args),
     /// A destination's deploy lock (destinations are named in deploy.toml).
     #[command(subcommand)]
     Lock(lock::Command),
@@ -141,6 +144,7 @@ pub fn main() -> ExitCode {
             Command::Logs(args) => deploy::logs::run(args).await,
             Command::Lock(cmd) => lock::run(cmd).await,
             Command::Backup(cmd) => backup::run(cmd).await,
+            Command::Doctor(args) => doctor::run(args, cli.database_url.as_deref()).await,
         }
     });
     match result {

@@ -16,6 +16,8 @@ pub trait Entry: Sync {
     fn check(&self, sources: &Sources) -> Result<(), ConfigErrors>;
     fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors>;
     fn migrations(&self) -> Vec<Migrations>;
+    /// The port the service listens on by default (its dev configuration's).
+    fn port(&self) -> Option<u16>;
     /// Loads the configuration and returns it with the future that runs the service.
     fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors>;
 }
@@ -43,6 +45,11 @@ impl<S: Service> Entry for Of<S> {
 
     fn migrations(&self) -> Vec<Migrations> {
         S::migrations()
+    }
+
+    fn port(&self) -> Option<u16> {
+        let dev = Sources::from_vars([("SLIPWAY_ENV", "dev")]);
+        S::load(&dev).ok().map(|c| c.common().http.addr.port())
     }
 
     fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors> {

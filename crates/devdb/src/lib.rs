@@ -37,7 +37,7 @@ impl Cluster {
     }
 
     fn start_with(check_passwords: bool) -> anyhow::Result<Self> {
-        let bin = find_bin_dir()?;
+        let bin = server_binaries()?;
         let run_as = if nix::unistd::geteuid().is_root() { Some("postgres".to_string()) } else { None };
         let dir = std::env::temp_dir().join(format!("slipway-pg-{}-{}", std::process::id(), nanos()));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -151,8 +151,8 @@ impl Drop for Cluster {
 }
 
 /// The Postgres server binaries: `SLIPWAY_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`,
-/// else whatever `initdb` is on the PATH.
-fn find_bin_dir() -> anyhow::Result<PathBuf> {
+/// else whatever `initdb` is on the PATH; an error says what to install.
+pub fn server_binaries() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("SLIPWAY_PG_BIN") {
         return Ok(PathBuf::from(dir));
     }

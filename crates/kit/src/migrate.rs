@@ -130,6 +130,11 @@ impl Migrations {
         &self.schema
     }
 
+    /// Where the files live, relative to the repository's root (`services/auth/migrations`).
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
     /// Each up migration as `<schema>.schema_migrations` records it once applied: its version
     /// and the hex of its checksum (what a restore drill compares a backup's tables with).
     pub fn recorded(&self) -> Vec<(i64, String)> {

@@ -3,6 +3,7 @@
 mod bus;
 mod db;
 mod dev;
+mod doctor;
 mod env;
 mod helpers;
 mod lock;
