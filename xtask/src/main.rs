@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod images;
+mod setup;
 mod test;
 mod tidy;
 
@@ -30,6 +31,12 @@ enum Cmd {
         #[arg(long)]
         tag: Option<String>,
     },
+    /// Install every prerequisite of `cargo slipway up` and `cargo xtask test` (Debian, Ubuntu).
+    Setup {
+        /// Only name what is missing and how to install it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Check the workspace's structural rules: dependencies between crates, module docs.
     Tidy,
     /// Measure a component; prints figures and writes them to target/bench/<target>.json.
@@ -47,6 +54,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Test { args } => test::test(&args).await,
         Cmd::Images { tag } => images::run(tag).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Setup { check } => setup::run(check),
         Cmd::Tidy => tidy::run().map(|()| ExitCode::SUCCESS),
         Cmd::Bench { target } => bench::run(target).await.map(|()| ExitCode::SUCCESS),
     };

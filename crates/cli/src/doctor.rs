@@ -27,6 +27,20 @@ pub struct Args {
     wiring_only: bool,
 }
 
+/// What `slipway up` needs before it starts: Docker and compose at usable versions. Prints
+/// each problem with its fix and fails, rather than letting compose fail halfway.
+pub async fn check_for_up() -> Result<(), Failure> {
+    let mut report = Report::default();
+    machine::docker_and_compose(&mut report).await;
+    if report.problems() == 0 {
+        return Ok(());
+    }
+    eprint!("{report}");
+    Err(Failure::Failed(anyhow::anyhow!(
+        "`slipway up` needs what is listed above (`slipway doctor` checks everything)"
+    )))
+}
+
 /// Runs every check, prints each finding with its fix, fails when one is a problem.
 pub async fn run(args: Args, database_url: Option<&str>) -> Result<(), Failure> {
     let mut report = Report::default();

@@ -131,7 +131,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev => dev::run(ctx, cli.database_url.is_some()).await,
-            Command::Up { compose_args } => up::run(&compose_args),
+            Command::Up { compose_args } => up::run(&compose_args).await,
             Command::Stack(cmd) => stack::run(cmd),
             Command::Migrate(cmd) => migrate::run(&ctx, cmd).await,
             Command::Db(cmd) => db::run(&ctx, cmd).await,

@@ -7,13 +7,14 @@ use std::path::Path;
 
 use crate::Failure;
 
-pub fn run(extra: &[String]) -> Result<(), Failure> {
+pub async fn run(extra: &[String]) -> Result<(), Failure> {
     if !Path::new("docker-compose.yml").exists() {
         return Err(anyhow::anyhow!(
             "no docker-compose.yml in this folder: run `slipway up` from the project's root"
         )
         .into());
     }
+    crate::doctor::check_for_up().await?;
     crate::env::write_missing_secret_files(Path::new("secrets"))?;
     let mut compose = std::process::Command::new("docker");
     compose.args(["compose", "up", "-d", "--wait", "--build"]).args(extra);

@@ -14,12 +14,17 @@ const POSTGRES_MIN: u32 = 13;
 
 /// Docker, compose, Postgres, the published ports, the secrets.
 pub(super) async fn check(dir: &Path, database_url: Option<&str>, report: &mut Report) {
-    if docker(report).await {
-        compose(report).await;
-    }
+    docker_and_compose(report).await;
     postgres(database_url, report).await;
     ports(dir, report).await;
     secrets(dir, report);
+}
+
+/// Docker, then compose if Docker answers.
+pub(super) async fn docker_and_compose(report: &mut Report) {
+    if docker(report).await {
+        compose(report).await;
+    }
 }
 
 /// The first line a command printed, or why it did not run (`Err(None)`: not installed).
