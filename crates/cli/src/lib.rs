@@ -11,6 +11,7 @@ mod env;
 mod failure;
 mod lock;
 mod migrate;
+mod new;
 mod prompt;
 mod registry;
 mod stack;
@@ -82,6 +83,9 @@ enum Command {
     /// Backups (docker-compose.backup.yml's pgBackRest): take one now, list them.
     #[command(subcommand)]
     Backup(backup::Command),
+    /// Make a new part of the platform (`new service NAME`), wired in everywhere.
+    #[command(subcommand)]
+    New(new::Command),
     /// Check the project's wiring and this machine, and say exactly what to fix.
     Doctor(doctor::Args),
     /// A destination's deploy lock (destinations are named in deploy.toml).
@@ -144,6 +148,7 @@ pub fn main() -> ExitCode {
             Command::Logs(args) => deploy::logs::run(args).await,
             Command::Lock(cmd) => lock::run(cmd).await,
             Command::Backup(cmd) => backup::run(cmd).await,
+            Command::New(cmd) => new::run(cmd),
             Command::Doctor(args) => doctor::run(args, cli.database_url.as_deref()).await,
         }
     });

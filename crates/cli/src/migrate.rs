@@ -121,7 +121,7 @@ fn file_name(path: &str) -> &str {
 }
 
 /// The folder holding the workspace's Cargo.toml, found from the working directory up.
-fn workspace_root() -> Result<PathBuf, Failure> {
+pub(crate) fn workspace_root() -> Result<PathBuf, Failure> {
     let start = std::env::current_dir().map_err(|e| Failure::Failed(e.into()))?;
     start
         .ancestors()

@@ -20,21 +20,40 @@ struct Files {
     dockerfile: Option<Dockerfile>,
 }
 
-/// Checks every service of the registry, the routes and the secrets.
+/// Checks every service (the project's `services/*` crates and the ones this CLI was built
+/// with), the routes and the secrets.
 pub(super) fn check(dir: &Path, report: &mut Report) {
     let Some(files) = read(dir, report) else { return };
-    for entry in SERVICES {
+    for name in services(dir) {
+        let entry = SERVICES.iter().copied().find(|e| e.name() == name);
         let before = report.problems();
-        service(dir, &files, *entry, report);
+        service(dir, &files, &name, entry, report);
         if report.problems() == before {
             report.ok(format!(
-                "{}: Dockerfile target, entries in {BASE}, {DEV} and {PROD}, labels, migrations",
-                entry.name()
+                "{name}: Dockerfile target, entries in {BASE}, {DEV} and {PROD}, labels, migrations"
             ));
         }
     }
     routes(&files.base, report);
     secrets(&files.base, report);
+}
+
+/// The crates in `services/`, then any service this CLI knows that has none, by name.
+fn services(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("services"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    for entry in SERVICES {
+        if !names.iter().any(|n| n == entry.name()) {
+            names.push(entry.name().to_string());
+        }
+    }
+    names
 }
 
 fn read(dir: &Path, report: &mut Report) -> Option<Files> {
@@ -67,16 +86,31 @@ fn read(dir: &Path, report: &mut Report) -> Option<Files> {
     Some(Files { base, dev, prod, dockerfile })
 }
 
-fn service(dir: &Path, files: &Files, entry: &dyn Entry, report: &mut Report) {
-    let name = entry.name();
+fn service(dir: &Path, files: &Files, name: &str, entry: Option<&dyn Entry>, report: &mut Report) {
     let scope = name.to_ascii_uppercase();
-    if !project::SCOPES.contains(&scope.as_str()) {
+    let mentions =
+        |path: &str, text: &str| std::fs::read_to_string(dir.join(path)).is_ok_and(|t| t.contains(text));
+    if !mentions("crates/project/src/lib.rs", &format!("\"{scope}\"")) {
         report.problem(
             format!("{name}: its settings' scope {scope} is not in project::SCOPES"),
             format!("add \"{scope}\" to SCOPES in crates/project/src/lib.rs"),
         );
     }
-    let port = entry.port();
+    if !mentions("crates/cli/src/registry.rs", &format!("&Of::<{name}::Config>")) {
+        report.problem(
+            format!(
+                "{name}: not in the CLI's registry, so `slipway migrate`, `dev` and `env check` leave it out"
+            ),
+            format!(
+                "add `&Of::<{name}::Config>(PhantomData),` to SERVICES in crates/cli/src/registry.rs and \
+                 `{name}.workspace = true` to crates/cli/Cargo.toml"
+            ),
+        );
+    }
+    // The port the service listens on: its configuration's, when this CLI was built with it,
+    // else the one its route names.
+    let port =
+        entry.and_then(|e| e.port()).or_else(|| files.base.labels(name).get("slipway.port")?.parse().ok());
     if let Some(dockerfile) = &files.dockerfile {
         match dockerfile.stage(name) {
             None => report.problem(
@@ -116,7 +150,7 @@ fn service(dir: &Path, files: &Files, entry: &dyn Entry, report: &mut Report) {
         }
     }
     labels(&files.base, name, port, report);
-    migrations(dir, &files.base, entry, report);
+    migrations(dir, &files.base, name, entry, report);
 }
 
 /// Every service but the gateway says how it is deployed; a routed one names its port.
@@ -146,17 +180,25 @@ fn labels(base: &ComposeFile, name: &str, port: Option<u16>, report: &mut Report
 }
 
 /// A service with a schema has its migrations folder, and the migrate job makes its role.
-fn migrations(dir: &Path, base: &ComposeFile, entry: &dyn Entry, report: &mut Report) {
-    let name = entry.name();
-    for own in entry.migrations().iter().filter(|m| m.service() == name) {
-        if !dir.join(own.dir()).is_dir() {
+fn migrations(dir: &Path, base: &ComposeFile, name: &str, entry: Option<&dyn Entry>, report: &mut Report) {
+    let role_var = format!("SLIPWAY_{}_DATABASE_ROLE", name.to_ascii_uppercase());
+    // Its migrations' folder: as this CLI was built, else the convention for a service
+    // given a database role.
+    let folders: Vec<String> = match entry {
+        Some(entry) => {
+            entry.migrations().iter().filter(|m| m.service() == name).map(|m| m.dir().to_string()).collect()
+        }
+        None if base.environment(name).contains_key(&role_var) => vec![format!("services/{name}/migrations")],
+        None => Vec::new(),
+    };
+    for folder in folders {
+        if !dir.join(&folder).is_dir() {
             report.problem(
-                format!("{name}: its migrations folder {} is missing", own.dir()),
-                format!("restore it (git checkout -- {}), or `slipway migrate new {name} first`", own.dir()),
+                format!("{name}: its migrations folder {folder} is missing"),
+                format!("restore it (git checkout -- {folder}), or `slipway migrate new {name} first`"),
             );
         }
     }
-    let role_var = format!("SLIPWAY_{}_DATABASE_ROLE", name.to_ascii_uppercase());
     if let Some(role) = base.environment(name).get(&role_var)
         && base.environment("migrate").get(&role_var) != Some(role)
     {

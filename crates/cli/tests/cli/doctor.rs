@@ -9,22 +9,35 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A copy of the files the wiring lives in: the compose files, the Dockerfile and every
-/// service's migrations folder.
+/// A copy of the files the wiring lives in: the compose files, the Dockerfile, the scopes,
+/// the CLI's registry, and every service's manifest and migrations folder.
 fn project() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("slipway-doctor-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    for file in ["docker-compose.yml", "docker-compose.override.yml", "docker-compose.prod.yml", "Dockerfile"]
-    {
+    std::fs::create_dir_all(dir.join("crates/project/src")).expect("temp dir");
+    std::fs::create_dir_all(dir.join("crates/cli/src")).expect("temp dir");
+    for file in [
+        "docker-compose.yml",
+        "docker-compose.override.yml",
+        "docker-compose.prod.yml",
+        "Dockerfile",
+        "crates/project/src/lib.rs",
+        "crates/cli/src/registry.rs",
+    ] {
         std::fs::copy(repo().join(file), dir.join(file)).expect("copy a wiring file");
     }
     for service in std::fs::read_dir(repo().join("services")).expect("services").flatten() {
+        let copy = dir.join("services").join(service.file_name());
+        if !service.path().join("Cargo.toml").is_file() {
+            continue;
+        }
+        std::fs::create_dir_all(&copy).expect("service dir");
+        std::fs::copy(service.path().join("Cargo.toml"), copy.join("Cargo.toml")).expect("copy a manifest");
         let migrations = service.path().join("migrations");
         if migrations.is_dir() {
-            let copy = dir.join("services").join(service.file_name()).join("migrations");
-            std::fs::create_dir_all(&copy).expect("migrations dir");
+            std::fs::create_dir_all(copy.join("migrations")).expect("migrations dir");
             for file in std::fs::read_dir(&migrations).expect("migrations").flatten() {
-                std::fs::copy(file.path(), copy.join(file.file_name())).expect("copy a migration");
+                std::fs::copy(file.path(), copy.join("migrations").join(file.file_name()))
+                    .expect("copy a migration");
             }
         }
     }
@@ -56,7 +69,7 @@ fn the_doctor_passes_on_this_repository_and_names_each_piece_of_wiring_a_test_br
         assert!(out.contains(&format!("ok       {service}: Dockerfile target")), "{out}");
     }
 
-    let broken: [Breakage; 5] = [
+    let broken: [Breakage; 6] = [
         (
             "a missing label",
             |d| edit(d, "docker-compose.yml", "      slipway.port: \"8081\"\n", ""),
@@ -76,6 +89,11 @@ fn the_doctor_passes_on_this_repository_and_names_each_piece_of_wiring_a_test_br
             "a missing migrations folder",
             |d| std::fs::remove_dir_all(d.join("services/web/migrations")).expect("remove"),
             "web: its migrations folder services/web/migrations is missing",
+        ),
+        (
+            "a service left out of the CLI's registry",
+            |d| edit(d, "crates/cli/src/registry.rs", "    &Of::<mailer::Config>(PhantomData),\n", ""),
+            "mailer: not in the CLI's registry",
         ),
         (
             "a missing dev entry",

@@ -8,6 +8,7 @@ mod env;
 mod helpers;
 mod lock;
 mod migrate;
+mod new;
 mod roles;
 mod stack;
 mod up;

@@ -1,0 +1,126 @@
+//! `slipway new service NAME`: a service that builds and passes its own tests at once, wired
+//! into the workspace, the CLI, the images, the compose files and the README in one step —
+//! or, on any error, not at all.
+
+mod changes;
+mod name;
+mod rust;
+mod wiring;
+
+use std::path::Path;
+
+use crate::Failure;
+use changes::Changes;
+use name::ServiceName;
+
+/// `slipway new …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// A new service: its crate in services/NAME, routed at /api/NAME behind the gateway.
+    Service {
+        /// The service's name: lower-case letters and digits (a DNS label and a Rust crate).
+        name: String,
+        /// Route it without the gateway's token check (by default the gateway verifies the
+        /// caller's access token and passes the user id on).
+        #[arg(long)]
+        public: bool,
+    },
+}
+
+/// What is being made.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    name: ServiceName,
+    port: u16,
+    public: bool,
+}
+
+impl Plan {
+    /// A template with the plan's name, scope and port filled in.
+    fn render(&self, template: &str) -> String {
+        template
+            .replace("__name__", self.name.as_str())
+            .replace("__SCOPE__", &self.name.scope())
+            .replace("__port__", &self.port.to_string())
+    }
+}
+
+/// Runs `slipway new`.
+pub fn run(command: Command) -> Result<(), Failure> {
+    let Command::Service { name, public } = command;
+    let root = crate::migrate::workspace_root()?;
+    let plan = plan(&root, &name, public)?;
+    let changes = changes(&root, &plan)?;
+    let paths: Vec<String> = changes.paths().map(|p| p.display().to_string()).collect();
+    changes.apply(&root)?;
+    format(&root, &paths);
+    println!("slipway: made the service {} (port {}):", plan.name, plan.port);
+    for path in paths {
+        println!("  {path}");
+    }
+    println!(
+        "next: `cargo test -p {n}` runs its tests; `cargo slipway up` runs it in the stack at \
+         http://127.0.0.1:8080/api/{n}; `cargo slipway doctor` checks the wiring",
+        n = plan.name
+    );
+    Ok(())
+}
+
+/// Formats the Rust files written (the project's rustfmt.toml applies), so the project stays
+/// `cargo fmt --check` clean; without rustfmt it says what to run.
+fn format(root: &Path, paths: &[String]) {
+    let rust: Vec<&String> = paths.iter().filter(|p| p.ends_with(".rs")).collect();
+    let formatted = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .args(&rust)
+        .current_dir(root)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !formatted {
+        eprintln!("slipway: could not run rustfmt on the new files: run `cargo fmt` before committing");
+    }
+}
+
+fn plan(root: &Path, name: &str, public: bool) -> Result<Plan, Failure> {
+    let name = ServiceName::parse(name).map_err(Failure::Refused)?;
+    if root.join("services").join(name.as_str()).exists() || root.join("crates").join(name.as_str()).exists()
+    {
+        return Err(Failure::Refused(format!(
+            "services/{name} or crates/{name} exists already: choose another name"
+        )));
+    }
+    if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
+        return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
+    }
+    Ok(Plan { port: next_port(), name, public })
+}
+
+/// One past the highest port a known service listens on, skipping the gateway's admin port.
+fn next_port() -> u16 {
+    let highest = crate::registry::SERVICES.iter().filter_map(|s| s.port()).max().unwrap_or(8080);
+    let mut port = highest + 1;
+    while port == 9090 {
+        port += 1;
+    }
+    port
+}
+
+fn changes(root: &Path, plan: &Plan) -> Result<Changes, Failure> {
+    let mut changes = Changes::default();
+    for (path, content) in rust::files(plan) {
+        changes.write(path, content);
+    }
+    for (path, edit) in wiring::EDITS {
+        let text = std::fs::read_to_string(root.join(path))
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot read {path}: {e}")))?;
+        let edited = edit(&text, plan).map_err(|why| {
+            Failure::Failed(anyhow::anyhow!(
+                "cannot wire {} into {path}: {why}; nothing was written (docs/adding-a-service.md lists the \
+                 edits to make by hand)",
+                plan.name
+            ))
+        })?;
+        changes.write(*path, edited);
+    }
+    Ok(changes)
+}

@@ -1,0 +1,117 @@
+//! `slipway new service`: a service wired in everywhere in one step, or nothing written.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::helpers::{slipway, text};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
+}
+
+/// A copy of the repository's files (tracked and new, not ignored ones such as target/).
+fn copy_of_repo() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slipway-new-{}", uuid::Uuid::new_v4().simple()));
+    let listed = Command::new("git")
+        .args(["ls-files", "--cached", "--others", "--exclude-standard", "-z"])
+        .current_dir(repo())
+        .output()
+        .expect("git ls-files");
+    assert!(listed.status.success(), "git ls-files: {}", String::from_utf8_lossy(&listed.stderr));
+    for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let file = String::from_utf8_lossy(file).to_string();
+        let (from, to) = (repo().join(&file), dir.join(&file));
+        if !from.is_file() {
+            continue; // deleted in the working tree
+        }
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&from, &to).expect("copy");
+    }
+    dir
+}
+
+/// Every file under `dir` and its content.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+fn new_service(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out =
+        slipway(&[]).current_dir(dir).args(["new", "service"]).args(args).output().expect("slipway runs");
+    (out.status.code(), text(&out))
+}
+
+#[test]
+fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_failure_changes_nothing() {
+    let dir = copy_of_repo();
+    let (code, out) = new_service(&dir, &["notes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("services/notes/src/lib.rs"), "{out}");
+    let doctor =
+        slipway(&[]).args(["doctor", "--wiring-only", "--dir"]).arg(&dir).output().expect("doctor runs");
+    assert!(doctor.status.success(), "{}", text(&doctor));
+    assert!(text(&doctor).contains("ok       notes: Dockerfile target"), "{}", text(&doctor));
+    let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).expect("compose");
+    assert!(compose.contains("slipway.path: /api/notes"), "routed at /api/notes");
+    assert!(compose.contains("slipway.protected: \"true\""), "protected by default");
+
+    let before = snapshot(&dir);
+    let (code, out) = new_service(&dir, &["notes"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("exists already"), "{out}");
+    for bad in ["Notes", "my-notes", "type", "auth"] {
+        let (code, out) = new_service(&dir, &[bad]);
+        assert_eq!(code, Some(3), "{bad}: {out}");
+    }
+    assert!(before == snapshot(&dir), "a refused name changes nothing");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A file without the line an edit needs: the command fails, naming it, and writes nothing.
+    let dir = copy_of_repo();
+    let prod = dir.join("docker-compose.prod.yml");
+    let text_before = std::fs::read_to_string(&prod).expect("prod file");
+    std::fs::write(&prod, text_before.replace("  migrate:\n", "  migrations:\n")).expect("write");
+    let before = snapshot(&dir);
+    let (code, out) = new_service(&dir, &["notes"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("docker-compose.prod.yml") && out.contains("nothing was written"), "{out}");
+    assert!(before == snapshot(&dir), "nothing is half-written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_new_service_builds_is_formatted_lint_free_and_passes_its_own_tests_at_once() {
+    let dir = copy_of_repo();
+    let (code, out) = new_service(&dir, &["notes"]);
+    assert_eq!(code, Some(0), "{out}");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The target folder this build uses: the dependencies are compiled already.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    for args in [
+        &["fmt", "--all", "--", "--check"][..],
+        &["clippy", "-p", "notes", "--all-targets", "--", "-D", "warnings"][..],
+        &["test", "-p", "notes"][..],
+    ] {
+        let out = Command::new(&cargo)
+            .args(args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "cargo {}:\n{}", args.join(" "), text(&out));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
