@@ -9,6 +9,7 @@ mod images;
 mod setup;
 mod test;
 mod tidy;
+mod workflows;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Slipway's project automation")]
@@ -37,6 +38,8 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Lint the CI workflows (actionlint) and every shell script they run (shellcheck).
+    LintWorkflows,
     /// Check the workspace's structural rules: dependencies between crates, module docs.
     Tidy,
     /// Measure a component; prints figures and writes them to target/bench/<target>.json.
@@ -55,6 +58,7 @@ async fn main() -> ExitCode {
         Cmd::Test { args } => test::test(&args).await,
         Cmd::Images { tag } => images::run(tag).await.map(|()| ExitCode::SUCCESS),
         Cmd::Setup { check } => setup::run(check),
+        Cmd::LintWorkflows => workflows::run().map(|()| ExitCode::SUCCESS),
         Cmd::Tidy => tidy::run().map(|()| ExitCode::SUCCESS),
         Cmd::Bench { target } => bench::run(target).await.map(|()| ExitCode::SUCCESS),
     };

@@ -62,8 +62,14 @@ fn install() -> anyhow::Result<()> {
         apt_install(&apt)?;
     }
     for p in missing {
-        if let Source::Pip { pip, apt } = p.source {
-            pip_install(pip, apt)?;
+        match p.source {
+            Source::Pip { pip, apt } => pip_install(pip, apt)?,
+            Source::NpmTools => {
+                println!("setup: installing the npm tools (npm ci --prefix tools)");
+                let tools = crate::workflows::tools().display().to_string();
+                run_command("npm", &["ci", "--silent", "--prefix", &tools])?;
+            }
+            Source::Apt(_) => {}
         }
     }
     if prerequisites::on_path("docker") && !docker::daemon_answers() {

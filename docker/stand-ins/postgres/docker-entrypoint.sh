@@ -43,7 +43,12 @@ if [[ "${1:-}" == postgres && ! -s "$PGDATA/PG_VERSION" ]]; then
     fi
     for f in /docker-entrypoint-initdb.d/*; do
         case "$f" in
-            *.sh) echo "postgres: running $f"; . "$f" ;;
+            # The user's init scripts, sourced as the official image does.
+            *.sh)
+                echo "postgres: running $f"
+                # shellcheck source=/dev/null
+                . "$f"
+                ;;
             *.sql) echo "postgres: running $f"; psql -v ON_ERROR_STOP=1 --dbname "$db" -q -f "$f" ;;
             *.sql.gz) echo "postgres: running $f"; gunzip -c "$f" | psql -v ON_ERROR_STOP=1 --dbname "$db" -q ;;
             *) ;;

