@@ -9,6 +9,7 @@ mod dev;
 mod doctor;
 mod env;
 mod failure;
+mod init;
 mod lock;
 mod migrate;
 mod new;
@@ -83,6 +84,8 @@ enum Command {
     /// Backups (docker-compose.backup.yml's pgBackRest): take one now, list them.
     #[command(subcommand)]
     Backup(backup::Command),
+    /// Make a new product from this checkout: its own repository, fresh secrets, a first commit.
+    Init(init::Args),
     /// Make a new part of the platform (`new service NAME`), wired in everywhere.
     #[command(subcommand)]
     New(new::Command),
@@ -149,6 +152,7 @@ pub fn main() -> ExitCode {
             Command::Lock(cmd) => lock::run(cmd).await,
             Command::Backup(cmd) => backup::run(cmd).await,
             Command::New(cmd) => new::run(cmd),
+            Command::Init(args) => init::run(args),
             Command::Doctor(args) => doctor::run(args, cli.database_url.as_deref()).await,
         }
     });

@@ -10,7 +10,7 @@ mod wiring;
 use std::path::Path;
 
 use crate::Failure;
-use changes::Changes;
+pub(crate) use changes::Changes;
 use name::ServiceName;
 
 /// `slipway new …`.

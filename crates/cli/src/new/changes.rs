@@ -1,22 +1,29 @@
 //! A set of file writes applied all together or not at all.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-/// New files and new contents of existing ones, relative to the project's root.
+/// New files and new contents of existing ones, relative to the project's root, each with
+/// the permissions to give it (`None`: a new file's default, an existing file's own).
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    files: Vec<(PathBuf, String)>,
+    files: Vec<(PathBuf, Vec<u8>, Option<u32>)>,
 }
 
 impl Changes {
     /// Adds a file to write (a new one, or an existing one's new content).
     pub(crate) fn write(&mut self, path: impl Into<PathBuf>, content: String) {
-        self.files.push((path.into(), content));
+        self.files.push((path.into(), content.into_bytes(), None));
+    }
+
+    /// Adds a file to write with the given permission bits (an executable script, say).
+    pub(crate) fn write_with_mode(&mut self, path: impl Into<PathBuf>, content: Vec<u8>, mode: u32) {
+        self.files.push((path.into(), content, Some(mode)));
     }
 
     /// The paths it writes, in order.
     pub(crate) fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.files.iter().map(|(p, _)| p.as_path())
+        self.files.iter().map(|(p, _, _)| p.as_path())
     }
 
     /// Writes every file under `root`, or none: each goes to a temporary file beside its
@@ -26,7 +33,7 @@ impl Changes {
         let mut staged: Vec<(PathBuf, PathBuf, Option<Vec<u8>>)> = Vec::new();
         let mut made_dirs: Vec<PathBuf> = Vec::new();
         let result = (|| -> anyhow::Result<()> {
-            for (path, content) in &self.files {
+            for (path, content, mode) in &self.files {
                 let target = root.join(path);
                 let dir =
                     target.parent().ok_or_else(|| anyhow::anyhow!("{} has no folder", path.display()))?;
@@ -45,7 +52,12 @@ impl Changes {
                 let temp = target.with_file_name(format!("{name}.slipway-new"));
                 std::fs::write(&temp, content)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
-                staged.push((temp, target, old));
+                staged.push((temp.clone(), target.clone(), old));
+                // The given mode, else the replaced file's (a script stays executable).
+                let kept = std::fs::metadata(&target).ok().map(|m| m.permissions().mode());
+                if let Some(mode) = mode.or(kept) {
+                    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))?;
+                }
             }
             Ok(())
         })();

@@ -6,6 +6,7 @@ mod dev;
 mod doctor;
 mod env;
 mod helpers;
+mod init;
 mod lock;
 mod migrate;
 mod new;
