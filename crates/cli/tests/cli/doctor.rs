@@ -2,12 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::helpers::{slipway, text};
-
-/// The repository's root (two levels above this crate).
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::helpers::{repo, slipway, text};
 
 /// A copy of the files the wiring lives in: the compose files, the Dockerfile, the scopes,
 /// the CLI's registry, and every service's manifest and migrations folder.

@@ -23,3 +23,26 @@ pub fn run(vars: &[(&str, &str)], args: &[&str]) -> Output {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
+}
+
+/// Runs cargo with each of `runs`' arguments in `dir` (another workspace, made by a test),
+/// sharing this build's target folder so the dependencies are compiled already; fails the
+/// test with cargo's output when one fails.
+pub fn cargo_in(dir: &std::path::Path, runs: &[&[&str]]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), std::path::PathBuf::from);
+    for args in runs {
+        let out = Command::new(&cargo)
+            .args(*args)
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "cargo {}:\n{}", args.join(" "), text(&out));
+    }
+}

@@ -3,11 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{slipway, text};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
-}
+use crate::helpers::{cargo_in, repo, slipway, text};
 
 fn fresh_dir() -> PathBuf {
     std::env::temp_dir().join(format!("slipway-init-{}", uuid::Uuid::new_v4().simple())).join("shop")
@@ -68,19 +64,9 @@ fn an_initialised_project_is_formatted_and_builds() {
     let dir = fresh_dir();
     let (code, out) = init(&dir, &["--name", "shop"]);
     assert_eq!(code, Some(0), "{out}");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // The target folder this build uses: the dependencies are compiled already.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-    for args in
-        [&["fmt", "--all", "--", "--check"][..], &["check", "--workspace", "--all-targets", "--locked"][..]]
-    {
-        let out = Command::new(&cargo)
-            .args(args)
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("cargo runs");
-        assert!(out.status.success(), "cargo {}:\n{}", args.join(" "), text(&out));
-    }
+    cargo_in(
+        &dir,
+        &[&["fmt", "--all", "--", "--check"], &["check", "--workspace", "--all-targets", "--locked"]],
+    );
     let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
 }

@@ -4,11 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{slipway, text};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
-}
+use crate::helpers::{cargo_in, repo, slipway, text};
 
 /// A copy of the repository's files (tracked and new, not ignored ones such as target/).
 fn copy_of_repo() -> PathBuf {
@@ -97,21 +93,13 @@ fn a_new_service_builds_is_formatted_lint_free_and_passes_its_own_tests_at_once(
     let dir = copy_of_repo();
     let (code, out) = new_service(&dir, &["notes"]);
     assert_eq!(code, Some(0), "{out}");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // The target folder this build uses: the dependencies are compiled already.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-    for args in [
-        &["fmt", "--all", "--", "--check"][..],
-        &["clippy", "-p", "notes", "--all-targets", "--", "-D", "warnings"][..],
-        &["test", "-p", "notes"][..],
-    ] {
-        let out = Command::new(&cargo)
-            .args(args)
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("cargo runs");
-        assert!(out.status.success(), "cargo {}:\n{}", args.join(" "), text(&out));
-    }
+    cargo_in(
+        &dir,
+        &[
+            &["fmt", "--all", "--", "--check"],
+            &["clippy", "-p", "notes", "--all-targets", "--", "-D", "warnings"],
+            &["test", "-p", "notes"],
+        ],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
