@@ -24,6 +24,12 @@ pub enum Command {
         /// caller's access token and passes the user id on).
         #[arg(long)]
         public: bool,
+        /// No database: no schema, migrations or role (and so no bus either).
+        #[arg(long)]
+        no_db: bool,
+        /// No bus: no event published or handled.
+        #[arg(long)]
+        no_bus: bool,
     },
 }
 
@@ -33,6 +39,10 @@ pub(crate) struct Plan {
     name: ServiceName,
     port: u16,
     public: bool,
+    /// It has a schema, migrations and a database role.
+    db: bool,
+    /// It publishes and handles bus events (only with a database).
+    bus: bool,
 }
 
 impl Plan {
@@ -47,9 +57,10 @@ impl Plan {
 
 /// Runs `slipway new`.
 pub fn run(command: Command) -> Result<(), Failure> {
-    let Command::Service { name, public } = command;
+    let Command::Service { name, public, no_db, no_bus } = command;
     let root = crate::migrate::workspace_root()?;
-    let plan = plan(&root, &name, public)?;
+    let mut plan = plan(&root, &name, public)?;
+    (plan.db, plan.bus) = (!no_db, !no_db && !no_bus);
     let changes = changes(&root, &plan)?;
     let paths: Vec<String> = changes.paths().map(|p| p.display().to_string()).collect();
     changes.apply(&root)?;
@@ -92,7 +103,7 @@ fn plan(root: &Path, name: &str, public: bool) -> Result<Plan, Failure> {
     if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
         return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
     }
-    Ok(Plan { port: next_port(), name, public })
+    Ok(Plan { port: next_port(), name, public, db: true, bus: true })
 }
 
 /// One past the highest port a known service listens on, skipping the gateway's admin port.

@@ -99,6 +99,9 @@ fn registry(text: &str, p: &Plan) -> Result<String, String> {
 }
 
 fn secret_files(text: &str, p: &Plan) -> Result<String, String> {
+    if !p.db {
+        return Ok(text.to_string());
+    }
     grow_array(
         text,
         "pub const SECRET_FILES: [&str;",
@@ -109,12 +112,9 @@ fn secret_files(text: &str, p: &Plan) -> Result<String, String> {
 
 fn dockerfile(text: &str, p: &Plan) -> Result<String, String> {
     let n = p.name.as_str();
-    let text = replace_once(text, "-p gateway -p slipway-cli", &format!("-p gateway -p {n} -p slipway-cli"))?;
-    let text = replace_once(
-        &text,
-        "\"$out/gateway\" \"$out/slipway\"",
-        &format!("\"$out/gateway\" \"$out/{n}\" \"$out/slipway\""),
-    )?;
+    let text = replace_once(text, " -p slipway-cli", &format!(" -p {n} -p slipway-cli"))?;
+    let text =
+        replace_once(&text, "\"$out/slipway\" /out/", &format!("\"$out/{n}\" \"$out/slipway\" /out/"))?;
     let stage = format!(
         "FROM runtime AS {n}\nCOPY --from=binaries /out/{n} /usr/local/bin/{n}\nEXPOSE {port}\n\
          HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD [\"{n}\", \"healthcheck\"]\n\
@@ -130,11 +130,7 @@ fn image_list(text: &str, p: &Plan) -> Result<String, String> {
 
 fn e2e_lists(text: &str, p: &Plan) -> Result<String, String> {
     let text = grow_array(text, "const IMAGES: [&str;", "\"slipway\"", &format!("\"{}\", ", p.name))?;
-    replace_once(
-        &text,
-        "\"-p\", \"slipway-cli\"",
-        &format!("\"-p\", \"{}\", \"-p\", \"slipway-cli\"", p.name),
-    )
+    replace_once(&text, "\"slipway-cli\"", &format!("\"{}\", \"-p\", \"slipway-cli\"", p.name))
 }
 
 fn compose_base(text: &str, p: &Plan) -> Result<String, String> {
@@ -144,17 +140,33 @@ fn compose_base(text: &str, p: &Plan) -> Result<String, String> {
     } else {
         "      # The gateway verifies the caller's access token and passes the user id as X-User-Id.\n      slipway.protected: \"true\"\n"
     };
+    let database = if p.db {
+        format!(
+            "      <<: *database\n      SLIPWAY_{scope}_DATABASE_ROLE: slipway_{n}\n      \
+             SLIPWAY_{scope}_DATABASE_ROLE_PASSWORD_FILE: /run/secrets/{n}_database_password\n"
+        )
+    } else {
+        "      SLIPWAY_RELEASE: ${SLIPWAY_TAG:-dev}\n".to_string()
+    };
+    let secrets = if p.db { format!("    secrets: [{n}_database_password]\n") } else { String::new() };
+    // Without a database it needs no migrate job; the shared anchor waits for one.
+    let base = if p.db {
+        "    <<: *service\n".to_string()
+    } else {
+        "    restart: unless-stopped\n    env_file: [.env]\n    cap_drop: [ALL]\n    security_opt: [\"no-new-privileges:true\"]\n".to_string()
+    };
     let service = format!(
-        "  {n}:\n    <<: *service\n    image: slipway/{n}:${{SLIPWAY_TAG:-latest}}\n    \
+        "  {n}:\n{base}    image: slipway/{n}:${{SLIPWAY_TAG:-latest}}\n    \
          build: {{ context: ., target: {n}, args: {{ BINARIES: \"${{SLIPWAY_BINARIES:-build}}\" }} }}\n    \
-         environment:\n      <<: *database\n      SLIPWAY_{scope}_DATABASE_ROLE: slipway_{n}\n      \
-         SLIPWAY_{scope}_DATABASE_ROLE_PASSWORD_FILE: /run/secrets/{n}_database_password\n      \
-         SLIPWAY_TRUSTED_PROXIES: gateway\n    secrets: [{n}_database_password]\n    labels:\n      \
+         environment:\n{database}      SLIPWAY_TRUSTED_PROXIES: gateway\n{secrets}    labels:\n      \
          slipway.path: /api/{n}\n      slipway.strip_prefix: \"true\"\n      slipway.port: \"{port}\"\n\
          {protected}      slipway.deploy: blue-green\n\n",
         port = p.port
     );
     let text = before_line(text, "  migrate:", &service)?;
+    if !p.db {
+        return Ok(text);
+    }
     // The migrate job creates the service's role with its password.
     let migrate = text.find("\n  migrate:\n").ok_or("no migrate service")?;
     let end = text[migrate + 1..]

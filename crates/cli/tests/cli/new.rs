@@ -56,6 +56,9 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
     let (code, out) = new_service(&dir, &["notes"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("services/notes/src/lib.rs"), "{out}");
+    let (code, out) = new_service(&dir, &["plain", "--no-db", "--public"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!dir.join("services/plain/migrations").exists(), "no database, no migrations");
     let doctor =
         slipway(&[]).args(["doctor", "--wiring-only", "--dir"]).arg(&dir).output().expect("doctor runs");
     assert!(doctor.status.success(), "{}", text(&doctor));
@@ -63,6 +66,9 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
     let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).expect("compose");
     assert!(compose.contains("slipway.path: /api/notes"), "routed at /api/notes");
     assert!(compose.contains("slipway.protected: \"true\""), "protected by default");
+    assert!(compose.contains("slipway.protected: \"false\""), "--public is not");
+    assert!(!compose.contains("plain_database_password"), "--no-db has no role and no secret");
+    assert!(text(&doctor).contains("ok       plain: Dockerfile target"), "{}", text(&doctor));
 
     let before = snapshot(&dir);
     let (code, out) = new_service(&dir, &["notes"]);
@@ -89,16 +95,18 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
 }
 
 #[test]
-fn a_new_service_builds_is_formatted_lint_free_and_passes_its_own_tests_at_once() {
+fn new_services_with_and_without_a_database_or_the_bus_build_lint_clean_and_pass_their_own_tests() {
     let dir = copy_of_repo();
-    let (code, out) = new_service(&dir, &["notes"]);
-    assert_eq!(code, Some(0), "{out}");
+    for args in [&["notes"][..], &["plain", "--no-db"], &["quiet", "--no-bus"]] {
+        let (code, out) = new_service(&dir, args);
+        assert_eq!(code, Some(0), "{out}");
+    }
     cargo_in(
         &dir,
         &[
             &["fmt", "--all", "--", "--check"],
-            &["clippy", "-p", "notes", "--all-targets", "--", "-D", "warnings"],
-            &["test", "-p", "notes"],
+            &["clippy", "-p", "notes", "-p", "plain", "-p", "quiet", "--all-targets", "--", "-D", "warnings"],
+            &["test", "-p", "notes", "-p", "plain", "-p", "quiet"],
         ],
     );
     let _ = std::fs::remove_dir_all(&dir);
