@@ -59,8 +59,7 @@ impl Plan {
 pub fn run(command: Command) -> Result<(), Failure> {
     let Command::Service { name, public, no_db, no_bus } = command;
     let root = crate::migrate::workspace_root()?;
-    let mut plan = plan(&root, &name, public)?;
-    (plan.db, plan.bus) = (!no_db, !no_db && !no_bus);
+    let plan = plan(&root, &name, public, !no_db, !no_db && !no_bus)?;
     let changes = changes(&root, &plan)?;
     let paths: Vec<String> = changes.paths().map(|p| p.display().to_string()).collect();
     changes.apply(&root)?;
@@ -92,7 +91,7 @@ fn format(root: &Path, paths: &[String]) {
     }
 }
 
-fn plan(root: &Path, name: &str, public: bool) -> Result<Plan, Failure> {
+fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool) -> Result<Plan, Failure> {
     let name = ServiceName::parse(name).map_err(Failure::Refused)?;
     if root.join("services").join(name.as_str()).exists() || root.join("crates").join(name.as_str()).exists()
     {
@@ -103,7 +102,7 @@ fn plan(root: &Path, name: &str, public: bool) -> Result<Plan, Failure> {
     if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
         return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
     }
-    Ok(Plan { port: next_port(), name, public, db: true, bus: true })
+    Ok(Plan { port: next_port(), name, public, db, bus })
 }
 
 /// One past the highest port a known service listens on, skipping the gateway's admin port.

@@ -1,19 +1,17 @@
 //! `spawn`: any service, in this process, on a port of its own, with the settings a test gives.
 //!
 //! The service binds port 0, so no other test or process can take its port between choosing
-//! and binding it. It stops when the [`Spawned`] is dropped, or drains on [`Spawned::stop`].
+//! and binding it. It stops when the [`Spawned`] is dropped.
 
 use kit::config::Sources;
 use kit::service::{App, Service};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A running service; stopped when dropped.
 #[derive(Debug)]
 pub struct Spawned {
     port: u16,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Loads `S`'s configuration from `vars` (with `SLIPWAY_ENV=test` and the service's port 0
@@ -35,10 +33,10 @@ pub async fn spawn<S: Service>(vars: &[(&str, &str)]) -> Spawned {
     let app = config.build().await.unwrap_or_else(|e| panic!("{} builds: {e:#}", S::NAME));
     let port = app.port();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until(Box::pin(async move {
+    tokio::spawn(app.run_until(Box::pin(async move {
         let _ = stopped.await;
     })));
-    Spawned { port, stop: Some(stop), task: Some(task) }
+    Spawned { port, stop: Some(stop) }
 }
 
 impl Spawned {
@@ -50,15 +48,6 @@ impl Spawned {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the service and waits for it to drain; its error if it failed.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        drop(self.stop.take());
-        match self.task.take() {
-            Some(task) => task.await?,
-            None => Ok(()),
-        }
     }
 }
 

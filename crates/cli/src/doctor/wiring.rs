@@ -12,12 +12,14 @@ const DEV: &str = "docker-compose.override.yml";
 const PROD: &str = "docker-compose.prod.yml";
 const GUIDE: &str = "docs/adding-a-service.md";
 
-/// The compose files and the Dockerfile, read once.
+/// The compose files, the Dockerfile, the scopes and the CLI's registry, read once.
 struct Files {
     base: ComposeFile,
     dev: Option<ComposeFile>,
     prod: Option<ComposeFile>,
     dockerfile: Option<Dockerfile>,
+    scopes: String,
+    registry: String,
 }
 
 /// Checks every service (the project's `services/*` crates and the ones this CLI was built
@@ -83,20 +85,20 @@ fn read(dir: &Path, report: &mut Report) -> Option<Files> {
             None
         }
     };
-    Some(Files { base, dev, prod, dockerfile })
+    let text = |path: &str| std::fs::read_to_string(dir.join(path)).unwrap_or_default();
+    let (scopes, registry) = (text("crates/project/src/lib.rs"), text("crates/cli/src/registry.rs"));
+    Some(Files { base, dev, prod, dockerfile, scopes, registry })
 }
 
 fn service(dir: &Path, files: &Files, name: &str, entry: Option<&dyn Entry>, report: &mut Report) {
     let scope = name.to_ascii_uppercase();
-    let mentions =
-        |path: &str, text: &str| std::fs::read_to_string(dir.join(path)).is_ok_and(|t| t.contains(text));
-    if !mentions("crates/project/src/lib.rs", &format!("\"{scope}\"")) {
+    if !files.scopes.contains(&format!("\"{scope}\"")) {
         report.problem(
             format!("{name}: its settings' scope {scope} is not in project::SCOPES"),
             format!("add \"{scope}\" to SCOPES in crates/project/src/lib.rs"),
         );
     }
-    if !mentions("crates/cli/src/registry.rs", &format!("&Of::<{name}::Config>")) {
+    if !files.registry.contains(&format!("&Of::<{name}::Config>")) {
         report.problem(
             format!(
                 "{name}: not in the CLI's registry, so `slipway migrate`, `dev` and `env check` leave it out"
