@@ -6,7 +6,7 @@
 //! is what the README's two commands need: Docker and compose at usable versions, Postgres
 //! (or its server binaries), free published ports.
 
-mod compose;
+pub(crate) mod compose;
 mod machine;
 mod report;
 mod wiring;

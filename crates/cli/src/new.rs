@@ -102,12 +102,19 @@ fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool) -> Result<Pl
     if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
         return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
     }
-    Ok(Plan { port: next_port(), name, public, db, bus })
+    Ok(Plan { port: next_port(root), name, public, db, bus })
 }
 
-/// One past the highest port a known service listens on, skipping the gateway's admin port.
-fn next_port() -> u16 {
-    let highest = crate::registry::SERVICES.iter().filter_map(|s| s.port()).max().unwrap_or(8080);
+/// One past the highest port a service listens on, skipping the gateway's admin port: the
+/// ports of the services this CLI was built with, and the `slipway.port` of every service in
+/// the base compose file (one made by an earlier `new service` before the CLI was rebuilt).
+fn next_port(root: &Path) -> u16 {
+    let known = crate::registry::SERVICES.iter().filter_map(|s| s.port());
+    let compose = crate::doctor::compose::ComposeFile::read(root, "docker-compose.yml").ok().flatten();
+    let labelled = compose.iter().flat_map(|c| {
+        c.services().into_iter().filter_map(|s| c.labels(&s).get("slipway.port")?.parse::<u16>().ok())
+    });
+    let highest = known.chain(labelled).max().unwrap_or(8080);
     let mut port = highest + 1;
     while port == 9090 {
         port += 1;

@@ -8,14 +8,14 @@ use yaml_serde::{Mapping, Value};
 
 /// A compose file, merge keys (`<<: *service`) applied.
 #[derive(Debug)]
-pub(super) struct ComposeFile {
+pub(crate) struct ComposeFile {
     pub(super) name: String,
     doc: Value,
 }
 
 impl ComposeFile {
     /// The file `name` in `dir`: `Ok(None)` when it does not exist, `Err` when it is not YAML.
-    pub(super) fn read(dir: &Path, name: &str) -> Result<Option<Self>, String> {
+    pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<Self>, String> {
         let path = dir.join(name);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -29,7 +29,7 @@ impl ComposeFile {
     }
 
     /// The names of its services.
-    pub(super) fn services(&self) -> Vec<String> {
+    pub(crate) fn services(&self) -> Vec<String> {
         self.doc
             .get("services")
             .and_then(Value::as_mapping)
@@ -53,7 +53,7 @@ impl ComposeFile {
     }
 
     /// The service's labels, given as a map or as `key=value` strings.
-    pub(super) fn labels(&self, name: &str) -> BTreeMap<String, String> {
+    pub(crate) fn labels(&self, name: &str) -> BTreeMap<String, String> {
         self.pairs(name, "labels")
     }
 

@@ -68,6 +68,10 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
     assert!(compose.contains("slipway.protected: \"true\""), "protected by default");
     assert!(compose.contains("slipway.protected: \"false\""), "--public is not");
     assert!(!compose.contains("plain_database_password"), "--no-db has no role and no secret");
+    assert!(
+        compose.contains("slipway.port: \"8084\"") && compose.contains("slipway.port: \"8085\""),
+        "the second new service gets a port of its own before the CLI is rebuilt"
+    );
     assert!(text(&doctor).contains("ok       plain: Dockerfile target"), "{}", text(&doctor));
 
     let before = snapshot(&dir);
