@@ -89,7 +89,9 @@ pub(crate) const ALL: &[Prerequisite] = &[
     Prerequisite {
         name: "Docker Engine",
         needed_by: "`slipway up` and the Docker tests",
-        present: || on_path("dockerd") || on_path("docker"),
+        // A docker client alone (some images ship one) is not an engine: the daemon's binary,
+        // or an engine that answers (a remote one through DOCKER_HOST).
+        present: || on_path("dockerd") || super::docker::daemon_answers(),
         source: Source::Apt(&["docker.io"]),
     },
     Prerequisite {
