@@ -4,6 +4,7 @@
 
 mod changes;
 mod name;
+mod python;
 mod rust;
 mod wiring;
 
@@ -30,7 +31,20 @@ pub enum Command {
         /// No bus: no event published or handled.
         #[arg(long)]
         no_bus: bool,
+        /// The service's language: a Rust crate on the kit, or a Python app (PyPI packages
+        /// only) on the same contract.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
     },
+}
+
+/// A new service's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A crate in the workspace, on the kit.
+    Rust,
+    /// `app.py` on the standard library and psycopg, in an image of its own.
+    Python,
 }
 
 /// What is being made.
@@ -43,6 +57,7 @@ pub(crate) struct Plan {
     db: bool,
     /// It publishes and handles bus events (only with a database).
     bus: bool,
+    lang: Lang,
 }
 
 impl Plan {
@@ -57,23 +72,56 @@ impl Plan {
 
 /// Runs `slipway new`.
 pub fn run(command: Command) -> Result<(), Failure> {
-    let Command::Service { name, public, no_db, no_bus } = command;
+    let Command::Service { name, public, no_db, no_bus, lang } = command;
+    if lang == Lang::Python && (no_db || no_bus) {
+        return Err(Failure::Refused(
+            "a Python service comes with its schema and the bus for now: drop --no-db and --no-bus (or use \
+             --lang rust)"
+                .into(),
+        ));
+    }
     let root = crate::migrate::workspace_root()?;
-    let plan = plan(&root, &name, public, !no_db, !no_db && !no_bus)?;
+    let mut plan = plan(&root, &name, public, !no_db, !no_db && !no_bus)?;
+    plan.lang = lang;
     let changes = changes(&root, &plan)?;
     let paths: Vec<String> = changes.paths().map(|p| p.display().to_string()).collect();
     changes.apply(&root)?;
     format(&root, &paths);
+    if plan.lang == Lang::Rust {
+        lock(&root, &plan);
+    }
     println!("slipway: made the service {} (port {}):", plan.name, plan.port);
     for path in paths {
         println!("  {path}");
     }
+    let test = match plan.lang {
+        Lang::Rust => format!("`cargo test -p {}` runs its tests", plan.name),
+        Lang::Python => format!("`python3 services/{}/app.py` runs it (`cargo slipway dev` too)", plan.name),
+    };
     println!(
-        "next: `cargo test -p {n}` runs its tests; `cargo slipway up` runs it in the stack at \
-         http://127.0.0.1:8080/api/{n}; `cargo slipway doctor` checks the wiring",
+        "next: {test}; `cargo slipway up` runs it in the stack at http://127.0.0.1:8080/api/{n}; \
+         `cargo slipway doctor` checks the wiring",
         n = plan.name
     );
     Ok(())
+}
+
+/// Adds the new crate to Cargo.lock (offline: it depends only on what the workspace locks
+/// already), so a `--locked` build — the project's CI — passes before anything is compiled.
+fn lock(root: &Path, plan: &Plan) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let locked = std::process::Command::new(cargo)
+        .args(["update", "--workspace", "--offline", "--quiet"])
+        .current_dir(root)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !locked {
+        eprintln!(
+            "slipway: could not add {} to Cargo.lock: run `cargo update --workspace` before committing \
+             (CI builds with --locked)",
+            plan.name
+        );
+    }
 }
 
 /// Formats the Rust files written (the project's rustfmt.toml applies), so the project stays
@@ -102,7 +150,7 @@ fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool) -> Result<Pl
     if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
         return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
     }
-    Ok(Plan { port: next_port(root), name, public, db, bus })
+    Ok(Plan { port: next_port(root), name, public, db, bus, lang: Lang::Rust })
 }
 
 /// One past the highest port a service listens on, skipping the gateway's admin port: the
@@ -124,7 +172,11 @@ fn next_port(root: &Path) -> u16 {
 
 fn changes(root: &Path, plan: &Plan) -> Result<Changes, Failure> {
     let mut changes = Changes::default();
-    for (path, content) in rust::files(plan) {
+    let files = match plan.lang {
+        Lang::Rust => rust::files(plan),
+        Lang::Python => python::files(plan),
+    };
+    for (path, content) in files {
         changes.write(path, content);
     }
     for (path, edit) in wiring::EDITS {
@@ -137,7 +189,9 @@ fn changes(root: &Path, plan: &Plan) -> Result<Changes, Failure> {
                 plan.name
             ))
         })?;
-        changes.write(*path, edited);
+        if edited != text {
+            changes.write(*path, edited);
+        }
     }
     Ok(changes)
 }

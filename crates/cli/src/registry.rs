@@ -59,6 +59,85 @@ impl<S: Service> Entry for Of<S> {
     }
 }
 
+/// A service in another language, by name, port and migrations folder (relative to this
+/// crate, as `sqlx::migrate!` wants it): the CLI migrates its schema, makes its role and, in
+/// `slipway dev`, runs it as a child process (`python3 services/NAME/app.py`).
+#[allow(unused_macros, reason = "`slipway new service --lang python` adds its uses")]
+macro_rules! external {
+    ($name:literal, $port:literal, $dir:literal) => {{
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!($dir);
+        fn migrations() -> Migrations {
+            Migrations::new($name, $name, concat!("services/", $name, "/migrations"), &MIGRATOR)
+        }
+        &External { name: $name, port: $port, migrations }
+    }};
+}
+
+/// A service the CLI knows only by its name, port and migrations (see `external!`).
+#[allow(dead_code, reason = "made by `external!`, which `slipway new service --lang python` uses")]
+pub struct External {
+    name: &'static str,
+    port: u16,
+    migrations: fn() -> Migrations,
+}
+
+impl Entry for External {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn check(&self, sources: &Sources) -> Result<(), ConfigErrors> {
+        DbConfig::load(sources, self.name).map(drop)
+    }
+
+    fn db(&self, sources: &Sources) -> Result<Option<DbConfig>, ConfigErrors> {
+        DbConfig::load(sources, self.name).map(Some)
+    }
+
+    fn migrations(&self) -> Vec<Migrations> {
+        vec![bus::migrations(), (self.migrations)()]
+    }
+
+    fn port(&self) -> Option<u16> {
+        Some(self.port)
+    }
+
+    /// `python3 services/NAME/app.py` from the workspace's root, with the database's URL and
+    /// its port; SIGTERM when the others stop.
+    fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors> {
+        let mut reader = sources.reader(self.name);
+        let common = Common::read(&mut reader, self.port);
+        reader.finish_part()?;
+        let scope = self.name.to_ascii_uppercase();
+        let mut child = tokio::process::Command::new("python3");
+        child.arg(format!("services/{}/app.py", self.name)).kill_on_drop(true);
+        if let Ok(root) = crate::migrate::workspace_root() {
+            child.current_dir(root);
+        }
+        if let Some(url) = sources.get("SLIPWAY_DATABASE_URL") {
+            child.env("SLIPWAY_DATABASE_URL", url);
+        }
+        child.env(format!("SLIPWAY_{scope}_PORT"), common.http.addr.port().to_string());
+        let name = self.name;
+        let running = async move {
+            let mut process = child
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start {name} with python3 ({e}): install Python 3"))?;
+            tokio::select! {
+                status = process.wait() => anyhow::bail!("{name} exited ({})", status?),
+                () = shutdown => {
+                    if let Some(pid) = process.id().and_then(|id| i32::try_from(id).ok()) {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                    }
+                    process.wait().await?;
+                    Ok(())
+                }
+            }
+        };
+        Ok((common, Box::pin(running)))
+    }
+}
+
 /// Every service, in start order. A new service adds its line here.
 pub static SERVICES: &[&dyn Entry] = &[
     &Of::<auth::Config>(PhantomData),

@@ -220,7 +220,7 @@ impl Drop for Stack {
 }
 
 /// The token of the `/activate?token=…` link, read through quoted-printable soft breaks.
-fn token_in(data: &str) -> Option<String> {
+pub fn token_in(data: &str) -> Option<String> {
     let text = data.replace("=\r\n", "").replace("=3D", "=");
     let start = text.find("/activate?token=")? + "/activate?token=".len();
     let token: String =
@@ -245,9 +245,13 @@ pub async fn images() {
 
 /// The local stand-ins for the public base images (no registry is reachable here).
 async fn stand_ins() {
+    stand_ins_of(&["debian", "postgres"]).await;
+}
+
+/// These stand-ins (`debian`, `postgres`, `python`, `rust`).
+pub async fn stand_ins_of(images: &[&str]) {
     let script = workspace().join("docker/stand-ins/build");
-    let out =
-        Command::new(&script).args(["debian", "postgres"]).output().await.expect("docker/stand-ins/build");
+    let out = Command::new(&script).args(images).output().await.expect("docker/stand-ins/build");
     assert!(out.status.success(), "docker/stand-ins/build: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -284,6 +288,9 @@ async fn build_images() {
     std::fs::create_dir_all(&bins).expect("target/docker-bin");
     for name in IMAGES {
         let from = binary(name);
+        if !packages.contains(&name) && name != "slipway" {
+            continue; // an image without a binary (a Python service's)
+        }
         std::fs::copy(&from, bins.join(name)).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
     }
     for target in IMAGES {

@@ -3,6 +3,7 @@
 
 mod backup;
 mod backup_s3;
+mod bootstrap;
 mod deploy;
 mod helpers;
 mod lock;

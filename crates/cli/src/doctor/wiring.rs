@@ -40,13 +40,13 @@ pub(super) fn check(dir: &Path, report: &mut Report) {
     secrets(&files.base, report);
 }
 
-/// The crates in `services/`, then any service this CLI knows that has none, by name.
+/// The crates (and Python apps) in `services/`, then any service this CLI knows that has none, by name.
 fn services(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("services"))
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .filter(|e| e.path().join("Cargo.toml").is_file() || e.path().join("app.py").is_file())
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .collect();
     names.sort();
@@ -98,7 +98,9 @@ fn service(dir: &Path, files: &Files, name: &str, entry: Option<&dyn Entry>, rep
             format!("add \"{scope}\" to SCOPES in crates/project/src/lib.rs"),
         );
     }
-    if !files.registry.contains(&format!("&Of::<{name}::Config>")) {
+    let registered = files.registry.contains(&format!("&Of::<{name}::Config>"))
+        || files.registry.contains(&format!("external!(\"{name}\""));
+    if !registered {
         report.problem(
             format!(
                 "{name}: not in the CLI's registry, so `slipway migrate`, `dev` and `env check` leave it out"

@@ -3,7 +3,7 @@
 //! README. Each finds its place by a line the file is known to have, and fails, naming the
 //! file, when it is not there: then nothing is written.
 
-use super::Plan;
+use super::{Lang, Plan};
 
 /// An edit of one file: its path and what it does to the text.
 pub(super) type Edit = (&'static str, fn(&str, &Plan) -> Result<String, String>);
@@ -70,6 +70,23 @@ fn grow_array(text: &str, decl: &str, last: &str, item: &str) -> Result<String, 
 }
 
 fn workspace(text: &str, p: &Plan) -> Result<String, String> {
+    if p.lang == Lang::Python {
+        // Not a crate: out of the `services/*` members.
+        let entry = format!("\"services/{}\"", p.name);
+        return match text.lines().find(|l| l.starts_with("exclude = [")) {
+            Some(line) => {
+                let grown =
+                    line.replacen("exclude = [", &format!("exclude = [{entry}, "), 1).replace(", ]", "]");
+                replace_once(text, line, &grown)
+            }
+            None => after_last(
+                text,
+                |l| l.starts_with("members = ["),
+                &format!("exclude = [{entry}]\n"),
+                "members line",
+            ),
+        };
+    }
     if text.lines().any(|l| l.split('=').next().is_some_and(|k| k.trim() == p.name.as_str())) {
         return Err(format!("the workspace already has a dependency called {}: choose another name", p.name));
     }
@@ -85,6 +102,9 @@ fn scopes(text: &str, p: &Plan) -> Result<String, String> {
 }
 
 fn cli_dependency(text: &str, p: &Plan) -> Result<String, String> {
+    if p.lang == Lang::Python {
+        return Ok(text.to_string());
+    }
     after_last(
         text,
         |l| l == "gateway.workspace = true",
@@ -95,7 +115,13 @@ fn cli_dependency(text: &str, p: &Plan) -> Result<String, String> {
 
 fn registry(text: &str, p: &Plan) -> Result<String, String> {
     let gateway = "    &Of::<gateway::Config>(PhantomData),\n";
-    replace_once(text, gateway, &format!("    &Of::<{}::Config>(PhantomData),\n{gateway}", p.name))
+    let line = match p.lang {
+        Lang::Rust => format!("    &Of::<{}::Config>(PhantomData),\n", p.name),
+        Lang::Python => {
+            format!("    external!(\"{n}\", {}, \"../../services/{n}/migrations\"),\n", p.port, n = p.name)
+        }
+    };
+    replace_once(text, gateway, &format!("{line}{gateway}"))
 }
 
 fn secret_files(text: &str, p: &Plan) -> Result<String, String> {
@@ -112,6 +138,9 @@ fn secret_files(text: &str, p: &Plan) -> Result<String, String> {
 
 fn dockerfile(text: &str, p: &Plan) -> Result<String, String> {
     let n = p.name.as_str();
+    if p.lang == Lang::Python {
+        return before_line(text, "FROM runtime AS slipway", &python_stage(p));
+    }
     let text = replace_once(text, " -p slipway-cli", &format!(" -p {n} -p slipway-cli"))?;
     let text =
         replace_once(&text, "\"$out/slipway\" /out/", &format!("\"$out/{n}\" \"$out/slipway\" /out/"))?;
@@ -124,12 +153,34 @@ fn dockerfile(text: &str, p: &Plan) -> Result<String, String> {
     before_line(&text, "FROM runtime AS slipway", &stage)
 }
 
+/// A Python service's image: the official Python image, its pinned PyPI packages, its app,
+/// the same non-root user, listener and health check as the Rust services'.
+fn python_stage(p: &Plan) -> String {
+    format!(
+        "FROM python:3.11-slim-bookworm AS {n}\nLABEL org.slipway.image=\"true\"\n\
+         RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \\\n        \
+         --shell /usr/sbin/nologin slipway\n\
+         COPY services/{n}/requirements.txt /app/requirements.txt\n\
+         RUN pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore -r /app/requirements.txt\n\
+         COPY services/{n}/app.py /app/app.py\n\
+         ENV SLIPWAY_HOST=0.0.0.0 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1\n\
+         USER 10001:10001\nWORKDIR /nonexistent\nSTOPSIGNAL SIGTERM\nEXPOSE {port}\n\
+         HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD [\"python3\", \"/app/app.py\", \"healthcheck\"]\n\
+         ENTRYPOINT [\"python3\", \"/app/app.py\"]\n\n",
+        n = p.name,
+        port = p.port
+    )
+}
+
 fn image_list(text: &str, p: &Plan) -> Result<String, String> {
     grow_array(text, "const TARGETS: [&str;", "\"slipway\"", &format!("\"{}\", ", p.name))
 }
 
 fn e2e_lists(text: &str, p: &Plan) -> Result<String, String> {
     let text = grow_array(text, "const IMAGES: [&str;", "\"slipway\"", &format!("\"{}\", ", p.name))?;
+    if p.lang == Lang::Python {
+        return Ok(text); // an image, but no binary to compile
+    }
     replace_once(&text, "\"slipway-cli\"", &format!("\"{}\", \"-p\", \"slipway-cli\"", p.name))
 }
 
@@ -202,6 +253,14 @@ fn compose_base(text: &str, p: &Plan) -> Result<String, String> {
 
 fn compose_dev(text: &str, p: &Plan) -> Result<String, String> {
     let n = p.name.as_str();
+    if p.lang == Lang::Python {
+        let block = format!(
+            "  {n}:\n    ports: [\"127.0.0.1::{port}\"]\n    develop:\n      \
+             watch: [{{ action: rebuild, path: ./services/{n} }}]\n\n",
+            port = p.port
+        );
+        return before_line(text, "  migrate:", &block);
+    }
     let block = format!(
         "  {n}:\n    build: {{ args: {{ PROFILE: dev }} }}\n    environment:\n      SLIPWAY_LOG: debug,sqlx=warn,hyper=info\n    \
          ports: [\"127.0.0.1::{port}\"]\n    develop:\n      \
@@ -221,8 +280,9 @@ fn compose_prod(text: &str, p: &Plan) -> Result<String, String> {
 }
 
 fn readme(text: &str, p: &Plan) -> Result<String, String> {
+    let lang = if p.lang == Lang::Python { "Python " } else { "" };
     let line = format!(
-        "{:<17}the {} service (made by `slipway new service`)\n",
+        "{:<17}the {lang}{} service (made by `slipway new service`)\n",
         format!("services/{}", p.name),
         p.name
     );

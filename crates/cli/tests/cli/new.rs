@@ -58,6 +58,14 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
     assert!(out.contains("services/notes/src/lib.rs"), "{out}");
     let (code, out) = new_service(&dir, &["plain", "--no-db", "--public"]);
     assert_eq!(code, Some(0), "{out}");
+    let (code, out) = new_service(&dir, &["pyx", "--lang", "python"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(dir.join("services/pyx/app.py").is_file() && dir.join("services/pyx/requirements.txt").is_file());
+    let app = std::fs::read_to_string(dir.join("services/pyx/app.py")).expect("app.py");
+    assert!(app.contains("NAME = \"pyx\"") && app.contains("if __name__ == \"__main__\":"), "{app}");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(manifest.contains("exclude = [\"services/pyx\"]"), "not a workspace member: {manifest}");
+    assert!(!out.contains("crates/cli/Cargo.toml"), "an unchanged file is not listed as changed: {out}");
     assert!(!dir.join("services/plain/migrations").exists(), "no database, no migrations");
     let doctor =
         slipway(&[]).args(["doctor", "--wiring-only", "--dir"]).arg(&dir).output().expect("doctor runs");
@@ -73,11 +81,19 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
         "the second new service gets a port of its own before the CLI is rebuilt"
     );
     assert!(text(&doctor).contains("ok       plain: Dockerfile target"), "{}", text(&doctor));
+    assert!(text(&doctor).contains("ok       pyx: Dockerfile target"), "{}", text(&doctor));
+    assert!(
+        compose.contains("slipway.port: \"8086\"") && compose.contains("pyx_database_password"),
+        "the Python service has its port, role and secret"
+    );
 
     let before = snapshot(&dir);
     let (code, out) = new_service(&dir, &["notes"]);
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("exists already"), "{out}");
+    let (code, out) = new_service(&dir, &["pyplain", "--lang", "python", "--no-db"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("--no-db"), "{out}");
     for bad in ["Notes", "my-notes", "type", "auth"] {
         let (code, out) = new_service(&dir, &[bad]);
         assert_eq!(code, Some(3), "{bad}: {out}");
@@ -109,8 +125,22 @@ fn new_services_with_and_without_a_database_or_the_bus_build_lint_clean_and_pass
         &dir,
         &[
             &["fmt", "--all", "--", "--check"],
-            &["clippy", "-p", "notes", "-p", "plain", "-p", "quiet", "--all-targets", "--", "-D", "warnings"],
-            &["test", "-p", "notes", "-p", "plain", "-p", "quiet"],
+            // --locked, as the project's CI builds: `new service` brought Cargo.lock up to date.
+            &[
+                "clippy",
+                "--locked",
+                "-p",
+                "notes",
+                "-p",
+                "plain",
+                "-p",
+                "quiet",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &["test", "--locked", "-p", "notes", "-p", "plain", "-p", "quiet"],
         ],
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,0 +1,207 @@
+//! Bootstrapping as a user lives it: `slipway init` makes a product, `slipway new service
+//! notes` adds a service, `slipway up` runs the stack, and after signup and login the new
+//! service answers through the gateway at /api/notes with the caller's user id.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::eventually;
+use tokio::process::Command;
+
+use crate::helpers::{GATEWAY, PASSWORD, binary, stand_ins_of, token_in, workspace};
+
+/// The product's name: its compose project, so its containers and volumes are its own.
+const PRODUCT: &str = "bootstrap-e2e";
+/// The product's image tag, so its images never replace another test's.
+const TAG: &str = "bootstrap-e2e";
+/// The product's compiled deployables: the platform's and the new Rust service.
+const DEPLOYABLES: [&str; 6] = ["auth", "mailer", "web", "gateway", "slipway", "notes"];
+/// The new services: one in Rust, one in Python.
+const NEW: [&str; 2] = ["notes", "pynotes"];
+
+/// The product's folder; dropping it stops its stack and removes its images and files.
+struct Product {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl Product {
+    fn new() -> Self {
+        let root = std::env::temp_dir().join(format!("slipway-bootstrap-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).expect("a temporary folder");
+        let dir = root.join(PRODUCT);
+        Self { root, dir }
+    }
+}
+
+impl Drop for Product {
+    fn drop(&mut self) {
+        if self.dir.join("docker-compose.yml").exists() {
+            let _ = std::process::Command::new("docker")
+                .current_dir(&self.dir)
+                .args(["compose", "down", "-v", "--remove-orphans", "--timeout", "5"])
+                .output();
+        }
+        for name in DEPLOYABLES.iter().chain(&NEW) {
+            let _ = std::process::Command::new("docker")
+                .args(["image", "rm", &format!("slipway/{name}:{TAG}")])
+                .output();
+        }
+        // The layers those images left dangling, and only ours.
+        let _ = std::process::Command::new("docker")
+            .args(["image", "prune", "-f", "--filter", "label=org.slipway.image"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Runs `program args` in `dir` with `vars`; its output, or a failed test showing it.
+async fn run(program: &Path, dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(vars.iter().copied())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} runs: {e}", program.display()));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} {}:\n{text}", program.display(), args.join(" "));
+    text
+}
+
+fn cargo() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_with_the_callers_user_id() {
+    testkit::docker::engine().await;
+    stand_ins_of(&["debian", "postgres", "python"]).await;
+    run(
+        &cargo(),
+        &workspace(),
+        &["build", "--quiet", "--locked", "-p", "slipway-cli", "--bin", "slipway"],
+        &[],
+    )
+    .await;
+    let product = Product::new();
+    let dir = product.dir.clone();
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    run(&binary("slipway"), &workspace(), &["init", dir_arg], &[]).await;
+
+    // From here the clock runs: what a user waits for between deciding on a service and its
+    // first answer.
+    let started = Instant::now();
+    run(&binary("slipway"), &dir, &["new", "service", "notes"], &[]).await;
+    run(&binary("slipway"), &dir, &["new", "service", "pynotes", "--lang", "python"], &[]).await;
+    // The product's binaries, compiled on this machine (as `cargo slipway` compiles its CLI)
+    // with this test run's compiled dependencies: the intermediate files are shared through
+    // cargo's build-dir, the product's binaries land in its own target/. `slipway up` then
+    // builds the images from them (BINARIES=prebuilt) instead of compiling in a container.
+    let compiling = Instant::now();
+    let this_build = binary("slipway").ancestors().nth(2).expect("this build's target folder").to_path_buf();
+    let mut build = vec!["build", "--quiet", "--locked", "--bins"];
+    for name in DEPLOYABLES {
+        build.extend(["-p", if name == "slipway" { "slipway-cli" } else { name }]);
+    }
+    let target = dir.join("target");
+    run(
+        &cargo(),
+        &dir,
+        &build,
+        &[
+            ("CARGO_TARGET_DIR", target.to_str().expect("UTF-8")),
+            ("CARGO_BUILD_BUILD_DIR", this_build.to_str().expect("UTF-8")),
+        ],
+    )
+    .await;
+    let compiled = compiling.elapsed();
+    std::fs::create_dir_all(target.join("docker-bin")).expect("target/docker-bin");
+    for name in DEPLOYABLES {
+        std::fs::copy(target.join("debug").join(name), target.join("docker-bin").join(name))
+            .unwrap_or_else(|e| panic!("copy {name}: {e}"));
+    }
+
+    // The README's first command, in the product's folder.
+    let upping = Instant::now();
+    let cli = target.join("debug/slipway");
+    run(&cli, &dir, &["up"], &[("SLIPWAY_BINARIES", "prebuilt"), ("SLIPWAY_TAG", TAG)]).await;
+    let up = upping.elapsed();
+
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let signup_page = http.get(format!("{GATEWAY}/signup")).send().await.expect("GET /signup");
+    assert_eq!(signup_page.status(), 200, "the product's signup page");
+    assert!(signup_page.text().await.expect("html").contains("<form"), "a form to sign up with");
+
+    // Signup, the activation link from the dev mailbox, login.
+    let email = "first@example.com";
+    let credentials = json!({ "email": email, "password": PASSWORD });
+    let res =
+        http.post(format!("{GATEWAY}/api/auth/signup")).json(&credentials).send().await.expect("signup");
+    assert!(res.status().is_success(), "signup: {}", res.status());
+    let mut token = None;
+    eventually(Duration::from_secs(60), "the activation email in the dev mailbox", async || {
+        let page = http.get(format!("{GATEWAY}/dev/mail")).send().await;
+        let Ok(page) = page else { return false };
+        token = token_in(&page.text().await.unwrap_or_default());
+        token.is_some()
+    })
+    .await;
+    let res = http
+        .post(format!("{GATEWAY}/api/auth/activation"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("activation");
+    assert_eq!(res.status(), 200, "activation");
+    let res = http.post(format!("{GATEWAY}/api/auth/login")).json(&credentials).send().await.expect("login");
+    assert_eq!(res.status(), 200, "login");
+    let body: Value = res.json().await.expect("json");
+    let access = body["access_token"].as_str().expect("an access token").to_string();
+    let me: Value = http
+        .get(format!("{GATEWAY}/api/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+
+    // The new services, through the gateway, know who is asking.
+    for name in NEW {
+        let res = http.get(format!("{GATEWAY}/api/{name}")).bearer_auth(&access).send().await.expect("GET");
+        assert_eq!(res.status(), 200, "{name} through the gateway");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["service"], name);
+        assert_eq!(body["user_id"], me["id"], "{name}: the caller's user id, verified at the edge");
+    }
+    let answered = started.elapsed();
+    eprintln!(
+        "e2e: from `slipway new service` (notes in Rust, pynotes in Python) to their first answers through the \
+         gateway in {answered:.1?} (compiling {compiled:.1?}, slipway up {up:.1?})"
+    );
+
+    for name in NEW {
+        // Protected by default: no token, no entry (the gateway answers, not the service).
+        let res = http.get(format!("{GATEWAY}/api/{name}")).send().await.expect("GET without a token");
+        assert_eq!(res.status(), 401, "{name} without a token");
+        // Its own schema and the bus: an item stored, and its event published in that transaction.
+        let post = async |text: &str| {
+            let url = format!("{GATEWAY}/api/{name}/items");
+            let res = http.post(url).bearer_auth(&access).json(&json!({ "text": text })).send().await;
+            res.expect("POST items")
+        };
+        assert_eq!(post("first note").await.status(), 201, "{name}: an item stored");
+        let res = post("").await;
+        assert_eq!(res.status(), 422, "{name}: bad input is refused");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        eventually(Duration::from_secs(30), "the new service to handle its own event", async || {
+            run(Path::new("docker"), &dir, &["compose", "logs", "--no-color", name], &[])
+                .await
+                .contains("item seen on the bus")
+        })
+        .await;
+    }
+}
