@@ -1,6 +1,7 @@
-//! `cargo xtask images`: Slipway's images, built from the Dockerfile and tagged immutably with
-//! the git commit (plus `latest`, a convenience), and slipway/postgres:15 (Postgres with
-//! pgBackRest); prints each image's size.
+//! `cargo xtask images`: the project's images (`project::IMAGES/<target>`), built from the
+//! Dockerfile and tagged immutably with the git commit (plus `latest`, a convenience), and
+//! slipway/postgres:15 (Postgres with pgBackRest, the same in every project); prints each
+//! image's size.
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
@@ -17,8 +18,8 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
     };
     let mut rows = Vec::new();
     for target in TARGETS {
-        let image = format!("slipway/{target}:{tag}");
-        let latest = format!("slipway/{target}:latest");
+        let image = format!("{}/{target}:{tag}", project::IMAGES);
+        let latest = format!("{}/{target}:latest", project::IMAGES);
         let started = std::time::Instant::now();
         let status = Command::new("docker")
             .env("DOCKER_BUILDKIT", "1")

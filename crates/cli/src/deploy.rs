@@ -188,7 +188,7 @@ async fn release(dest: &Destination, tag: &str, kind: Kind, wait: bool) -> Resul
     } else {
         images::on_host(dest, &model.images).await?
     };
-    let cli_image = format!("slipway/slipway:{tag}");
+    let cli_image = format!("{}/slipway:{tag}", project::IMAGES);
     let lock = crate::lock::acquire(dest, &cli_image, wait).await?;
     let result = switch(dest, &model, tag, kind).await;
     let outcome = match &result {

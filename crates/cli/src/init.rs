@@ -40,6 +40,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let bytes = match file.to_str() {
             Some("README.md") => readme(&String::from_utf8_lossy(&bytes), &name).into_bytes(),
             Some(".env") => dotenv(&String::from_utf8_lossy(&bytes), &name).into_bytes(),
+            Some("crates/project/src/lib.rs") => {
+                namespace(&String::from_utf8_lossy(&bytes), &name).into_bytes()
+            }
+            Some(f) if f.starts_with("docker-compose") && f.ends_with(".yml") => {
+                images(&String::from_utf8_lossy(&bytes), &name).into_bytes()
+            }
             _ => bytes,
         };
         let mode = std::fs::metadata(&from).map(|m| m.permissions().mode()).unwrap_or(0o644);
@@ -123,6 +129,27 @@ fn dotenv(text: &str, name: &str) -> String {
         .collect();
     out.push_str(&format!("# The name the site and its emails show.\nSLIPWAY_WEB_SITE_NAME={name}\nSLIPWAY_MAILER_SITE_NAME={name}\n"));
     out
+}
+
+/// The project's image namespace, the product's name (`shop/auth`).
+fn namespace(text: &str, name: &str) -> String {
+    let from = format!("pub const IMAGES: &str = \"{}\";", project::IMAGES);
+    text.replace(&from, &format!("pub const IMAGES: &str = \"{name}\";"))
+}
+
+/// A compose file's images in the product's namespace, except slipway/postgres (Postgres with
+/// pgBackRest: the same image in every project, built by `cargo xtask images`).
+fn images(text: &str, name: &str) -> String {
+    let from = format!("image: {}/", project::IMAGES);
+    text.split_inclusive('\n')
+        .map(|line| {
+            if line.contains(&from) && !line.contains("slipway/postgres:") {
+                line.replacen(&from, &format!("image: {name}/"), 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
 }
 
 fn first_commit(dir: &Path, name: &str) -> Result<(), Failure> {

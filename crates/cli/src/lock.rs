@@ -22,8 +22,6 @@ use crate::{Failure, prompt};
 
 /// The lock container's name on every destination's engine.
 pub const NAME: &str = "slipway-deploy-lock";
-/// The image a lock runs when none is given: the CLI's own.
-const DEFAULT_IMAGE: &str = "slipway/slipway:latest";
 const LABEL: &str = "slipway.lock";
 
 #[derive(Debug, Subcommand)]
@@ -40,9 +38,10 @@ pub enum Command {
     /// Run a command while holding a destination's deploy lock: no deploy starts meanwhile.
     Run {
         destination: String,
-        /// The image the lock's container runs (it must be on the destination).
-        #[arg(long, default_value = DEFAULT_IMAGE)]
-        image: String,
+        /// The image the lock's container runs (it must be on the destination); by default
+        /// the CLI's own, `<project's image namespace>/slipway:latest`.
+        #[arg(long)]
+        image: Option<String>,
         /// Wait for the lock instead of failing when it is held.
         #[arg(long)]
         wait: bool,
@@ -85,6 +84,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Run { destination, image, wait, command } => {
             let dest = deploy::find(Path::new("."), &destination)?;
+            let image = image.unwrap_or_else(|| format!("{}/slipway:latest", project::IMAGES));
             let held = acquire(&dest, &image, wait).await?;
             let status = tokio::process::Command::new(&command[0]).args(&command[1..]).status().await;
             held.release().await;

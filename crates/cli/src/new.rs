@@ -58,6 +58,8 @@ pub(crate) struct Plan {
     /// It publishes and handles bus events (only with a database).
     bus: bool,
     lang: Lang,
+    /// The project's image namespace (`project::IMAGES` in its sources: `slipway/NAME`).
+    images: String,
 }
 
 impl Plan {
@@ -150,7 +152,18 @@ fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool) -> Result<Pl
     if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
         return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
     }
-    Ok(Plan { port: next_port(root), name, public, db, bus, lang: Lang::Rust })
+    Ok(Plan { port: next_port(root), name, public, db, bus, lang: Lang::Rust, images: image_namespace(root) })
+}
+
+/// The namespace the project's images have, read from its `project::IMAGES` (a project made
+/// by `slipway init` has its own), or this CLI's.
+fn image_namespace(root: &Path) -> String {
+    let text = std::fs::read_to_string(root.join("crates/project/src/lib.rs")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("pub const IMAGES: &str = \"")?.strip_suffix("\";").map(str::to_string)
+        })
+        .unwrap_or_else(|| project::IMAGES.to_string())
 }
 
 /// One past the highest port a service listens on, skipping the gateway's admin port: the

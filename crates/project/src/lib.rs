@@ -13,6 +13,11 @@
 /// script that reads its own).
 pub const SCOPES: &[&str] = &["AUTH", "MAILER", "WEB", "GATEWAY", "BUS", "CLI", "BACKUP"];
 
+/// The namespace of the project's images, as the compose files name them (`slipway/auth`,
+/// `slipway/slipway` — the CLI's, which runs the migrations and the deploy lock). `slipway
+/// init` names it after the product, so two products' images never share a name.
+pub const IMAGES: &str = "slipway";
+
 #[cfg(test)]
 mod tests {
     use super::SCOPES;

@@ -11,7 +11,8 @@ use tokio::process::Command;
 
 use crate::helpers::{GATEWAY, PASSWORD, binary, stand_ins_of, token_in, workspace};
 
-/// The product's name: its compose project, so its containers and volumes are its own.
+/// The product's name: its compose project and its images' namespace, so its containers,
+/// volumes and images are its own.
 const PRODUCT: &str = "bootstrap-e2e";
 /// The product's image tag, so its images never replace another test's.
 const TAG: &str = "bootstrap-e2e";
@@ -45,7 +46,7 @@ impl Drop for Product {
         }
         for name in DEPLOYABLES.iter().chain(&NEW) {
             let _ = std::process::Command::new("docker")
-                .args(["image", "rm", &format!("slipway/{name}:{TAG}")])
+                .args(["image", "rm", &format!("{PRODUCT}/{name}:{TAG}")])
                 .output();
         }
         // The layers those images left dangling, and only ours.
@@ -128,6 +129,10 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     let cli = target.join("debug/slipway");
     run(&cli, &dir, &["up"], &[("SLIPWAY_BINARIES", "prebuilt"), ("SLIPWAY_TAG", TAG)]).await;
     let up = upping.elapsed();
+    for name in NEW {
+        testkit::docker::docker(&["image", "inspect", "-f", "{{.Id}}", &format!("{PRODUCT}/{name}:{TAG}")])
+            .await;
+    }
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let signup_page = http.get(format!("{GATEWAY}/signup")).send().await.expect("GET /signup");

@@ -11,6 +11,9 @@ use tokio::process::Command;
 
 use crate::helpers::{PASSWORD, TAG, binary, images, workspace};
 
+/// The images' namespace (`slipway/auth`).
+const NS: &str = project::IMAGES;
+
 struct Project {
     dir: std::path::PathBuf,
 }
@@ -72,7 +75,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     let deploy = project.slipway(&host, &["deploy", "remote", "--tag", TAG]).await;
     let said = text(&deploy);
     assert!(deploy.status.success(), "{said}\n{}", host_logs(&host).await);
-    assert!(said.contains(&format!("slipway/auth:{TAG}: shipped to remote")), "{said}");
+    assert!(said.contains(&format!("{NS}/auth:{TAG}: shipped to remote")), "{said}");
     assert!(said.contains(&format!("{TAG} is live on remote")), "{said}");
 
     // The journey through that host's gateway: signup → the emailed link → activate → login.
@@ -145,7 +148,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     let next = project.slipway(&host, &["deploy", "remote", "--tag", "v2"]).await;
     let Counts { answered, errors, dropped } = load.stop().await;
     assert!(next.status.success(), "{}\n{}", text(&next), host_logs(&host).await);
-    assert!(text(&next).contains("slipway/auth:v2: shipped to remote"), "{}", text(&next));
+    assert!(text(&next).contains(&format!("{NS}/auth:v2: shipped to remote")), "{}", text(&next));
     assert!(
         text(&next).contains("auth: 2 new instance(s) healthy and in rotation, 2 old stopped"),
         "{}",
@@ -317,7 +320,7 @@ async fn a_destination_with_a_registry_gets_the_release_pushed_there_and_pulls_i
     let deploy = project.slipway(&host, &["deploy", "pulled", "--tag", TAG]).await;
     let said = text(&deploy);
     assert!(deploy.status.success(), "{said}\n{}\n{}", host_logs(&host).await, registry.log());
-    let pushed = format!("slipway/auth:{TAG}: pushed to {}/e2e and pulled by pulled", registry.addr);
+    let pushed = format!("{NS}/auth:{TAG}: pushed to {}/e2e and pulled by pulled", registry.addr);
     assert!(said.contains(&pushed), "{said}");
     let held = registry.repositories();
     // Postgres's image too: slipway/postgres (pgBackRest inside), since backups are on.
@@ -330,15 +333,14 @@ async fn a_destination_with_a_registry_gets_the_release_pushed_there_and_pulls_i
     assert_eq!(release_of(&http, &format!("{site}/api/auth/healthz")).await, TAG);
     let tags =
         host.docker_local(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).await.unwrap_or_default();
-    assert!(tags.lines().any(|t| t == format!("slipway/auth:{TAG}")), "{tags}");
+    assert!(tags.lines().any(|t| t == format!("{NS}/auth:{TAG}")), "{tags}");
     assert!(!tags.contains(&registry.addr), "the registry's names are not left on the host: {tags}");
 }
 
 /// Tags this run's images as release `tag` too (the same contents under another name).
 async fn retag(tag: &str) {
     for name in ["auth", "mailer", "web", "gateway", "slipway"] {
-        testkit::docker::docker(&["tag", &format!("slipway/{name}:{TAG}"), &format!("slipway/{name}:{tag}")])
-            .await;
+        testkit::docker::docker(&["tag", &format!("{NS}/{name}:{TAG}"), &format!("{NS}/{name}:{tag}")]).await;
     }
 }
 

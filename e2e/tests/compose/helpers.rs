@@ -236,7 +236,7 @@ pub async fn host_gateway() -> std::net::IpAddr {
     cidr.split('/').next().and_then(|ip| ip.parse().ok()).expect("an IPv4 address")
 }
 
-/// The engine, the base images' stand-ins, and this run's images (`slipway/<name>:e2e`).
+/// The engine, the base images' stand-ins, and this run's images (`<project::IMAGES>/<name>:e2e`).
 pub async fn images() {
     testkit::docker::engine().await;
     stand_ins().await;
@@ -294,7 +294,7 @@ async fn build_images() {
         std::fs::copy(&from, bins.join(name)).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
     }
     for target in IMAGES {
-        let tag = format!("slipway/{target}:{TAG}");
+        let tag = format!("{}/{target}:{TAG}", project::IMAGES);
         let out = Command::new("docker")
             .current_dir(workspace())
             .env("DOCKER_BUILDKIT", "1")

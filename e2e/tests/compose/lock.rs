@@ -24,7 +24,7 @@ impl Project {
             "[destinations.here]\nengine = \"unix:///var/run/docker.sock\"\npublic_url = \"http://127.0.0.1:8080\"\n",
         )
         .expect("deploy.toml");
-        Self { dir, image: format!("slipway/slipway:{TAG}") }
+        Self { dir, image: format!("{}/slipway:{TAG}", project::IMAGES) }
     }
 
     fn slipway(&self, args: &[&str]) -> Command {

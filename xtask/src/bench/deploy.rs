@@ -14,6 +14,8 @@ use tokio::process::Command;
 
 use super::results_path;
 
+/// The images' namespace (`slipway/auth`).
+const NS: &str = project::IMAGES;
 const IMAGES: [&str; 5] = ["auth", "mailer", "web", "gateway", "slipway"];
 
 /// Runs `program args…` (with `envs`), failing with its output if it fails.
@@ -27,7 +29,7 @@ async fn run(program: &Path, dir: &Path, envs: &[(&str, &str)], args: &[&str]) -
 /// Gives this machine's `slipway/<image>:latest` (from `cargo xtask images`) the tag `tag`.
 async fn tag_release(tag: &str) -> anyhow::Result<()> {
     for image in IMAGES {
-        let (from, to) = (format!("slipway/{image}:latest"), format!("slipway/{image}:{tag}"));
+        let (from, to) = (format!("{NS}/{image}:latest"), format!("{NS}/{image}:{tag}"));
         run(Path::new("docker"), Path::new("."), &[], &["tag", &from, &to])
             .await
             .map_err(|e| anyhow::anyhow!("{e}\n(build the images first: cargo xtask images)"))?;
@@ -87,7 +89,7 @@ pub async fn run_bench() -> anyhow::Result<()> {
     // or an earlier stream would have left them).
     tag_release("bench-3").await?;
     for image in IMAGES {
-        let (from, to) = (format!("slipway/{image}:bench-2"), format!("slipway/{image}:bench-3"));
+        let (from, to) = (format!("{NS}/{image}:bench-2"), format!("{NS}/{image}:bench-3"));
         host.docker_local(&["tag", &from, &to])
             .await
             .ok_or_else(|| anyhow::anyhow!("tagging {to} on the host"))?;
@@ -100,7 +102,7 @@ pub async fn run_bench() -> anyhow::Result<()> {
     // kept): first bench-3, then bench-4 measured, up to the command's end and until the new
     // release answers.
     for image in IMAGES {
-        let (from, to) = (format!("slipway/{image}:bench-3"), format!("slipway/{image}:bench-4"));
+        let (from, to) = (format!("{NS}/{image}:bench-3"), format!("{NS}/{image}:bench-4"));
         host.docker_local(&["tag", &from, &to])
             .await
             .ok_or_else(|| anyhow::anyhow!("tagging {to} on the host"))?;
@@ -120,7 +122,9 @@ pub async fn run_bench() -> anyhow::Result<()> {
         "/var/run/docker.sock:/var/run/docker.sock:ro",
     ];
     let gid = host
-        .docker_local(&[&stat[..], &["slipway/slipway:bench-4", "-c", "%g", "/var/run/docker.sock"]].concat())
+        .docker_local(
+            &[&stat[..], &[&format!("{NS}/slipway:bench-4"), "-c", "%g", "/var/run/docker.sock"]].concat(),
+        )
         .await;
     let gid = gid.unwrap_or_else(|| "0".into());
     let compose = async |tag: &str, wait: bool| {

@@ -293,7 +293,7 @@ pub async fn describe(dest: &Destination, container: &str) -> String {
 /// The group of the destination's engine socket (docker-proxy runs in it), read by a
 /// throwaway container of the release's CLI image.
 pub async fn socket_group(dest: &Destination, tag: &str) -> Result<String, Failure> {
-    let image = format!("slipway/slipway:{tag}");
+    let image = format!("{}/slipway:{tag}", project::IMAGES);
     let socket = "/var/run/docker.sock";
     let mount = format!("{socket}:{socket}:ro");
     let args =

@@ -24,7 +24,7 @@ pub async fn store(dest: &Destination, model: &Model, tag: &str) -> Result<(), F
         .await?;
         let _ = dest.engine.output(&["rm", "--force", &helper]).await;
         let mount = format!("{volume}:/secrets");
-        let image = format!("slipway/slipway:{tag}");
+        let image = format!("{}/slipway:{tag}", project::IMAGES);
         docker(
             &["create", "--name", &helper, "--network", "none", "--volume", &mount, &image],
             "creating a helper",

@@ -207,12 +207,13 @@ fn compose_base(text: &str, p: &Plan) -> Result<String, String> {
         "    restart: unless-stopped\n    env_file: [.env]\n    cap_drop: [ALL]\n    security_opt: [\"no-new-privileges:true\"]\n".to_string()
     };
     let service = format!(
-        "  {n}:\n{base}    image: slipway/{n}:${{SLIPWAY_TAG:-latest}}\n    \
+        "  {n}:\n{base}    image: {images}/{n}:${{SLIPWAY_TAG:-latest}}\n    \
          build: {{ context: ., target: {n}, args: {{ BINARIES: \"${{SLIPWAY_BINARIES:-build}}\" }} }}\n    \
          environment:\n{database}      SLIPWAY_TRUSTED_PROXIES: gateway\n{secrets}    labels:\n      \
          slipway.path: /api/{n}\n      slipway.strip_prefix: \"true\"\n      slipway.port: \"{port}\"\n\
          {protected}      slipway.deploy: blue-green\n\n",
-        port = p.port
+        port = p.port,
+        images = p.images
     );
     let text = before_line(text, "  migrate:", &service)?;
     if !p.db {
@@ -273,8 +274,9 @@ fn compose_dev(text: &str, p: &Plan) -> Result<String, String> {
 fn compose_prod(text: &str, p: &Plan) -> Result<String, String> {
     let n = p.name.as_str();
     let block = format!(
-        "  {n}:\n    <<: *prod\n    image: slipway/{n}:${{SLIPWAY_TAG:?set SLIPWAY_TAG to the image tag to deploy (the git SHA)}}\n    \
-         environment:\n      <<: *env\n    deploy:\n      replicas: 2\n      resources: {{ limits: {{ cpus: \"0.5\", memory: 256M }} }}\n\n"
+        "  {n}:\n    <<: *prod\n    image: {images}/{n}:${{SLIPWAY_TAG:?set SLIPWAY_TAG to the image tag to deploy (the git SHA)}}\n    \
+         environment:\n      <<: *env\n    deploy:\n      replicas: 2\n      resources: {{ limits: {{ cpus: \"0.5\", memory: 256M }} }}\n\n",
+        images = p.images
     );
     before_line(text, "  migrate:", &block)
 }

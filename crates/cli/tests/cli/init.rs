@@ -37,6 +37,12 @@ fn init_makes_a_named_repository_with_fresh_secrets_and_one_commit_and_refuses_a
     assert!(readme.contains("cargo xtask test"), "the quickstart is kept");
     let dotenv = std::fs::read_to_string(dir.join(".env")).expect(".env");
     assert!(dotenv.contains("COMPOSE_PROJECT_NAME=shop\n"), "its own compose project and volumes");
+    let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).expect("compose");
+    assert!(compose.contains("image: shop/auth:") && !compose.contains("image: slipway/auth:"), "{compose}");
+    let backup = std::fs::read_to_string(dir.join("docker-compose.backup.yml")).expect("backup compose");
+    assert!(backup.contains("image: slipway/postgres:15"), "the platform's Postgres image keeps its name");
+    let project = std::fs::read_to_string(dir.join("crates/project/src/lib.rs")).expect("project");
+    assert!(project.contains("pub const IMAGES: &str = \"shop\";"), "its images' namespace");
     let secrets = std::fs::read_to_string(dir.join("secrets.env")).expect("secrets.env");
     let ours = std::fs::read_to_string(repo().join("secrets.env")).unwrap_or_default();
     assert_ne!(secrets, ours, "fresh secrets, not this checkout's");
