@@ -4,6 +4,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod docker;
+mod files;
 pub mod load;
 mod proxy;
 pub mod registry;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor};
 
+pub use files::copy_of_checkout;
 pub use proxy::TcpProxy;
 pub use spawn::{Spawned, spawn};
 

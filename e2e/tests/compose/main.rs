@@ -4,6 +4,7 @@
 mod backup;
 mod backup_s3;
 mod bootstrap;
+mod clean_machine;
 mod deploy;
 mod helpers;
 mod lock;

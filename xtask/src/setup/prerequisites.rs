@@ -57,6 +57,18 @@ fn python_has(modules: &str) -> bool {
 /// Everything, in install order: system packages first (Python's come with them).
 pub(crate) const ALL: &[Prerequisite] = &[
     Prerequisite {
+        name: "git",
+        needed_by: "`slipway init`, `slipway new service`'s tests and the images' commit tags",
+        present: || on_path("git"),
+        source: Source::Apt(&["git"]),
+    },
+    Prerequisite {
+        name: "ps and kill (procps)",
+        needed_by: "the tests that signal processes and read the process list",
+        present: || on_path("ps") && on_path("kill"),
+        source: Source::Apt(&["procps"]),
+    },
+    Prerequisite {
         name: "Postgres server binaries",
         needed_by: "the tests' throwaway Postgres and `slipway dev`",
         present: || devdb::server_binaries().is_ok(),

@@ -2,29 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::helpers::{cargo_in, repo, slipway, text};
 
 /// A copy of the repository's files (tracked and new, not ignored ones such as target/).
 fn copy_of_repo() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slipway-new-{}", uuid::Uuid::new_v4().simple()));
-    let listed = Command::new("git")
-        .args(["ls-files", "--cached", "--others", "--exclude-standard", "-z"])
-        .current_dir(repo())
-        .output()
-        .expect("git ls-files");
-    assert!(listed.status.success(), "git ls-files: {}", String::from_utf8_lossy(&listed.stderr));
-    for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
-        let file = String::from_utf8_lossy(file).to_string();
-        let (from, to) = (repo().join(&file), dir.join(&file));
-        if !from.is_file() {
-            continue; // deleted in the working tree
-        }
-        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&from, &to).expect("copy");
-    }
-    dir
+    testkit::copy_of_checkout(&repo(), "slipway-new")
 }
 
 /// Every file under `dir` and its content.
