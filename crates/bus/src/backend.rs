@@ -25,6 +25,19 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Publishes on its own. Returns `None` if the dedupe key was already used in its window.
     fn publish(&self, message: &Publish) -> impl Future<Output = Result<Option<Uuid>>> + Send;
 
+    /// Publishes a batch on its own, all or none; each message's id in order, `None` for one
+    /// whose dedupe key was used already (in its window, or earlier in the batch). The
+    /// default publishes one by one in order; a backend overrides it with one round trip.
+    fn publish_many(&self, messages: &[Publish]) -> impl Future<Output = Result<Vec<Option<Uuid>>>> + Send {
+        async move {
+            let mut ids = Vec::with_capacity(messages.len());
+            for m in messages {
+                ids.push(self.publish(m).await?);
+            }
+            Ok(ids)
+        }
+    }
+
     /// Subscribes a group to topics (creating or updating the group's retry policy).
     fn subscribe(&self, group: &Group, topics: &[&str]) -> impl Future<Output = Result<()>> + Send;
 
@@ -42,6 +55,34 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Marks handled; false if this attempt was fenced out (and nothing changed).
     fn complete(&self, delivery: &Delivery) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Completes a batch (of any groups); for each delivery, whether it was completed (false:
+    /// its attempt was fenced out). The default completes one by one; a backend overrides it
+    /// with one round trip per group.
+    fn complete_many(&self, deliveries: &[Delivery]) -> impl Future<Output = Result<Vec<bool>>> + Send {
+        async move {
+            let mut done = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                done.push(self.complete(d).await?);
+            }
+            Ok(done)
+        }
+    }
+
+    /// Extends a batch of leases; for each delivery, whether its attempt still holds it.
+    fn extend_many(
+        &self,
+        deliveries: &[Delivery],
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<bool>>> + Send {
+        async move {
+            let mut held = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                held.push(self.extend(d, lease).await?);
+            }
+            Ok(held)
+        }
+    }
 
     /// Records a failure: retried with backoff, or dead-lettered.
     fn fail(

@@ -29,9 +29,12 @@ pub const SCHEMA: &str = "bus";
 pub const SERVICE_FUNCTIONS: &[&str] = &[
     "bus.subscribe",
     "bus.publish",
+    "bus.publish_many",
     "bus.claim",
     "bus.extend",
+    "bus.extend_many",
     "bus.complete",
+    "bus.complete_many",
     "bus.fail",
     "bus.release",
     "bus.next_due",

@@ -31,6 +31,33 @@ impl PgBus {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// `bus.complete_many`, or with a lease `bus.extend_many`, one statement per group;
+    /// whether each delivery's attempt was still current.
+    async fn many(&self, deliveries: &[Delivery], lease: Option<Duration>) -> Result<Vec<bool>> {
+        let mut groups: Vec<&str> = deliveries.iter().map(|d| d.group.as_str()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut current = std::collections::HashSet::new();
+        for group in groups {
+            let of_group = deliveries.iter().filter(|d| d.group == group);
+            let (ids, attempts): (Vec<Uuid>, Vec<i32>) = of_group.map(|d| (d.id, d.attempt)).unzip();
+            let sql = match lease {
+                None => "SELECT message_id, attempt FROM bus.complete_many($1, $2, $3)",
+                Some(_) => {
+                    "SELECT message_id, attempt FROM bus.extend_many($1, $2, $3, make_interval(secs => $4))"
+                }
+            };
+            let mut query = sqlx::query_as::<_, (Uuid, i32)>(sql).bind(group).bind(ids).bind(attempts);
+            if let Some(lease) = lease {
+                query = query.bind(secs(lease));
+            }
+            current.extend(
+                query.fetch_all(&self.pool).await?.into_iter().map(|(id, attempt)| (group, id, attempt)),
+            );
+        }
+        Ok(deliveries.iter().map(|d| current.contains(&(d.group.as_str(), d.id, d.attempt))).collect())
+    }
 }
 
 /// Publishes in the caller's transaction: the event exists if and only if it commits.
@@ -48,6 +75,34 @@ async fn publish_with(db: impl PgExecutor<'_>, m: &Publish) -> Result<Option<Uui
         .bind(m.id)
         .fetch_one(db)
         .await?)
+}
+
+/// Publishes a batch in the caller's transaction, in one statement: all of it exists if and
+/// only if the transaction commits. Each message's id in order, `None` for a duplicate.
+pub async fn publish_many(conn: &mut PgConnection, messages: &[Publish]) -> Result<Vec<Option<Uuid>>> {
+    publish_many_with(conn, messages).await
+}
+
+async fn publish_many_with(db: impl PgExecutor<'_>, messages: &[Publish]) -> Result<Vec<Option<Uuid>>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    let payloads: Vec<&Value> = messages.iter().map(|m| &m.payload).collect();
+    let headers: Vec<&Value> = messages.iter().map(|m| &m.headers).collect();
+    let keys: Vec<Option<&str>> = messages.iter().map(|m| m.dedupe_key.as_deref()).collect();
+    let at: Vec<Option<DateTime<Utc>>> = messages.iter().map(|m| m.deliver_at).collect();
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+    let published: Vec<Option<Uuid>> = sqlx::query_scalar("SELECT bus.publish_many($1, $2, $3, $4, $5, $6)")
+        .bind(topics)
+        .bind(payloads)
+        .bind(headers)
+        .bind(keys)
+        .bind(at)
+        .bind(ids)
+        .fetch_one(db)
+        .await?;
+    Ok(published)
 }
 
 /// Completes a delivery in the handler's own transaction, so what the handler wrote and the
@@ -82,6 +137,10 @@ impl Backend for PgBus {
 
     async fn publish(&self, message: &Publish) -> Result<Option<Uuid>> {
         publish_with(&self.pool, message).await
+    }
+
+    async fn publish_many(&self, messages: &[Publish]) -> Result<Vec<Option<Uuid>>> {
+        publish_many_with(&self.pool, messages).await
     }
 
     async fn subscribe(&self, group: &Group, topics: &[&str]) -> Result<()> {
@@ -135,6 +194,14 @@ impl Backend for PgBus {
 
     async fn complete(&self, d: &Delivery) -> Result<bool> {
         complete_with(&self.pool, d).await
+    }
+
+    async fn complete_many(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
+        self.many(deliveries, None).await
+    }
+
+    async fn extend_many(&self, deliveries: &[Delivery], lease: Duration) -> Result<Vec<bool>> {
+        self.many(deliveries, Some(lease)).await
     }
 
     async fn fail(&self, d: &Delivery, error: &str, permanent: bool) -> Result<FailState> {

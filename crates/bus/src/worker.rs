@@ -1,6 +1,9 @@
 //! Runs a consumer group's handler: claims in batches up to a concurrency limit, keeps each
 //! lease alive while the handler works, reports the outcome, and on shutdown stops claiming,
-//! lets in-flight work finish within a grace period and gives back what is left.
+//! lets in-flight work finish within a grace period and gives back what is left. Completions
+//! go out in batches (`acker`).
+
+mod acker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use tracing::Instrument;
 
 use crate::backend::{Backend, Waiter};
 use crate::message::{Delivery, FailState, Group};
+use acker::Acker;
 
 /// What a handler did with a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +105,7 @@ impl<B: Backend, H: Handler> Worker<B, H> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut last_sweep = Instant::now();
+        let (acker, acking) = Acker::start(self.backend.clone());
         tracing::info!(group, worker = %self.id, topics = ?topics, "bus worker started");
         tokio::pin!(shutdown);
         loop {
@@ -130,6 +135,7 @@ impl<B: Backend, H: Handler> Worker<B, H> {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 let job = process(
                     self.backend.clone(),
+                    acker.clone(),
                     self.handler.clone(),
                     delivery,
                     self.config.lease,
@@ -166,6 +172,8 @@ impl<B: Backend, H: Handler> Worker<B, H> {
                 }
             }
         }
+        drop(acker);
+        let _ = acking.await;
         tracing::info!(group, "bus worker stopped");
         Ok(())
     }
@@ -174,6 +182,7 @@ impl<B: Backend, H: Handler> Worker<B, H> {
 /// Handles one delivery under a heartbeat, and reports the outcome.
 async fn process<B: Backend, H: Handler>(
     backend: B,
+    acker: Acker,
     handler: Arc<H>,
     delivery: Delivery,
     lease: Duration,
@@ -213,7 +222,7 @@ async fn process<B: Backend, H: Handler>(
         };
         let reported = match outcome {
             Ok(Handled::Acknowledged) => Ok(()),
-            Ok(Handled::Done) => backend.complete(&delivery).await.map(|done| {
+            Ok(Handled::Done) => acker.complete(delivery).await.map(|done| {
                 if !done {
                     tracing::warn!("completed after a newer attempt took over; ignored");
                 }
@@ -225,7 +234,7 @@ async fn process<B: Backend, H: Handler>(
                     FailState::Retrying => tracing::warn!(error = %text, "handler failed; will retry"),
                     FailState::Dead => tracing::error!(error = %text, "handler failed; dead-lettered"),
                     FailState::Fenced => tracing::warn!(error = %text, "handler failed after a newer attempt took over"),
-                })
+                }).map_err(|e| format!("{:#}", anyhow::Error::from(e)))
             }
         };
         if let Err(error) = reported {

@@ -1,8 +1,10 @@
-//! The bus benchmark: publish and handle rates, and publish-to-handler latency with NOTIFY.
+//! The bus benchmark: batched publishing, one group's worker draining, both at once end to
+//! end, and publish-to-handler latency at half that rate.
 //!
-//! Peers measured in the same run: a plain `INSERT` of the same event into an ordinary table
-//! (what a write costs in this Postgres, without the bus) for the publish rate; the publish
-//! rate itself for the handling rate.
+//! The peer, measured in the same run on the same database: a raw SQL loop that claims and
+//! deletes the same number of rows from a plain table in batches of 100 with `FOR UPDATE SKIP
+//! LOCKED`, on two connections — a queue with none of the bus's guarantees (no fan-out, no
+//! leases, no retries), the ceiling this Postgres sets.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +17,14 @@ use tokio::sync::Mutex;
 
 use super::{quantile_ms, results_path};
 
-const SINGLE: usize = 3_000;
-const BATCHES: usize = 200;
+/// Messages per throughput run.
+const N: usize = 50_000;
+/// Messages per publish statement, and rows per raw claim.
 const BATCH: usize = 100;
-const LATENCY_SAMPLES: usize = 500;
+/// One publish per transaction, for the single-publish rate.
+const SINGLE: usize = 2_000;
+/// How long the latency run publishes.
+const LATENCY_RUN: Duration = Duration::from_secs(5);
 
 pub async fn run() -> anyhow::Result<()> {
     super::on_fresh_database(async |url: String| measure(&url).await).await
@@ -33,12 +39,30 @@ struct Probe {
 impl Handler for Probe {
     async fn handle(&self, d: &Delivery) -> Result<Handled, HandlerError> {
         if let Some(sent) = d.payload["sent_ns"].as_u64() {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-            self.latencies.lock().await.push(Duration::from_nanos(now.saturating_sub(sent)));
+            self.latencies.lock().await.push(Duration::from_nanos(now_ns().saturating_sub(sent)));
         }
         self.handled.fetch_add(1, Ordering::Relaxed);
         Ok(Handled::Done)
     }
+}
+
+impl Probe {
+    async fn until(&self, count: u64) {
+        while self.handled.load(Ordering::Relaxed) < count {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
+}
+
+fn event(n: usize) -> Publish {
+    Publish::new(
+        "bench.event",
+        json!({ "n": n, "email": "bench@example.com", "url": "https://example.com/x" }),
+    )
 }
 
 async fn measure(url: &str) -> anyhow::Result<()> {
@@ -54,82 +78,73 @@ async fn measure(url: &str) -> anyhow::Result<()> {
     bus::migrations().up(&db).await?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(url).await?;
     let bus = PgBus::new(pool.clone());
-    bus.subscribe(&Group::new("bench"), &["bench.event"]).await?;
-    sqlx::query("CREATE TABLE public.plain (id uuid PRIMARY KEY, topic text, payload jsonb, at timestamptz DEFAULT now())")
-        .execute(&pool)
-        .await?;
-    let payload = json!({ "user_id": uuid::Uuid::new_v4(), "email": "bench@example.com", "url": "https://example.com/x" });
+    let group = Group::new("bench");
+    bus.subscribe(&group, &["bench.event"]).await?;
 
-    eprintln!("bench: {SINGLE} plain inserts and {SINGLE} publishes, one per transaction");
-    let started = Instant::now();
-    for _ in 0..SINGLE {
-        sqlx::query("INSERT INTO public.plain (id, topic, payload) VALUES ($1, 'bench.event', $2)")
-            .bind(uuid::Uuid::now_v7())
-            .bind(&payload)
-            .execute(&pool)
-            .await?;
-    }
-    let plain_per_s = SINGLE as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    for _ in 0..SINGLE {
-        bus.publish(&Publish::new("bench.event", payload.clone())).await?;
-    }
-    let publish_per_s = SINGLE as f64 / started.elapsed().as_secs_f64();
+    let raw_per_s = raw_loop(&pool).await?;
 
-    eprintln!("bench: {} publishes in transactions of {BATCH}", BATCHES * BATCH);
+    eprintln!("bench: {SINGLE} publishes, one per transaction");
     let started = Instant::now();
-    for _ in 0..BATCHES {
-        let mut tx = pool.begin().await?;
-        for _ in 0..BATCH {
-            bus::pg::publish(&mut tx, &Publish::new("bench.event", payload.clone())).await?;
-        }
-        tx.commit().await?;
+    for n in 0..SINGLE {
+        bus.publish(&event(n)).await?;
     }
-    let batched_per_s = (BATCHES * BATCH) as f64 / started.elapsed().as_secs_f64();
+    let single_per_s = SINGLE as f64 / started.elapsed().as_secs_f64();
 
-    let backlog = (SINGLE + BATCHES * BATCH) as u64;
-    eprintln!("bench: one worker (concurrency 32) drains {backlog} events");
+    eprintln!("bench: {N} publishes in batches of {BATCH} (bus.publish_many)");
+    let started = Instant::now();
+    publish_all(&bus, N).await?;
+    let publish_per_s = N as f64 / started.elapsed().as_secs_f64();
+
     let probe = Probe::default();
     let config = WorkerConfig {
-        concurrency: 32,
+        concurrency: 512,
         poll: Duration::from_secs(60),
-        ..WorkerConfig::new(Group::new("bench"), &["bench.event"])
+        ..WorkerConfig::new(group.clone(), &["bench.event"])
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = Worker::new(bus.clone(), probe.clone(), config);
     let mut rx = stop_rx.clone();
-    let running = tokio::spawn(worker.run_until(async move {
+    let running = tokio::spawn(Worker::new(bus.clone(), probe.clone(), config).run_until(async move {
         let _ = rx.wait_for(|s| *s).await;
     }));
+    let backlog = (SINGLE + N) as u64;
+    eprintln!("bench: one worker (concurrency 512) drains the {backlog} published");
     let started = Instant::now();
-    while probe.handled.load(Ordering::Relaxed) < backlog {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let handled_per_s = backlog as f64 / started.elapsed().as_secs_f64();
+    probe.until(backlog).await;
+    let drain_per_s = backlog as f64 / started.elapsed().as_secs_f64();
 
-    eprintln!(
-        "bench: {LATENCY_SAMPLES} single publishes, 10 ms apart, to the idle worker (poll 60 s: only NOTIFY wakes it)"
-    );
-    for _ in 0..LATENCY_SAMPLES {
-        let sent_ns = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
-        bus.publish(&Publish::new("bench.event", json!({ "sent_ns": sent_ns }))).await?;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    eprintln!("bench: end to end: {N} published in batches while the worker handles them");
+    let started = Instant::now();
+    publish_all(&bus, N).await?;
+    probe.until(backlog + N as u64).await;
+    let end_to_end_per_s = N as f64 / started.elapsed().as_secs_f64();
+
+    let rate = end_to_end_per_s / 2.0;
+    eprintln!("bench: latency at half that rate ({rate:.0}/s, batches of 10) for {LATENCY_RUN:?}");
+    let every = Duration::from_secs_f64(10.0 / rate);
+    let mut ticker = tokio::time::interval(every);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    while started.elapsed() < LATENCY_RUN {
+        ticker.tick().await;
+        let batch: Vec<Publish> =
+            (0..10).map(|_| Publish::new("bench.event", json!({ "sent_ns": now_ns() }))).collect();
+        bus.publish_many(&batch).await?;
+        sent += 10;
     }
-    while probe.handled.load(Ordering::Relaxed) < backlog + LATENCY_SAMPLES as u64 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    probe.until(backlog + (N + sent) as u64).await;
     let _ = stop_tx.send(true);
     running.await??;
     let mut latencies = probe.latencies.lock().await.clone();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM bus.messages").fetch_one(&pool).await?;
 
     let report = json!({
-        "plain_insert_per_s": plain_per_s,
-        "publish_per_s": publish_per_s,
-        "publish_vs_plain_insert": publish_per_s / plain_per_s,
-        "publish_batched_per_s": batched_per_s,
-        "handled_per_s": handled_per_s,
-        "handled_vs_publish_batched": handled_per_s / batched_per_s,
+        "raw_skip_locked_claim_delete_per_s": raw_per_s,
+        "publish_single_per_s": single_per_s,
+        "publish_batched_per_s": publish_per_s,
+        "drain_per_s": drain_per_s,
+        "end_to_end_per_s": end_to_end_per_s,
+        "end_to_end_vs_raw": end_to_end_per_s / raw_per_s,
+        "latency_rate_per_s": rate,
         "latency_p50_ms": quantile_ms(&mut latencies, 0.5),
         "latency_p99_ms": quantile_ms(&mut latencies, 0.99),
         "messages_left_after_drain": left,
@@ -140,4 +155,53 @@ async fn measure(url: &str) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
     eprintln!("bench: written to {}", path.display());
     Ok(())
+}
+
+/// Publishes `n` events in batches of `BATCH`, one statement each.
+async fn publish_all(bus: &PgBus, n: usize) -> anyhow::Result<()> {
+    for start in (0..n).step_by(BATCH) {
+        let batch: Vec<Publish> = (start..(start + BATCH).min(n)).map(event).collect();
+        bus.publish_many(&batch).await?;
+    }
+    Ok(())
+}
+
+/// The peer: `N` rows in a plain table, claimed and deleted `BATCH` at a time with `FOR
+/// UPDATE SKIP LOCKED` by two loops at once; rows per second.
+async fn raw_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
+    sqlx::query("CREATE TABLE public.raw_queue (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO public.raw_queue (payload) SELECT jsonb_build_object('n', n, 'email', 'bench@example.com', \
+         'url', 'https://example.com/x') FROM generate_series(1, $1) AS n",
+    )
+    .bind(i32::try_from(N)?)
+    .execute(pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE public.raw_queue").execute(pool).await?;
+    eprintln!("bench: peer: {N} rows claimed and deleted {BATCH} at a time with SKIP LOCKED, two loops");
+    let started = Instant::now();
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let pool = pool.clone();
+        loops.spawn(async move {
+            loop {
+                let taken = sqlx::query(
+                    "WITH picked AS (SELECT id FROM public.raw_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                     DELETE FROM public.raw_queue q USING picked WHERE q.id = picked.id RETURNING q.payload",
+                )
+                .bind(i64::try_from(BATCH).unwrap_or(100))
+                .fetch_all(&pool)
+                .await?;
+                if taken.is_empty() {
+                    return Ok::<_, sqlx::Error>(());
+                }
+            }
+        });
+    }
+    while let Some(done) = loops.join_next().await {
+        done??;
+    }
+    Ok(N as f64 / started.elapsed().as_secs_f64())
 }

@@ -44,4 +44,6 @@ conformance!(postgres => crate::pg().await;
     a_worker_never_runs_more_than_its_concurrency,
     a_sleeping_worker_is_woken_by_a_publish_not_by_its_poll_interval,
     a_publish_racing_a_groups_first_subscribe_is_not_lost,
+    a_batch_publish_fans_out_in_order_and_drops_used_dedupe_keys,
+    a_batch_completion_or_extension_skips_stale_attempts,
 );

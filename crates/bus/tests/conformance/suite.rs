@@ -320,3 +320,54 @@ pub async fn a_publish_racing_a_groups_first_subscribe_is_not_lost<B: Backend>(b
         "every event reaches the group, before or after it subscribed"
     );
 }
+
+pub async fn a_batch_publish_fans_out_in_order_and_drops_used_dedupe_keys<B: Backend>(bus: B) {
+    bus.subscribe(&group("a"), &["job"]).await.expect("subscribe");
+    bus.subscribe(&group("b"), &["job", "other"]).await.expect("subscribe");
+    bus.publish(&Publish::new("job", json!({ "n": "before" })).dedupe_key("used")).await.expect("publish");
+    let batch = [
+        Publish::new("job", json!({ "n": 0 })),
+        Publish::new("other", json!({ "n": 1 })),
+        Publish::new("job", json!({ "n": 2 })).dedupe_key("k"),
+        Publish::new("job", json!({ "n": 3 })).dedupe_key("k"),
+        Publish::new("job", json!({ "n": 4 })).dedupe_key("used"),
+        Publish::new("job", json!({ "n": 5 })),
+    ];
+    let ids = bus.publish_many(&batch).await.expect("publish_many");
+    let expected: Vec<Option<Uuid>> =
+        batch.iter().enumerate().map(|(i, m)| (![3, 4].contains(&i)).then_some(m.id)).collect();
+    assert_eq!(ids, expected, "each id in order; None for a key used in the batch or before it");
+    let numbers = |got: &[Delivery]| got.iter().map(|d| d.payload["n"].clone()).collect::<Vec<_>>();
+    let a = claim_all(&bus, "a").await;
+    assert_eq!(numbers(&a), [json!("before"), json!(0), json!(2), json!(5)]);
+    let b = claim_all(&bus, "b").await;
+    assert_eq!(numbers(&b), [json!("before"), json!(0), json!(1), json!(2), json!(5)]);
+    assert!(bus.publish_many(&[]).await.expect("an empty batch").is_empty());
+}
+
+pub async fn a_batch_completion_or_extension_skips_stale_attempts<B: Backend>(bus: B) {
+    bus.subscribe(&group("g"), &["job"]).await.expect("subscribe");
+    bus.subscribe(&group("h"), &["job"]).await.expect("subscribe");
+    publish(&bus, "job", 3).await;
+    let stale = bus.claim("g", "slow", 1, Duration::from_millis(200)).await.expect("claim").remove(0);
+    let mut current = Vec::new();
+    eventually(SOON, "the slow worker's lease expires", async || {
+        current.extend(bus.claim("g", "fast", 10, LEASE).await.expect("claim"));
+        current.len() == 3
+    })
+    .await;
+    let other = claim_all(&bus, "h").await;
+    let mut batch = vec![stale.clone()];
+    batch.extend(current.iter().cloned());
+    let held = bus.extend_many(&batch, LEASE).await.expect("extend_many");
+    assert_eq!(held, [false, true, true, true], "the stale attempt cannot extend");
+    batch.extend(other.iter().cloned());
+    let done = bus.complete_many(&batch).await.expect("complete_many");
+    assert_eq!(
+        done,
+        [false, true, true, true, true, true, true],
+        "two groups in one batch; not the stale attempt"
+    );
+    assert!(claim_all(&bus, "g").await.is_empty() && claim_all(&bus, "h").await.is_empty(), "all handled");
+    assert!(!bus.complete_many(&current).await.expect("again").contains(&true), "completed once");
+}

@@ -60,3 +60,19 @@ async fn an_acknowledgement_in_the_handlers_transaction_commits_or_rolls_back_wi
         sqlx::query_scalar("SELECT count(*) FROM bus.messages").fetch_one(bus.pool()).await.expect("count");
     assert_eq!(messages, 0, "a handled event leaves the hot tables");
 }
+
+#[tokio::test]
+async fn a_batch_published_in_a_rolled_back_transaction_leaves_nothing_and_a_committed_one_all() {
+    let bus = crate::pg().await;
+    bus.subscribe(&Group::new("g"), &["job"]).await.expect("subscribe");
+    let batch: Vec<Publish> = (0..3).map(|n| Publish::new("job", json!({ "n": n }))).collect();
+    let mut tx = bus.pool().begin().await.expect("begin");
+    bus::pg::publish_many(&mut tx, &batch).await.expect("publish_many");
+    tx.rollback().await.expect("rollback");
+    assert!(bus.claim("g", "t", 10, std::time::Duration::from_secs(5)).await.expect("claim").is_empty());
+    let mut tx = bus.pool().begin().await.expect("begin");
+    bus::pg::publish_many(&mut tx, &batch).await.expect("publish_many");
+    tx.commit().await.expect("commit");
+    let got = bus.claim("g", "t", 10, std::time::Duration::from_secs(5)).await.expect("claim");
+    assert_eq!(got.iter().map(|d| d.id).collect::<Vec<_>>(), batch.iter().map(|m| m.id).collect::<Vec<_>>());
+}
