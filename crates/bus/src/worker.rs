@@ -1,9 +1,10 @@
 //! Runs a consumer group's handler: claims in batches up to a concurrency limit, keeps each
 //! lease alive while the handler works, reports the outcome, and on shutdown stops claiming,
 //! lets in-flight work finish within a grace period and gives back what is left. Completions
-//! go out in batches (`acker`).
+//! go out in batches (`acker`), and so do lease extensions (`heartbeat`).
 
 mod acker;
+mod heartbeat;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tracing::Instrument;
 use crate::backend::{Backend, Waiter};
 use crate::message::{Delivery, FailState, Group};
 use acker::Acker;
+use heartbeat::InFlight;
 
 /// What a handler did with a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +108,13 @@ impl<B: Backend, H: Handler> Worker<B, H> {
         let mut tasks = JoinSet::new();
         let mut last_sweep = Instant::now();
         let (acker, acking) = Acker::start(self.backend.clone());
+        let in_flight = InFlight::default();
+        let beating = tokio::spawn(heartbeat::run(
+            self.backend.clone(),
+            group.clone(),
+            in_flight.clone(),
+            self.config.lease,
+        ));
         tracing::info!(group, worker = %self.id, topics = ?topics, "bus worker started");
         tokio::pin!(shutdown);
         loop {
@@ -133,16 +142,17 @@ impl<B: Backend, H: Handler> Worker<B, H> {
             let claimed = batch.len();
             for delivery in batch {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let held = in_flight.hold(&delivery);
                 let job = process(
                     self.backend.clone(),
                     acker.clone(),
                     self.handler.clone(),
                     delivery,
-                    self.config.lease,
                     stop_rx.clone(),
                 );
                 tasks.spawn(async move {
                     job.await;
+                    drop(held);
                     drop(permit);
                 });
             }
@@ -174,18 +184,19 @@ impl<B: Backend, H: Handler> Worker<B, H> {
         }
         drop(acker);
         let _ = acking.await;
+        beating.abort();
         tracing::info!(group, "bus worker stopped");
         Ok(())
     }
 }
 
-/// Handles one delivery under a heartbeat, and reports the outcome.
+/// Handles one delivery (its lease kept alive by the worker's heartbeat), and reports the
+/// outcome.
 async fn process<B: Backend, H: Handler>(
     backend: B,
     acker: Acker,
     handler: Arc<H>,
     delivery: Delivery,
-    lease: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!(
@@ -197,22 +208,8 @@ async fn process<B: Backend, H: Handler>(
         request_id = delivery.request_id().unwrap_or("-"),
     );
     async move {
-        let heartbeat = async {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                match backend.extend(&delivery, lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!("lease lost to a newer attempt; this attempt's result will be ignored");
-                        std::future::pending::<()>().await;
-                    }
-                    Err(error) => tracing::warn!(%error, "extending the lease failed"),
-                }
-            }
-        };
         let outcome = tokio::select! {
             outcome = handler.handle(&delivery) => outcome,
-            _ = heartbeat => unreachable!("the heartbeat never ends"),
             () = async { let _ = stop.wait_for(|stop| *stop).await; } => {
                 if let Err(error) = backend.release(&delivery).await {
                     tracing::warn!(%error, "releasing the delivery failed; its lease will expire");

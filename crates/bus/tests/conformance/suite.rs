@@ -371,3 +371,29 @@ pub async fn a_batch_completion_or_extension_skips_stale_attempts<B: Backend>(bu
     assert!(claim_all(&bus, "g").await.is_empty() && claim_all(&bus, "h").await.is_empty(), "all handled");
     assert!(!bus.complete_many(&current).await.expect("again").contains(&true), "completed once");
 }
+
+pub async fn a_handler_slower_than_its_lease_keeps_it_by_the_workers_heartbeat<B: Backend>(bus: B) {
+    bus.subscribe(&group("g"), &["job"]).await.expect("subscribe");
+    publish(&bus, "job", 1).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let lease = Duration::from_millis(300);
+    let cfg = WorkerConfig { lease, drain: Duration::from_millis(100), ..config(group("g"), 2) };
+    let worker = Worker::new(bus.clone(), Stuck(started.clone()), cfg);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    eventually(SOON, "the handler is running", async || started.load(Ordering::SeqCst) == 1).await;
+    // Watch four leases' time: another instance never gets the delivery, the heartbeat keeps it.
+    let watched = tokio::time::Instant::now();
+    let mut every = tokio::time::interval(lease / 4);
+    while watched.elapsed() < lease * 4 {
+        every.tick().await;
+        assert!(bus.claim("g", "other", 10, LEASE).await.expect("claim").is_empty(), "the lease held");
+    }
+    let _ = stop.send(());
+    task.await.expect("task").expect("worker stops cleanly");
+    let back = claim_all(&bus, "g").await;
+    assert_eq!(back.len(), 1, "released at shutdown");
+    assert_eq!(back[0].attempt, 1, "never taken over: the first attempt held it throughout");
+}
