@@ -67,14 +67,15 @@ END $$;
 -- attempt that holds it). Returns the deliveries completed; a fenced-out attempt is left alone.
 CREATE FUNCTION bus.complete_many(p_group text, p_messages uuid[], p_attempts integer[])
 RETURNS TABLE (message_id uuid, attempt integer)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1 AS $$
 DECLARE
     v_done uuid[];
     v_attempts integer[];
 BEGIN
     WITH done AS (
         DELETE FROM bus.deliveries d USING unnest(p_messages, p_attempts) AS u (id, attempt)
-        WHERE d.group_name = p_group AND d.message_id = u.id AND d.state = 'running' AND d.attempt = u.attempt
+        WHERE d.group_name = p_group AND d.message_id = ANY (p_messages)  -- through the primary key
+          AND d.message_id = u.id AND d.state = 'running' AND d.attempt = u.attempt
         RETURNING d.message_id, d.attempt
     )
     SELECT coalesce(array_agg(done.message_id), '{}'), coalesce(array_agg(done.attempt), '{}')
@@ -88,10 +89,11 @@ END $$;
 -- deliveries still held by the given attempts.
 CREATE FUNCTION bus.extend_many(p_group text, p_messages uuid[], p_attempts integer[], p_lease interval)
 RETURNS TABLE (message_id uuid, attempt integer)
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1 AS $$
     UPDATE bus.deliveries d SET lease_until = now() + p_lease, updated_at = now()
     FROM unnest(p_messages, p_attempts) AS u (id, attempt)
-    WHERE d.group_name = p_group AND d.message_id = u.id AND d.state = 'running' AND d.attempt = u.attempt
+    WHERE d.group_name = p_group AND d.message_id = ANY (p_messages)  -- through the primary key
+      AND d.message_id = u.id AND d.state = 'running' AND d.attempt = u.attempt
     RETURNING d.message_id, d.attempt;
 $$;
 
