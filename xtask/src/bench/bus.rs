@@ -1,10 +1,12 @@
 //! The bus benchmark: batched publishing, one group's worker draining, both at once end to
 //! end, and publish-to-handler latency at half that rate.
 //!
-//! The peer, measured in the same run on the same database: a raw SQL loop that claims and
+//! The peers, measured in the same run on the same database: a raw SQL loop that claims and
 //! deletes the same number of rows from a plain table in batches of 100 with `FOR UPDATE SKIP
 //! LOCKED`, on two connections — a queue with none of the bus's guarantees (no fan-out, no
-//! leases, no retries), the ceiling this Postgres sets.
+//! leases, no retries), the ceiling this Postgres sets; and graphile-worker (npm, in tools/)
+//! draining the same number of no-op jobs in its default mode and with its local queue and
+//! batched completions (`tools/graphile-bench.mjs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +84,8 @@ async fn measure(url: &str) -> anyhow::Result<()> {
     bus.subscribe(&group, &["bench.event"]).await?;
 
     let raw_per_s = raw_loop(&pool).await?;
+    let graphile_default = graphile(url, "default").await?;
+    let graphile_local = graphile(url, "local").await?;
 
     eprintln!("bench: {SINGLE} publishes, one per transaction");
     let started = Instant::now();
@@ -144,6 +148,9 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         "drain_per_s": drain_per_s,
         "end_to_end_per_s": end_to_end_per_s,
         "end_to_end_vs_raw": end_to_end_per_s / raw_per_s,
+        "graphile_worker_default_per_s": graphile_default,
+        "graphile_worker_local_queue_per_s": graphile_local,
+        "end_to_end_vs_graphile_best": end_to_end_per_s / graphile_default.max(graphile_local),
         "latency_rate_per_s": rate,
         "latency_p50_ms": quantile_ms(&mut latencies, 0.5),
         "latency_p99_ms": quantile_ms(&mut latencies, 0.99),
@@ -204,4 +211,27 @@ async fn raw_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
         done??;
     }
     Ok(N as f64 / started.elapsed().as_secs_f64())
+}
+
+/// graphile-worker 0.18 draining `N` no-op jobs in `mode` (`default` or `local`); jobs per second.
+async fn graphile(url: &str, mode: &str) -> anyhow::Result<f64> {
+    let tools = crate::workflows::tools();
+    anyhow::ensure!(
+        tools.join("node_modules/graphile-worker").is_dir(),
+        "graphile-worker is not installed: run `npm ci --prefix tools` (cargo xtask setup does)"
+    );
+    eprintln!("bench: peer: graphile-worker ({mode} mode) drains {N} no-op jobs");
+    let out = tokio::process::Command::new("node")
+        .arg(tools.join("graphile-bench.mjs"))
+        .args([url, &N.to_string(), mode])
+        .output()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot run node ({e}): install Node.js (cargo xtask setup does)"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "graphile-bench.mjs {mode}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    line["per_s"].as_f64().ok_or_else(|| anyhow::anyhow!("graphile-bench.mjs printed no rate: {line}"))
 }
