@@ -3,6 +3,7 @@
 mod auth;
 mod backup;
 mod bus;
+mod bus_soak;
 mod deploy;
 mod gateway;
 
@@ -13,8 +14,12 @@ use std::time::Duration;
 pub enum Target {
     /// Logins/s against the argon2 ceiling, refreshes/s, /me latency under a login flood.
     Auth,
-    /// Publish and handle rates, publish-to-handler latency with NOTIFY.
+    /// Batched publish, drain and end-to-end rates and latency, beside a raw SKIP LOCKED loop
+    /// and graphile-worker.
     Bus,
+    /// Ten minutes at a sustained rate (SLIPWAY_BENCH_SOAK_SECS): the last minute's rate
+    /// against the first's.
+    BusSoak,
     /// Throughput and p99 beside nginx and HAProxy in front of the same upstream.
     Gateway,
     /// A full backup and a restore of about 1 GB beside pg_dump and pg_restore, and the
@@ -29,6 +34,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Auth => auth::run().await,
         Target::Bus => bus::run().await,
+        Target::BusSoak => bus_soak::run().await,
         Target::Gateway => gateway::run().await,
         Target::Deploy => deploy::run_bench().await,
         Target::Backup => backup::run().await,

@@ -32,9 +32,10 @@ pub async fn run() -> anyhow::Result<()> {
     super::on_fresh_database(async |url: String| measure(&url).await).await
 }
 
+/// A handler that counts, and records the latency of events that carry `sent_ns`.
 #[derive(Clone, Default)]
-struct Probe {
-    handled: Arc<AtomicU64>,
+pub(super) struct Probe {
+    pub(super) handled: Arc<AtomicU64>,
     latencies: Arc<Mutex<Vec<Duration>>>,
 }
 
@@ -67,7 +68,8 @@ fn event(n: usize) -> Publish {
     )
 }
 
-async fn measure(url: &str) -> anyhow::Result<()> {
+/// A migrated bus on `url`, with the group `bench` subscribed to `bench.event`.
+pub(super) async fn bus_on(url: &str) -> anyhow::Result<(sqlx::PgPool, PgBus)> {
     let db = kit::config::DbConfig {
         url: secrecy::SecretString::from(url.to_string()),
         max_connections: 20,
@@ -80,8 +82,13 @@ async fn measure(url: &str) -> anyhow::Result<()> {
     bus::migrations().up(&db).await?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(url).await?;
     let bus = PgBus::new(pool.clone());
+    bus.subscribe(&Group::new("bench"), &["bench.event"]).await?;
+    Ok((pool, bus))
+}
+
+async fn measure(url: &str) -> anyhow::Result<()> {
+    let (pool, bus) = bus_on(url).await?;
     let group = Group::new("bench");
-    bus.subscribe(&group, &["bench.event"]).await?;
 
     let raw_per_s = raw_loop(&pool).await?;
     let graphile_default = graphile(url, "default").await?;
