@@ -3,6 +3,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod build_dir;
 pub mod docker;
 mod files;
 pub mod load;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor};
 
+pub use build_dir::{build_dir_of, seed_build_dir};
 pub use files::copy_of_checkout;
 pub use proxy::TcpProxy;
 pub use spawn::{Spawned, spawn};

@@ -91,17 +91,21 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     let dir_arg = dir.to_str().expect("a UTF-8 path");
     run(&binary("slipway"), &workspace(), &["init", dir_arg], &[]).await;
 
+    // A build-dir of the product's own, with this run's compiled dependencies (not this run's
+    // build-dir itself: the product's crates would replace this run's, testkit::build_dir).
+    let build_dir = product.root.join("build");
+    let this_build = binary("slipway").ancestors().nth(2).expect("this build's target folder").to_path_buf();
+    testkit::seed_build_dir(&workspace(), &this_build, &build_dir);
+
     // From here the clock runs: what a user waits for between deciding on a service and its
     // first answer.
     let started = Instant::now();
     run(&binary("slipway"), &dir, &["new", "service", "notes"], &[]).await;
     run(&binary("slipway"), &dir, &["new", "service", "pynotes", "--lang", "python"], &[]).await;
     // The product's binaries, compiled on this machine (as `cargo slipway` compiles its CLI)
-    // with this test run's compiled dependencies: the intermediate files are shared through
-    // cargo's build-dir, the product's binaries land in its own target/. `slipway up` then
-    // builds the images from them (BINARIES=prebuilt) instead of compiling in a container.
+    // with its dependencies compiled already (warm caches); `slipway up` then builds the
+    // images from them (BINARIES=prebuilt) instead of compiling in a container.
     let compiling = Instant::now();
-    let this_build = binary("slipway").ancestors().nth(2).expect("this build's target folder").to_path_buf();
     let mut build = vec!["build", "--quiet", "--locked", "--bins"];
     for name in DEPLOYABLES {
         build.extend(["-p", if name == "slipway" { "slipway-cli" } else { name }]);
@@ -113,7 +117,7 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
         &build,
         &[
             ("CARGO_TARGET_DIR", target.to_str().expect("UTF-8")),
-            ("CARGO_BUILD_BUILD_DIR", this_build.to_str().expect("UTF-8")),
+            ("CARGO_BUILD_BUILD_DIR", build_dir.to_str().expect("UTF-8")),
         ],
     )
     .await;

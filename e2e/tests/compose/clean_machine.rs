@@ -2,8 +2,9 @@
 //! Rust added, in a container. Until `cargo xtask setup` runs, each README command names what
 //! is missing and the command that installs it; after it, both commands work.
 //!
-//! The container shares this machine's Docker engine (its socket), its crate cache (offline)
-//! and cargo's build-dir (so the dependencies are compiled once), and sees the project at the
+//! The container shares this machine's Docker engine (its socket) and its crate cache
+//! (offline), gets a build-dir seeded with this run's compiled dependencies (so they are not
+//! compiled again), and sees the project at the
 //! same path as the engine does, so the stack's bind mounts resolve.
 
 use std::path::{Path, PathBuf};
@@ -84,7 +85,11 @@ async fn a_clean_debian_with_only_rust_names_each_missing_prerequisite_until_set
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .expect("CARGO_HOME or HOME");
-    let build_dir = binary("slipway").ancestors().nth(2).expect("this build's target folder").to_path_buf();
+    // A build-dir of the machine's own, with this run's compiled dependencies (not this run's
+    // build-dir itself: the copy's crates would replace this run's, testkit::build_dir).
+    let this_build = binary("slipway").ancestors().nth(2).expect("this build's target folder").to_path_buf();
+    let build_dir = dir.join("target/clean-build");
+    testkit::seed_build_dir(&workspace(), &this_build, &build_dir);
     let rust_version = std::fs::read_to_string(workspace().join("Dockerfile"))
         .expect("Dockerfile")
         .lines()

@@ -29,13 +29,14 @@ pub fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
 }
 
-/// Runs cargo with each of `runs`' arguments in `dir` (another workspace, made by a test),
-/// sharing this build's target folder so the dependencies are compiled already; fails the
-/// test with cargo's output when one fails.
+/// Runs cargo with each of `runs`' arguments in `dir` (another workspace, made by a test), in
+/// a target folder of its own seeded with this build's compiled dependencies (never this
+/// build's own: testkit::build_dir says why); fails the test with cargo's output when one
+/// fails.
 pub fn cargo_in(dir: &std::path::Path, runs: &[&[&str]]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), std::path::PathBuf::from);
+    let target = dir.join("target");
+    testkit::seed_build_dir(&repo(), &testkit::build_dir_of(&repo()), &target);
     for args in runs {
         let out = Command::new(&cargo)
             .args(*args)
