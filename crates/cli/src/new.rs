@@ -83,8 +83,7 @@ pub fn run(command: Command) -> Result<(), Failure> {
         ));
     }
     let root = crate::migrate::workspace_root()?;
-    let mut plan = plan(&root, &name, public, !no_db, !no_db && !no_bus)?;
-    plan.lang = lang;
+    let plan = plan(&root, &name, public, !no_db, !no_db && !no_bus, lang)?;
     let changes = changes(&root, &plan)?;
     let paths: Vec<String> = changes.paths().map(|p| p.display().to_string()).collect();
     changes.apply(&root)?;
@@ -141,7 +140,7 @@ fn format(root: &Path, paths: &[String]) {
     }
 }
 
-fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool) -> Result<Plan, Failure> {
+fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool, lang: Lang) -> Result<Plan, Failure> {
     let name = ServiceName::parse(name).map_err(Failure::Refused)?;
     if root.join("services").join(name.as_str()).exists() || root.join("crates").join(name.as_str()).exists()
     {
@@ -152,7 +151,7 @@ fn plan(root: &Path, name: &str, public: bool, db: bool, bus: bool) -> Result<Pl
     if crate::registry::SERVICES.iter().any(|s| s.name() == name.as_str()) {
         return Err(Failure::Refused(format!("the CLI already knows a service called {name}")));
     }
-    Ok(Plan { port: next_port(root), name, public, db, bus, lang: Lang::Rust, images: image_namespace(root) })
+    Ok(Plan { port: next_port(root), name, public, db, bus, lang, images: image_namespace(root) })
 }
 
 /// The namespace the project's images have, read from its `project::IMAGES` (a project made

@@ -25,22 +25,27 @@ pub fn seed_build_dir(workspace: &Path, build_dir: &Path, dest: &Path) {
     let members = members(workspace);
     let (from, to) = (build_dir.join("debug"), dest.join("debug"));
     let mut hashes = HashSet::new();
+    let mut fingerprints = Vec::new();
     for entry in entries(&from.join(".fingerprint")) {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some((package, hash)) = name.rsplit_once('-') else { continue };
         if !members.contains(package) {
             hashes.insert(hash.to_string());
-            copy(&entry.path(), &to.join(".fingerprint").join(&name));
+            fingerprints.push(entry.path());
         }
     }
+    copy_into(&fingerprints, &to.join(".fingerprint"));
     for dir in ["deps", "build"] {
-        for entry in entries(&from.join(dir)) {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let stem = name.split('.').next().unwrap_or_default();
-            if stem.rsplit_once('-').is_some_and(|(_, hash)| hashes.contains(hash)) {
-                copy(&entry.path(), &to.join(dir).join(&name));
-            }
-        }
+        let theirs: Vec<PathBuf> = entries(&from.join(dir))
+            .into_iter()
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let stem = name.split('.').next().unwrap_or_default().to_string();
+                stem.rsplit_once('-').is_some_and(|(_, hash)| hashes.contains(hash))
+            })
+            .map(|entry| entry.path())
+            .collect();
+        copy_into(&theirs, &to.join(dir));
     }
 }
 
@@ -67,16 +72,17 @@ fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
     std::fs::read_dir(dir).map(|d| d.flatten().collect()).unwrap_or_default()
 }
 
-/// Copies a file, or a folder and everything in it, keeping modification times (cargo's
-/// freshness checks compare them).
-fn copy(from: &Path, to: &Path) {
-    let parent = to.parent().expect("a parent folder");
-    std::fs::create_dir_all(parent).expect("make the folder");
-    let status = std::process::Command::new("cp")
-        .args(["-a", "--reflink=auto"])
-        .arg(from)
-        .arg(parent)
-        .status()
-        .expect("cp runs");
-    assert!(status.success(), "cp -a {} failed", from.display());
+/// Copies files and folders (with everything in them) into `dir`, keeping modification times
+/// (cargo's freshness checks compare them), with one `cp` per few hundred paths.
+fn copy_into(paths: &[PathBuf], dir: &Path) {
+    std::fs::create_dir_all(dir).expect("make the folder");
+    for chunk in paths.chunks(500) {
+        let status = std::process::Command::new("cp")
+            .args(["-a", "--reflink=auto", "--target-directory"])
+            .arg(dir)
+            .args(chunk)
+            .status()
+            .expect("cp runs");
+        assert!(status.success(), "cp -a into {} failed", dir.display());
+    }
 }
