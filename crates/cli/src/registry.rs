@@ -102,24 +102,29 @@ impl Entry for External {
         Some(self.port)
     }
 
-    /// `python3 services/NAME/app.py` from the workspace's root, with the database's URL and
-    /// its port; SIGTERM when the others stop.
+    /// Applies its migrations (unless `MIGRATE_ON_START` is off, as a Rust service does at
+    /// start), then runs `python3 services/NAME/app.py` from the workspace's root with its
+    /// database's URL and its port; SIGTERM when the others stop.
     fn start(&self, sources: &Sources, shutdown: Shutdown) -> Result<(Common, Running), ConfigErrors> {
         let mut reader = sources.reader(self.name);
         let common = Common::read(&mut reader, self.port);
         reader.finish_part()?;
+        let db = DbConfig::load(sources, self.name)?;
         let scope = self.name.to_ascii_uppercase();
         let mut child = tokio::process::Command::new("python3");
         child.arg(format!("services/{}/app.py", self.name)).kill_on_drop(true);
         if let Ok(root) = crate::migrate::workspace_root() {
             child.current_dir(root);
         }
-        if let Some(url) = sources.get("SLIPWAY_DATABASE_URL") {
-            child.env("SLIPWAY_DATABASE_URL", url);
-        }
+        child.env(format!("SLIPWAY_{scope}_DATABASE_URL"), secrecy::ExposeSecret::expose_secret(&db.url));
         child.env(format!("SLIPWAY_{scope}_PORT"), common.http.addr.port().to_string());
-        let name = self.name;
+        let (name, migrations) = (self.name, self.migrations());
         let running = async move {
+            if db.migrate_on_start {
+                kit::migrate::up_all(migrations, &db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{name}: applying its migrations failed: {e}"))?;
+            }
             let mut process = child
                 .spawn()
                 .map_err(|e| anyhow::anyhow!("cannot start {name} with python3 ({e}): install Python 3"))?;
