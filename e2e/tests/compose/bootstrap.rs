@@ -1,6 +1,7 @@
 //! Bootstrapping as a user lives it: `slipway init` makes a product, `slipway new service
 //! notes` adds a service, `slipway up` runs the stack, and after signup and login the new
-//! service answers through the gateway at /api/notes with the caller's user id.
+//! service answers through the gateway at /api/notes with the caller's user id. Then, without
+//! Docker, `slipway dev` runs the Python service beside the Rust ones.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -101,7 +102,7 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     // first answer.
     let started = Instant::now();
     run(&binary("slipway"), &dir, &["new", "service", "notes"], &[]).await;
-    run(&binary("slipway"), &dir, &["new", "service", "pynotes", "--lang", "python"], &[]).await;
+    let made = run(&binary("slipway"), &dir, &["new", "service", "pynotes", "--lang", "python"], &[]).await;
     // The product's binaries, compiled on this machine (as `cargo slipway` compiles its CLI)
     // with its dependencies compiled already (warm caches); `slipway up` then builds the
     // images from them (BINARIES=prebuilt) instead of compiling in a container.
@@ -213,4 +214,48 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
         })
         .await;
     }
+
+    // Without Docker: `slipway dev` runs the Python service as a child process beside the Rust
+    // ones, its migrations applied, on a throwaway Postgres (the stack stops first: dev takes
+    // the same ports).
+    run(Path::new("docker"), &dir, &["compose", "down", "-v", "--timeout", "5"], &[]).await;
+    let port = made
+        .split("(port ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("`new service` names the port");
+    let url = format!("http://127.0.0.1:{port}");
+    let log = product.root.join("dev.log");
+    let out = std::fs::File::create(&log).expect("dev.log");
+    let mut dev = Command::new(&cli)
+        .arg("dev")
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .stdout(out.try_clone().expect("dev.log"))
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("slipway dev starts");
+    let dev_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(Duration::from_secs(90), "pynotes ready under slipway dev", async || {
+        http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let res = http
+        .post(format!("{url}/items"))
+        .header("x-user-id", uuid::Uuid::new_v4().to_string())
+        .json(&json!({ "text": "from slipway dev" }))
+        .send()
+        .await
+        .expect("POST items under slipway dev");
+    assert_eq!(res.status(), 201, "{}", dev_log());
+    eventually(Duration::from_secs(30), "pynotes to handle its event under slipway dev", async || {
+        dev_log().contains("item seen on the bus")
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(dev.id().expect("running")).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM slipway dev");
+    let status =
+        tokio::time::timeout(Duration::from_secs(60), dev.wait()).await.expect("dev stops").expect("wait");
+    assert!(status.success(), "slipway dev stops cleanly on SIGTERM: {status}\n{}", dev_log());
 }
