@@ -120,10 +120,22 @@ pub fn free_port() -> u16 {
 }
 
 /// Awaits `condition` until it holds, checking every 20 ms, failing after `limit`.
-pub async fn eventually(limit: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+pub async fn eventually(limit: Duration, what: &str, condition: impl AsyncFnMut() -> bool) {
+    eventually_or(limit, what, condition, String::new).await;
+}
+
+/// `eventually`, with `context` (a process's log, say) in the failure's message.
+pub async fn eventually_or(
+    limit: Duration,
+    what: &str,
+    mut condition: impl AsyncFnMut() -> bool,
+    context: impl FnOnce() -> String,
+) {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for: {what}\n{}", context());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::eventually;
+use testkit::{eventually, eventually_or};
 use tokio::process::Command;
 
 use crate::helpers::{GATEWAY, PASSWORD, binary, stand_ins_of, token_in, workspace};
@@ -102,7 +102,7 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     // first answer.
     let started = Instant::now();
     run(&binary("slipway"), &dir, &["new", "service", "notes"], &[]).await;
-    let made = run(&binary("slipway"), &dir, &["new", "service", "pynotes", "--lang", "python"], &[]).await;
+    run(&binary("slipway"), &dir, &["new", "service", "pynotes", "--lang", "python"], &[]).await;
     // The product's binaries, compiled on this machine (as `cargo slipway` compiles its CLI)
     // with its dependencies compiled already (warm caches); `slipway up` then builds the
     // images from them (BINARIES=prebuilt) instead of compiling in a container.
@@ -219,11 +219,14 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     // ones, its migrations applied, on a throwaway Postgres (the stack stops first: dev takes
     // the same ports).
     run(Path::new("docker"), &dir, &["compose", "down", "-v", "--timeout", "5"], &[]).await;
-    let port = made
-        .split("(port ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .expect("`new service` names the port");
+    // Every listener on a port of its own: nothing left over from the stack (or another
+    // test) can stand in the way.
+    let ports: Vec<(String, String)> =
+        ["AUTH", "MAILER", "WEB", "GATEWAY", "GATEWAY_ADMIN", "NOTES", "PYNOTES"]
+            .iter()
+            .map(|scope| (format!("SLIPWAY_{scope}_PORT"), testkit::free_port().to_string()))
+            .collect();
+    let port = &ports.last().expect("pynotes's port").1;
     let url = format!("http://127.0.0.1:{port}");
     let log = product.root.join("dev.log");
     let out = std::fs::File::create(&log).expect("dev.log");
@@ -231,15 +234,19 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
         .arg("dev")
         .current_dir(&dir)
         .env_remove("DATABASE_URL")
+        .envs(ports.iter().map(|(k, v)| (k, v)))
         .stdout(out.try_clone().expect("dev.log"))
         .stderr(out)
         .kill_on_drop(true)
         .spawn()
         .expect("slipway dev starts");
     let dev_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    eventually(Duration::from_secs(90), "pynotes ready under slipway dev", async || {
-        http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
-    })
+    eventually_or(
+        Duration::from_secs(90),
+        "pynotes ready under slipway dev",
+        async || http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200),
+        || format!("slipway dev's output:\n{}", dev_log()),
+    )
     .await;
     let res = http
         .post(format!("{url}/items"))
@@ -249,9 +256,12 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
         .await
         .expect("POST items under slipway dev");
     assert_eq!(res.status(), 201, "{}", dev_log());
-    eventually(Duration::from_secs(30), "pynotes to handle its event under slipway dev", async || {
-        dev_log().contains("item seen on the bus")
-    })
+    eventually_or(
+        Duration::from_secs(30),
+        "pynotes to handle its event under slipway dev",
+        async || dev_log().contains("item seen on the bus"),
+        || format!("slipway dev's output:\n{}", dev_log()),
+    )
     .await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(dev.id().expect("running")).expect("a pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM slipway dev");
