@@ -13,6 +13,19 @@ pub enum BusError {
     /// The backend's database failed (unreachable, a timeout, a constraint).
     #[error("bus database error")]
     Database(#[from] sqlx::Error),
+    /// A message too large to publish: nothing was published.
+    #[error(
+        "a message on {topic} is {bytes} bytes of JSON (payload and headers); the bus takes at most \
+         {limit}: store the data elsewhere (a table, object storage) and publish a reference to it"
+    )]
+    TooLarge {
+        /// Its topic.
+        topic: String,
+        /// Its payload's and headers' size as JSON.
+        bytes: usize,
+        /// [`crate::MAX_MESSAGE_BYTES`].
+        limit: usize,
+    },
 }
 
 pub(crate) type Result<T> = std::result::Result<T, BusError>;

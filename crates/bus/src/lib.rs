@@ -15,7 +15,7 @@ pub mod pg;
 mod worker;
 
 pub use backend::{Backend, BusError, Waiter};
-pub use message::{DeadLetter, Delivery, FailState, Group, Publish};
+pub use message::{DeadLetter, Delivery, FailState, Group, MAX_MESSAGE_BYTES, Publish};
 pub use worker::{Handled, Handler, HandlerError, Worker, WorkerConfig};
 
 /// The Postgres schema of the bus.

@@ -23,7 +23,29 @@ pub struct Publish {
     pub deliver_at: Option<DateTime<Utc>>,
 }
 
+/// The largest message the bus takes: its payload and headers as JSON, together (NATS's
+/// default `max_payload` too, so a message fits either backend).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
 impl Publish {
+    /// Refuses a message over [`MAX_MESSAGE_BYTES`] before it goes anywhere.
+    pub(crate) fn check_size(&self) -> Result<(), crate::BusError> {
+        let bytes = self.size();
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(crate::BusError::TooLarge {
+                topic: self.topic.clone(),
+                bytes,
+                limit: MAX_MESSAGE_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Its payload's and headers' size, as JSON the way Postgres prints it.
+    pub(crate) fn size(&self) -> usize {
+        json_len(&self.payload) + json_len(&self.headers)
+    }
+
     /// An event on `topic` with a fresh id, delivered at once.
     pub fn new(topic: impl Into<String>, payload: Value) -> Self {
         Self {
@@ -135,4 +157,57 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
     /// Its JSON body.
     pub payload: Value,
+}
+
+/// The length of `value` as JSON the way Postgres prints `jsonb` (`{"a": 1, "b": [1, 2]}`: a
+/// space after every colon and comma), so the check here and the database's agree.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    fn spaces(value: &Value) -> usize {
+        match value {
+            Value::Object(map) => (2 * map.len()).saturating_sub(1) + map.values().map(spaces).sum::<usize>(),
+            Value::Array(items) => items.len().saturating_sub(1) + items.iter().map(spaces).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0 + spaces(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_counted_as_postgres_prints_jsonb() {
+        let value = json!({ "a": 1, "b": [1, 2, { "c": "x, y: z" }], "d": {} });
+        let printed = r#"{"a": 1, "b": [1, 2, {"c": "x, y: z"}], "d": {}}"#;
+        assert_eq!(json_len(&value), printed.len());
+        assert_eq!(json_len(&json!({})), 2);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_with_its_topic_and_size() {
+        let big = Publish::new("files.uploaded", json!({ "data": "x".repeat(MAX_MESSAGE_BYTES) }));
+        match big.check_size() {
+            Err(crate::BusError::TooLarge { topic, bytes, limit }) => {
+                assert_eq!((topic.as_str(), limit), ("files.uploaded", MAX_MESSAGE_BYTES));
+                assert!(bytes > MAX_MESSAGE_BYTES);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        let fits = Publish::new("files.uploaded", json!({ "data": "x".repeat(MAX_MESSAGE_BYTES - 100) }));
+        assert!(fits.check_size().is_ok());
+    }
 }

@@ -9,7 +9,7 @@ use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::backend::{Backend, Result, Waiter};
+use crate::backend::{Backend, BusError, Result, Waiter};
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 
 /// The channel `bus.publish` notifies, once per publishing transaction.
@@ -66,7 +66,8 @@ pub async fn publish(conn: &mut PgConnection, message: &Publish) -> Result<Optio
 }
 
 async fn publish_with(db: impl PgExecutor<'_>, m: &Publish) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT bus.publish($1, $2, $3, $4, $5, $6)")
+    m.check_size()?;
+    sqlx::query_scalar("SELECT bus.publish($1, $2, $3, $4, $5, $6)")
         .bind(&m.topic)
         .bind(&m.payload)
         .bind(&m.headers)
@@ -74,7 +75,24 @@ async fn publish_with(db: impl PgExecutor<'_>, m: &Publish) -> Result<Option<Uui
         .bind(m.deliver_at)
         .bind(m.id)
         .fetch_one(db)
-        .await?)
+        .await
+        .map_err(|e| too_large(e, std::slice::from_ref(m)))
+}
+
+/// The database's own size check (`messages_size`, for publishers in any language) as the
+/// same error as the check before the round trip; it counts the JSON as Postgres prints it.
+fn too_large(error: sqlx::Error, batch: &[Publish]) -> BusError {
+    match error.as_database_error().and_then(|e| e.constraint()) {
+        Some("messages_size") => {
+            let largest = batch.iter().max_by_key(|m| m.size());
+            BusError::TooLarge {
+                topic: largest.map(|m| m.topic.clone()).unwrap_or_default(),
+                bytes: largest.map(Publish::size).unwrap_or_default(),
+                limit: crate::MAX_MESSAGE_BYTES,
+            }
+        }
+        _ => BusError::Database(error),
+    }
 }
 
 /// Publishes a batch in the caller's transaction, in one statement: all of it exists if and
@@ -86,6 +104,9 @@ pub async fn publish_many(conn: &mut PgConnection, messages: &[Publish]) -> Resu
 async fn publish_many_with(db: impl PgExecutor<'_>, messages: &[Publish]) -> Result<Vec<Option<Uuid>>> {
     if messages.is_empty() {
         return Ok(Vec::new());
+    }
+    for m in messages {
+        m.check_size()?;
     }
     let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
     let payloads: Vec<&Value> = messages.iter().map(|m| &m.payload).collect();
@@ -101,7 +122,8 @@ async fn publish_many_with(db: impl PgExecutor<'_>, messages: &[Publish]) -> Res
         .bind(at)
         .bind(ids)
         .fetch_one(db)
-        .await?;
+        .await
+        .map_err(|e| too_large(e, messages))?;
     Ok(published)
 }
 

@@ -47,4 +47,5 @@ conformance!(postgres => crate::pg().await;
     a_batch_publish_fans_out_in_order_and_drops_used_dedupe_keys,
     a_batch_completion_or_extension_skips_stale_attempts,
     a_handler_slower_than_its_lease_keeps_it_by_the_workers_heartbeat,
+    a_message_over_the_size_limit_is_refused_at_publish_and_nothing_is_published,
 );

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bus::{
-    Backend, Delivery, FailState, Group, Handled, Handler, HandlerError, Publish, Worker, WorkerConfig,
+    Backend, BusError, Delivery, FailState, Group, Handled, Handler, HandlerError, Publish, Worker,
+    WorkerConfig,
 };
 use serde_json::json;
 use testkit::eventually;
@@ -396,4 +397,19 @@ pub async fn a_handler_slower_than_its_lease_keeps_it_by_the_workers_heartbeat<B
     let back = claim_all(&bus, "g").await;
     assert_eq!(back.len(), 1, "released at shutdown");
     assert_eq!(back[0].attempt, 1, "never taken over: the first attempt held it throughout");
+}
+
+pub async fn a_message_over_the_size_limit_is_refused_at_publish_and_nothing_is_published<B: Backend>(
+    bus: B,
+) {
+    bus.subscribe(&group("g"), &["job"]).await.expect("subscribe");
+    let big = Publish::new("job", json!({ "data": "x".repeat(bus::MAX_MESSAGE_BYTES) }));
+    let refused = bus.publish(&big).await;
+    assert!(matches!(refused, Err(BusError::TooLarge { .. })), "a clear error: {refused:?}");
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("job") && message.contains("publish a reference"), "{message}");
+    let batch = [Publish::new("job", json!({ "n": 1 })), big];
+    let refused = bus.publish_many(&batch).await;
+    assert!(matches!(refused, Err(BusError::TooLarge { .. })), "{refused:?}");
+    assert!(claim_all(&bus, "g").await.is_empty(), "all or nothing: the small one went nowhere either");
 }

@@ -76,3 +76,19 @@ async fn a_batch_published_in_a_rolled_back_transaction_leaves_nothing_and_a_com
     let got = bus.claim("g", "t", 10, std::time::Duration::from_secs(5)).await.expect("claim");
     assert_eq!(got.iter().map(|d| d.id).collect::<Vec<_>>(), batch.iter().map(|m| m.id).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn the_database_refuses_an_oversized_message_from_a_publisher_in_any_language() {
+    let bus = crate::pg().await;
+    // As a Python service publishes: bus.publish over SQL, no Rust check in front.
+    let big = json!({ "data": "x".repeat(bus::MAX_MESSAGE_BYTES) });
+    let error = sqlx::query("SELECT bus.publish('job', $1)")
+        .bind(&big)
+        .execute(bus.pool())
+        .await
+        .expect_err("refused by the database");
+    let db = error.as_database_error().expect("a database error");
+    assert_eq!(db.constraint(), Some("messages_size"), "{db}");
+    let fits = json!({ "data": "x".repeat(bus::MAX_MESSAGE_BYTES - 100) });
+    sqlx::query("SELECT bus.publish('job', $1)").bind(&fits).execute(bus.pool()).await.expect("just under");
+}

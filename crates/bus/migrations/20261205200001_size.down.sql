@@ -1,0 +1,1 @@
+ALTER TABLE bus.messages DROP CONSTRAINT messages_size;
