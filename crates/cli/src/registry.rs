@@ -118,6 +118,8 @@ impl Entry for External {
         }
         child.env(format!("SLIPWAY_{scope}_DATABASE_URL"), secrecy::ExposeSecret::expose_secret(&db.url));
         child.env(format!("SLIPWAY_{scope}_PORT"), common.http.addr.port().to_string());
+        // It stops when this process is gone, even killed (no orphan keeps its port).
+        child.env("SLIPWAY_DEV_PID", std::process::id().to_string());
         let (name, migrations) = (self.name, self.migrations());
         let running = async move {
             if db.migrate_on_start {

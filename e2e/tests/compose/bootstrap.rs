@@ -229,24 +229,28 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     let port = &ports.last().expect("pynotes's port").1;
     let url = format!("http://127.0.0.1:{port}");
     let log = product.root.join("dev.log");
-    let out = std::fs::File::create(&log).expect("dev.log");
-    let mut dev = Command::new(&cli)
-        .arg("dev")
-        .current_dir(&dir)
-        .env_remove("DATABASE_URL")
-        .envs(ports.iter().map(|(k, v)| (k, v)))
-        .stdout(out.try_clone().expect("dev.log"))
-        .stderr(out)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("slipway dev starts");
+    let spawn_dev = || {
+        let out = std::fs::File::options().create(true).append(true).open(&log).expect("dev.log");
+        Command::new(&cli)
+            .arg("dev")
+            .current_dir(&dir)
+            .env_remove("DATABASE_URL")
+            .envs(ports.iter().map(|(k, v)| (k, v)))
+            .stdout(out.try_clone().expect("dev.log"))
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("slipway dev starts")
+    };
     let dev_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    eventually_or(
-        Duration::from_secs(90),
-        "pynotes ready under slipway dev",
-        async || http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200),
-        || format!("slipway dev's output:\n{}", dev_log()),
-    )
+    let ready = async || http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200);
+    let pid_of = |dev: &tokio::process::Child| {
+        nix::unistd::Pid::from_raw(i32::try_from(dev.id().expect("running")).expect("a pid"))
+    };
+    let mut dev = spawn_dev();
+    eventually_or(Duration::from_secs(90), "pynotes ready under slipway dev", ready, || {
+        format!("slipway dev's output:\n{}", dev_log())
+    })
     .await;
     let res = http
         .post(format!("{url}/items"))
@@ -263,9 +267,25 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
         || format!("slipway dev's output:\n{}", dev_log()),
     )
     .await;
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(dev.id().expect("running")).expect("a pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM slipway dev");
+    nix::sys::signal::kill(pid_of(&dev), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM slipway dev");
     let status =
         tokio::time::timeout(Duration::from_secs(60), dev.wait()).await.expect("dev stops").expect("wait");
     assert!(status.success(), "slipway dev stops cleanly on SIGTERM: {status}\n{}", dev_log());
+
+    // Killed outright, `slipway dev` cannot stop its children: the Python service notices its
+    // parent is gone and stops, so no orphan keeps its port.
+    let mut dev = spawn_dev();
+    eventually_or(Duration::from_secs(90), "pynotes ready under slipway dev again", ready, || {
+        format!("slipway dev's output:\n{}", dev_log())
+    })
+    .await;
+    nix::sys::signal::kill(pid_of(&dev), nix::sys::signal::Signal::SIGKILL).expect("SIGKILL slipway dev");
+    dev.wait().await.expect("wait");
+    eventually_or(
+        Duration::from_secs(15),
+        "pynotes to stop once slipway dev was killed",
+        async || std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("a port"))).is_err(),
+        || format!("slipway dev's output:\n{}", dev_log()),
+    )
+    .await;
 }
