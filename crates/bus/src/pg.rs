@@ -252,6 +252,7 @@ impl Backend for PgBus {
     }
 
     async fn waiter(&self, group: &str) -> Result<PgWaiter> {
+        warn_if_vacuum_lags(&self.pool).await;
         let mut waiter = PgWaiter { pool: self.pool.clone(), group: group.to_string(), listener: None };
         waiter.listen().await;
         Ok(waiter)
@@ -351,5 +352,29 @@ impl Waiter for PgWaiter {
             },
             None => tokio::time::sleep(sleep).await,
         }
+    }
+}
+
+/// Autovacuum slower than every 15 s lets the hot tables' dead rows pile up and the bus slow
+/// down by half or more under load (docs/bus.md): said once per worker, at its start.
+async fn warn_if_vacuum_lags(pool: &PgPool) {
+    let settings: std::result::Result<(String, f64), _> = sqlx::query_as(
+        "SELECT current_setting('autovacuum'), \
+                extract(epoch FROM current_setting('autovacuum_naptime')::interval)::float8",
+    )
+    .fetch_one(pool)
+    .await;
+    match settings {
+        Ok((on, _)) if on != "on" => tracing::warn!(
+            "autovacuum is off on the bus's database: its hot tables will bloat and the bus slow down; \
+             turn it on (autovacuum = on)"
+        ),
+        Ok((_, naptime)) if naptime > 15.0 => tracing::warn!(
+            autovacuum_naptime_s = naptime,
+            "autovacuum looks at the bus's hot tables only every {naptime} s: under load the bus slows down \
+             between visits; set autovacuum_naptime = 5s (Slipway's compose files do)"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "cannot read the autovacuum settings"),
     }
 }

@@ -106,7 +106,7 @@ impl Cluster {
     fn pg_ctl_start(&self) -> anyhow::Result<()> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB",
+             -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB -c autovacuum_naptime=5s",
             self.port,
             self.dir.display()
         );
