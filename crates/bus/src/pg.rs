@@ -335,6 +335,13 @@ impl PgWaiter {
 
 impl Waiter for PgWaiter {
     async fn wait(&mut self, max: Duration) {
+        // Wake-ups that came while the worker was claiming: there may be work, and one claim
+        // serves them all (no round trip for the due time).
+        if let Some(listener) = &mut self.listener
+            && drain(listener) > 0
+        {
+            return;
+        }
         let sleep = self.until_due().await.map_or(max, |due| due.min(max));
         if sleep.is_zero() {
             return;
@@ -344,7 +351,10 @@ impl Waiter for PgWaiter {
         }
         match &mut self.listener {
             Some(listener) => match tokio::time::timeout(sleep, listener.recv()).await {
-                Ok(Ok(_)) | Err(_) => {}
+                Ok(Ok(_)) => {
+                    drain(listener);
+                }
+                Err(_) => {}
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "bus wake-up connection lost; reconnecting");
                     self.listener = None;
@@ -353,6 +363,11 @@ impl Waiter for PgWaiter {
             None => tokio::time::sleep(sleep).await,
         }
     }
+}
+
+/// Discards the wake-ups already received; how many there were.
+fn drain(listener: &mut PgListener) -> usize {
+    std::iter::from_fn(|| listener.next_buffered()).count()
 }
 
 /// Autovacuum slower than every 15 s lets the hot tables' dead rows pile up and the bus slow

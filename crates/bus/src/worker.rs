@@ -117,7 +117,7 @@ impl<B: Backend, H: Handler> Worker<B, H> {
         ));
         tracing::info!(group, worker = %self.id, topics = ?topics, "bus worker started");
         tokio::pin!(shutdown);
-        loop {
+        'claiming: loop {
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             if free == 0 {
@@ -151,9 +151,10 @@ impl<B: Backend, H: Handler> Worker<B, H> {
                     stop_rx.clone(),
                 );
                 tasks.spawn(async move {
-                    job.await;
+                    let retrying = job.await;
                     drop(held);
                     drop(permit);
+                    retrying
                 });
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
@@ -163,10 +164,21 @@ impl<B: Backend, H: Handler> Worker<B, H> {
                 }
             }
             if claimed < free {
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = waiter.wait(self.config.poll) => {}
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                // Nothing more to claim: sleep until a wake-up or the next due time. A handler
+                // finishing adds no work (claiming again then would only poll the database),
+                // unless it scheduled a retry, whose due time the next wait must count.
+                let wait = waiter.wait(self.config.poll);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = &mut shutdown => break 'claiming,
+                        () = &mut wait => break,
+                        Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                            if joined.unwrap_or(false) {
+                                break;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -191,14 +203,14 @@ impl<B: Backend, H: Handler> Worker<B, H> {
 }
 
 /// Handles one delivery (its lease kept alive by the worker's heartbeat), and reports the
-/// outcome.
+/// outcome; true if it will come back (a retry scheduled).
 async fn process<B: Backend, H: Handler>(
     backend: B,
     acker: Acker,
     handler: Arc<H>,
     delivery: Delivery,
     mut stop: watch::Receiver<bool>,
-) {
+) -> bool {
     let span = tracing::info_span!(
         "message",
         group = %delivery.group,
@@ -214,30 +226,41 @@ async fn process<B: Backend, H: Handler>(
                 if let Err(error) = backend.release(&delivery).await {
                     tracing::warn!(%error, "releasing the delivery failed; its lease will expire");
                 }
-                return;
+                return true;
             }
         };
         let reported = match outcome {
-            Ok(Handled::Acknowledged) => Ok(()),
+            Ok(Handled::Acknowledged) => Ok(false),
             Ok(Handled::Done) => acker.complete(delivery).await.map(|done| {
                 if !done {
                     tracing::warn!("completed after a newer attempt took over; ignored");
                 }
+                false
             }),
             Err(error) => {
                 let permanent = matches!(error, HandlerError::Permanent(_));
                 let text = error.to_string();
                 backend.fail(&delivery, &text, permanent).await.map(|state| match state {
-                    FailState::Retrying => tracing::warn!(error = %text, "handler failed; will retry"),
-                    FailState::Dead => tracing::error!(error = %text, "handler failed; dead-lettered"),
-                    FailState::Fenced => tracing::warn!(error = %text, "handler failed after a newer attempt took over"),
+                    FailState::Retrying => {
+                        tracing::warn!(error = %text, "handler failed; will retry");
+                        true
+                    }
+                    FailState::Dead => {
+                        tracing::error!(error = %text, "handler failed; dead-lettered");
+                        false
+                    }
+                    FailState::Fenced => {
+                        tracing::warn!(error = %text, "handler failed after a newer attempt took over");
+                        false
+                    }
                 }).map_err(|e| format!("{:#}", anyhow::Error::from(e)))
             }
         };
-        if let Err(error) = reported {
+        reported.unwrap_or_else(|error| {
             tracing::warn!(%error, "reporting the outcome failed; the lease will expire and it will run again");
-        }
+            true
+        })
     }
     .instrument(span)
-    .await;
+    .await
 }
