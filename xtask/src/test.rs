@@ -1,4 +1,7 @@
-//! `cargo xtask test`: every test, against DATABASE_URL or a throwaway Postgres.
+//! `cargo xtask test`: every test, against DATABASE_URL or a throwaway Postgres, and NATS_URL
+//! or a throwaway NATS server.
+
+mod nats;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,17 @@ pub async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
             url
         }
     };
+    let mut nats_server = None;
+    let nats_url = match std::env::var("NATS_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let server = nats::Throwaway::start()?;
+            eprintln!("xtask: NATS_URL not set: a throwaway NATS server at {}", server.url());
+            let url = server.url();
+            nats_server = Some(server);
+            url
+        }
+    };
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let nextest =
         Command::new("cargo").args(["nextest", "--version"]).output().await.is_ok_and(|o| o.status.success());
@@ -43,6 +57,7 @@ pub async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
     let status = Command::new("cargo")
         .args(&args)
         .env("DATABASE_URL", &url)
+        .env("NATS_URL", &nats_url)
         .env("SLIPWAY_TEST_RUN", &run_id)
         .status()
         .await
@@ -51,6 +66,7 @@ pub async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
         drop_test_databases(&url, &run_id).await;
     }
     drop(cluster);
+    drop(nats_server);
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -13,6 +13,12 @@ pub enum BusError {
     /// The backend's database failed (unreachable, a timeout, a constraint).
     #[error("bus database error")]
     Database(#[from] sqlx::Error),
+    /// The NATS server failed (unreachable, a timeout, a refused request).
+    #[error("bus NATS error: {0}")]
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A topic or group name the backend cannot carry.
+    #[error("{0}")]
+    Invalid(String),
     /// A message too large to publish: nothing was published.
     #[error(
         "a message on {topic} is {bytes} bytes of JSON (payload and headers); the bus takes at most \

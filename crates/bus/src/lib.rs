@@ -11,6 +11,7 @@
 
 mod backend;
 mod message;
+pub mod nats;
 pub mod pg;
 mod worker;
 

@@ -75,6 +75,12 @@ pub(crate) const ALL: &[Prerequisite] = &[
         source: Source::Apt(&["postgresql"]),
     },
     Prerequisite {
+        name: "NATS server",
+        needed_by: "the bus's JetStream backend and its tests (`cargo xtask test` starts a throwaway one)",
+        present: || on_path("nats-server"),
+        source: Source::Apt(&["nats-server"]),
+    },
+    Prerequisite {
         name: "Postgres client tools (pg_dump)",
         needed_by: "`slipway db dump|load` and their tests",
         present: || on_path("pg_dump"),

@@ -1,0 +1,473 @@
+//! The NATS JetStream backend: events in one stream, a durable pull consumer per group and
+//! topic, and each delivery's attempt, lease and fencing in a KV bucket (`fence`), so it keeps
+//! the promises the conformance suite checks. Leases are JetStream's own redelivery timers,
+//! set per claim with a delayed NAK; the fence decides which attempt may acknowledge.
+
+mod dead;
+mod envelope;
+mod fence;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, kv, stream};
+use chrono::Utc;
+use futures_util::{FutureExt as _, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::backend::{Backend, BusError, Result, Waiter};
+use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
+use envelope::{Envelope, check_group, check_topic, consumer_name, lease_key, retry_consumer};
+use fence::Lease;
+
+/// How long the stream keeps an event (a group that subscribes later gets what is retained).
+const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The window in which a second publish with the same id or dedupe key is dropped.
+const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+/// The longest a waiting worker sleeps without looking: retries and expired leases come back
+/// without a publish to wake it.
+const LOOK_AGAIN: Duration = Duration::from_millis(500);
+
+pub(crate) fn nats_error(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Nats(Box::new(e))
+}
+
+/// The JetStream bus: cheap to clone, one connection.
+#[derive(Clone, Debug)]
+pub struct JsBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    leases: kv::Store,
+    dead: kv::Store,
+    /// Subjects are `<namespace>.t.<topic>` and `<namespace>.r.<group>` (retried dead letters).
+    namespace: String,
+    groups: Mutex<HashMap<String, Policy>>,
+    /// Each group's consumers, as last listed (a subscribe lists them again).
+    consumers: Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
+}
+
+/// A group's retry policy, kept where every instance reads it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Policy {
+    max_attempts: i32,
+    backoff_base_ms: u64,
+    backoff_max_ms: u64,
+}
+
+impl JsBus {
+    /// Connects to `url` (`nats://host:4222`) and makes the stream and buckets of `namespace`
+    /// (`bus` in production; a fresh one per test).
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
+        if namespace.is_empty() || !namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(BusError::Invalid(format!(
+                "the bus namespace {namespace:?}: use letters, digits and '_'"
+            )));
+        }
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(nats_error)?;
+        let js = jetstream::new(client.clone());
+        let name = namespace.to_ascii_uppercase();
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: format!("SLIPWAY_{name}"),
+                subjects: vec![format!("{namespace}.>")],
+                max_age: RETENTION,
+                duplicate_window: DEDUPE_WINDOW,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_error)?;
+        let leases = bucket(&js, &format!("SLIPWAY_{name}_LEASES")).await?;
+        let dead = bucket(&js, &format!("SLIPWAY_{name}_DEAD")).await?;
+        let inner = Inner {
+            client,
+            js,
+            stream,
+            leases,
+            dead,
+            namespace: namespace.to_string(),
+            groups: Mutex::default(),
+            consumers: Mutex::default(),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    fn topic_subject(&self, topic: &str) -> String {
+        format!("{}.t.{topic}", self.inner.namespace)
+    }
+
+    fn retry_subject(&self, group: &str) -> String {
+        format!("{}.r.{group}", self.inner.namespace)
+    }
+
+    /// Settles a delivery for good (`Ack`, `Term`), waiting for the server to confirm it;
+    /// after that JetStream never delivers it again.
+    async fn settle(&self, reply: &str, kind: jetstream::AckKind) -> Result<()> {
+        let body: bytes::Bytes = kind.into();
+        self.inner.client.request(reply.to_string(), body).await.map_err(nats_error)?;
+        Ok(())
+    }
+
+    /// Sets when JetStream delivers it again (`None`: now). Not confirmed: were it lost, the
+    /// consumer's own 30 s acknowledgement wait brings the delivery back.
+    async fn redeliver_in(&self, reply: &str, delay: Option<Duration>) -> Result<()> {
+        let body: bytes::Bytes = jetstream::AckKind::Nak(delay).into();
+        self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
+    }
+
+    /// Forgets a settled delivery's lease record, its history too (a KV delete would leave a
+    /// marker per message for the bucket's whole retention).
+    async fn forget(&self, key: &str) -> Result<()> {
+        let subject = format!("{}{key}", self.inner.leases.prefix);
+        self.inner.leases.stream.purge().filter(subject).await.map_err(nats_error)?;
+        Ok(())
+    }
+
+    async fn policy(&self, group: &str) -> Result<Policy> {
+        if let Some(p) = self.inner.groups.lock().map_err(|_| poisoned())?.get(group) {
+            return Ok(*p);
+        }
+        let entry = self.inner.leases.get(format!("_groups.{group}")).await.map_err(nats_error)?;
+        let policy: Policy = entry
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .ok_or_else(|| BusError::Invalid(format!("the group {group} has not subscribed")))?;
+        self.inner.groups.lock().map_err(|_| poisoned())?.insert(group.to_string(), policy);
+        Ok(policy)
+    }
+
+    /// The group's consumers: one per topic and its retry consumer.
+    async fn consumers(&self, group: &str) -> Result<Vec<consumer::PullConsumer>> {
+        if let Some(known) = self.inner.consumers.lock().map_err(|_| poisoned())?.get(group) {
+            return Ok(known.clone());
+        }
+        let prefix = format!("{group}--");
+        let mut names: Vec<String> = Vec::new();
+        let mut listed = self.inner.stream.consumer_names();
+        while let Some(name) = listed.next().await {
+            let name = name.map_err(nats_error)?;
+            if name.starts_with(&prefix) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        let mut consumers = Vec::with_capacity(names.len());
+        for name in names {
+            consumers.push(self.inner.stream.get_consumer(&name).await.map_err(BusError::Nats)?);
+        }
+        self.inner.consumers.lock().map_err(|_| poisoned())?.insert(group.to_string(), consumers.clone());
+        Ok(consumers)
+    }
+
+    async fn durable(&self, name: String, subject: String) -> Result<()> {
+        self.inner
+            .stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subject,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    max_deliver: -1,
+                    max_ack_pending: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_error)?;
+        Ok(())
+    }
+
+    /// Turns one fetched message into a delivery under a lease, or settles it: a delayed
+    /// event goes back until its time, one done already is acknowledged again.
+    async fn take(
+        &self,
+        group: &str,
+        message: jetstream::Message,
+        lease: Duration,
+    ) -> Result<Option<Delivery>> {
+        let Some(reply) = message.reply.as_ref().map(ToString::to_string) else { return Ok(None) };
+        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+            Ok(e) => e,
+            Err(error) => {
+                tracing::error!(%error, subject = %message.subject, "an unreadable event on the bus; terminated");
+                self.settle(&reply, jetstream::AckKind::Term).await?;
+                return Ok(None);
+            }
+        };
+        if let Some(at) = envelope.deliver_at
+            && let Ok(wait) = (at - Utc::now()).to_std()
+            && !wait.is_zero()
+        {
+            self.redeliver_in(&reply, Some(wait)).await?;
+            return Ok(None);
+        }
+        let key = lease_key(group, envelope.id);
+        let held = fence::read(&self.inner.leases, &key).await?;
+        let (attempt, revision) = match &held {
+            Some(h) if h.lease.done => {
+                self.settle(&reply, jetstream::AckKind::Ack).await?;
+                self.forget(&key).await?;
+                return Ok(None);
+            }
+            Some(h) => (h.lease.attempt + 1, Some(h.revision)),
+            None => (1, None),
+        };
+        let record = Lease { attempt, reply: reply.clone(), done: false };
+        if !fence::swap(&self.inner.leases, &key, revision, &record).await? {
+            return Ok(None); // another instance took it first
+        }
+        self.redeliver_in(&reply, Some(lease)).await?;
+        Ok(Some(envelope.delivery(group, attempt)))
+    }
+}
+
+/// A KV bucket, its stream made here as the KV convention lays it out (the client's own
+/// `create_key_value` asks for settings a 2.9 server does not answer in a form it reads).
+async fn bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store> {
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age: RETENTION,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(nats_error)?;
+    js.get_key_value(name).await.map_err(nats_error)
+}
+
+fn poisoned() -> BusError {
+    BusError::Invalid("the bus's group cache was poisoned by a panic".into())
+}
+
+fn backoff(policy: Policy, attempt: i32) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(32);
+    let full = policy.backoff_base_ms.saturating_mul(1 << doublings).min(policy.backoff_max_ms);
+    // Jitter: between half and all of it.
+    let jitter = (Uuid::new_v4().as_u128() % 1000) as u64;
+    Duration::from_millis(full / 2 + full * jitter / 2000)
+}
+
+impl Backend for JsBus {
+    type Waiter = JsWaiter;
+
+    async fn publish(&self, message: &Publish) -> Result<Option<Uuid>> {
+        Ok(self.publish_many(std::slice::from_ref(message)).await?.pop().flatten())
+    }
+
+    /// Publishes in order and waits for every acknowledgement; unlike Postgres, not all or
+    /// none (a failure midway leaves the earlier ones published).
+    async fn publish_many(&self, messages: &[Publish]) -> Result<Vec<Option<Uuid>>> {
+        for m in messages {
+            m.check_size()?;
+            check_topic(&m.topic)?;
+        }
+        let mut pending = Vec::with_capacity(messages.len());
+        for m in messages {
+            let body = serde_json::to_vec(&Envelope::of(m)).map_err(|e| BusError::Invalid(e.to_string()))?;
+            let mut headers = HeaderMap::new();
+            let id = m.dedupe_key.as_ref().map_or_else(|| m.id.to_string(), |k| format!("key:{k}"));
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+            let sent = self
+                .inner
+                .js
+                .publish_with_headers(self.topic_subject(&m.topic), headers, body.into())
+                .await
+                .map_err(nats_error)?;
+            pending.push((m.id, sent));
+        }
+        let mut ids = Vec::with_capacity(pending.len());
+        for (id, sent) in pending {
+            let ack = sent.await.map_err(nats_error)?;
+            ids.push((!ack.duplicate).then_some(id));
+        }
+        Ok(ids)
+    }
+
+    async fn subscribe(&self, group: &Group, topics: &[&str]) -> Result<()> {
+        check_group(&group.name)?;
+        let policy = Policy {
+            max_attempts: group.max_attempts,
+            backoff_base_ms: u64::try_from(group.backoff_base.as_millis()).unwrap_or(u64::MAX),
+            backoff_max_ms: u64::try_from(group.backoff_max.as_millis()).unwrap_or(u64::MAX),
+        };
+        let value = serde_json::to_vec(&policy).map_err(|e| BusError::Invalid(e.to_string()))?;
+        self.inner.leases.put(format!("_groups.{}", group.name), value.into()).await.map_err(nats_error)?;
+        self.inner.groups.lock().map_err(|_| poisoned())?.insert(group.name.clone(), policy);
+        for topic in topics {
+            check_topic(topic)?;
+            self.durable(consumer_name(&group.name, topic), self.topic_subject(topic)).await?;
+        }
+        self.durable(retry_consumer(&group.name), self.retry_subject(&group.name)).await?;
+        self.inner.consumers.lock().map_err(|_| poisoned())?.remove(&group.name);
+        Ok(())
+    }
+
+    async fn claim(&self, group: &str, _worker: &str, max: usize, lease: Duration) -> Result<Vec<Delivery>> {
+        let mut claimed = Vec::new();
+        for consumer in self.consumers(group).await? {
+            if claimed.len() >= max {
+                break;
+            }
+            let mut batch =
+                consumer.fetch().max_messages(max - claimed.len()).messages().await.map_err(nats_error)?;
+            let mut fetched = Vec::new();
+            while let Some(message) = batch.next().await {
+                fetched.push(message.map_err(BusError::Nats)?);
+            }
+            for message in fetched {
+                if let Some(d) = self.take(group, message, lease).await? {
+                    claimed.push(d);
+                }
+            }
+        }
+        claimed.sort_by_key(|d| d.published_at);
+        Ok(claimed)
+    }
+
+    async fn extend(&self, d: &Delivery, lease: Duration) -> Result<bool> {
+        let key = lease_key(&d.group, d.id);
+        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else { return Ok(false) };
+        self.redeliver_in(&held.lease.reply, Some(lease)).await?;
+        Ok(true)
+    }
+
+    async fn complete(&self, d: &Delivery) -> Result<bool> {
+        let key = lease_key(&d.group, d.id);
+        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else { return Ok(false) };
+        let done = Lease { done: true, ..held.lease.clone() };
+        if !fence::swap(&self.inner.leases, &key, Some(held.revision), &done).await? {
+            return Ok(false);
+        }
+        self.settle(&held.lease.reply, jetstream::AckKind::Ack).await?;
+        self.forget(&key).await?;
+        Ok(true)
+    }
+
+    async fn fail(&self, d: &Delivery, error: &str, permanent: bool) -> Result<FailState> {
+        let key = lease_key(&d.group, d.id);
+        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else {
+            return Ok(FailState::Fenced);
+        };
+        let policy = self.policy(&d.group).await?;
+        if permanent || d.attempt >= policy.max_attempts {
+            let done = Lease { done: true, ..held.lease.clone() };
+            if !fence::swap(&self.inner.leases, &key, Some(held.revision), &done).await? {
+                return Ok(FailState::Fenced);
+            }
+            let envelope = Envelope {
+                id: d.id,
+                topic: d.topic.clone(),
+                payload: d.payload.clone(),
+                headers: d.headers.clone(),
+                published_at: d.published_at,
+                deliver_at: None,
+            };
+            let stored = dead::Stored {
+                envelope,
+                attempt: d.attempt,
+                last_error: Some(error.to_string()),
+                failed_at: Utc::now(),
+            };
+            dead::put(&self.inner.dead, &d.group, &stored).await?;
+            self.settle(&held.lease.reply, jetstream::AckKind::Term).await?;
+            self.forget(&key).await?;
+            return Ok(FailState::Dead);
+        }
+        // Swapped to itself: a claim racing this failure loses rather than both going on.
+        if !fence::swap(&self.inner.leases, &key, Some(held.revision), &held.lease).await? {
+            return Ok(FailState::Fenced);
+        }
+        self.redeliver_in(&held.lease.reply, Some(backoff(policy, d.attempt))).await?;
+        Ok(FailState::Retrying)
+    }
+
+    async fn release(&self, d: &Delivery) -> Result<bool> {
+        let key = lease_key(&d.group, d.id);
+        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else { return Ok(false) };
+        let back = Lease { attempt: d.attempt - 1, ..held.lease.clone() };
+        if !fence::swap(&self.inner.leases, &key, Some(held.revision), &back).await? {
+            return Ok(false);
+        }
+        self.redeliver_in(&held.lease.reply, None).await?;
+        Ok(true)
+    }
+
+    async fn waiter(&self, group: &str) -> Result<JsWaiter> {
+        // Every publish to the stream's subjects also reaches plain subscribers.
+        let subscriber =
+            self.inner.client.subscribe(format!("{}.>", self.inner.namespace)).await.map_err(nats_error)?;
+        let _ = group;
+        Ok(JsWaiter { subscriber })
+    }
+
+    async fn dead_letters(&self, group: &str) -> Result<Vec<DeadLetter>> {
+        dead::list(&self.inner.dead, group).await
+    }
+
+    async fn retry_dead(&self, group: &str, message: Uuid) -> Result<bool> {
+        let Some(stored) = dead::get(&self.inner.dead, group, message).await? else { return Ok(false) };
+        let body = serde_json::to_vec(&stored.envelope).map_err(|e| BusError::Invalid(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("retry:{}", Uuid::new_v4()).as_str());
+        self.inner
+            .js
+            .publish_with_headers(self.retry_subject(group), headers, body.into())
+            .await
+            .map_err(nats_error)?
+            .await
+            .map_err(nats_error)?;
+        // A fresh lease record: attempts start again.
+        self.forget(&lease_key(group, message)).await?;
+        dead::remove(&self.inner.dead, group, message).await?;
+        Ok(true)
+    }
+
+    async fn discard_dead(&self, group: &str, message: Uuid) -> Result<bool> {
+        if dead::get(&self.inner.dead, group, message).await?.is_none() {
+            return Ok(false);
+        }
+        dead::remove(&self.inner.dead, group, message).await?;
+        Ok(true)
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        // The stream and the buckets expire their own records (RETENTION).
+        Ok(0)
+    }
+}
+
+/// Sleeps until something is published on the bus, or a little while: retries and expired
+/// leases come back without a publish.
+#[derive(Debug)]
+pub struct JsWaiter {
+    subscriber: async_nats::Subscriber,
+}
+
+impl Waiter for JsWaiter {
+    async fn wait(&mut self, max: Duration) {
+        if tokio::time::timeout(max.min(LOOK_AGAIN), self.subscriber.next()).await.is_ok() {
+            // Drain what else came at once: one claim serves it all.
+            while let Some(Some(_)) = self.subscriber.next().now_or_never() {}
+        }
+    }
+}
