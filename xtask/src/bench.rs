@@ -3,6 +3,7 @@
 mod auth;
 mod backup;
 mod bus;
+mod bus_nats;
 mod bus_soak;
 mod deploy;
 mod gateway;
@@ -17,6 +18,9 @@ pub enum Target {
     /// Batched publish, drain and end-to-end rates and latency, beside a raw SKIP LOCKED loop
     /// and graphile-worker.
     Bus,
+    /// The JetStream backend's publish, drain and end-to-end rates beside plain async-nats
+    /// JetStream publish and consume on the same server (NATS_URL, or a throwaway one).
+    BusNats,
     /// Ten minutes at a sustained rate (SLIPWAY_BENCH_SOAK_SECS): the last minute's rate
     /// against the first's.
     BusSoak,
@@ -34,6 +38,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Auth => auth::run().await,
         Target::Bus => bus::run().await,
+        Target::BusNats => bus_nats::run().await,
         Target::BusSoak => bus_soak::run().await,
         Target::Gateway => gateway::run().await,
         Target::Deploy => deploy::run_bench().await,

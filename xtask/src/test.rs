@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every test, against DATABASE_URL or a throwaway Postgres, and NATS_URL
 //! or a throwaway NATS server.
 
-mod nats;
+pub(crate) mod nats;
 
 use std::process::ExitCode;
 

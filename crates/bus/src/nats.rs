@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::backend::{Backend, BusError, Result, Waiter};
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 use envelope::{Envelope, check_group, check_topic, consumer_name, lease_key, retry_consumer};
-use fence::Lease;
+use fence::{Held, Lease};
 
 /// How long the stream keeps an event (a group that subscribes later gets what is retained).
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -53,6 +53,9 @@ struct Inner {
     groups: Mutex<HashMap<String, Policy>>,
     /// Each group's consumers, as last listed (a subscribe lists them again).
     consumers: Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
+    /// The lease records this process wrote last, so a completion can swap without reading
+    /// first (a stale copy only makes the swap fail, as a newer attempt would).
+    known: Mutex<HashMap<String, Held>>,
 }
 
 /// A group's retry policy, kept where every instance reads it.
@@ -101,6 +104,7 @@ impl JsBus {
             namespace: namespace.to_string(),
             groups: Mutex::default(),
             consumers: Mutex::default(),
+            known: Mutex::default(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -113,8 +117,8 @@ impl JsBus {
         format!("{}.r.{group}", self.inner.namespace)
     }
 
-    /// Settles a delivery for good (`Ack`, `Term`), waiting for the server to confirm it;
-    /// after that JetStream never delivers it again.
+    /// Acknowledges a delivery (`Ack`, `Term`, or `Nak` to give it back) and waits for the
+    /// server to confirm it: once settled, JetStream has acted on it.
     async fn settle(&self, reply: &str, kind: jetstream::AckKind) -> Result<()> {
         let body: bytes::Bytes = kind.into();
         self.inner.client.request(reply.to_string(), body).await.map_err(nats_error)?;
@@ -126,6 +130,34 @@ impl JsBus {
     async fn redeliver_in(&self, reply: &str, delay: Option<Duration>) -> Result<()> {
         let body: bytes::Bytes = jetstream::AckKind::Nak(delay).into();
         self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
+    }
+
+    /// The current record of `attempt`: this process's copy when it has one (`cached`) and a
+    /// swap follows to check it, else the bucket's.
+    async fn held(&self, key: &str, attempt: i32, cached: bool) -> Result<Option<Held>> {
+        if cached
+            && let Some(h) = self.inner.known.lock().map_err(|_| poisoned())?.get(key)
+            && h.lease.attempt == attempt
+            && !h.lease.done
+        {
+            return Ok(Some(h.clone()));
+        }
+        fence::current(&self.inner.leases, key, attempt).await
+    }
+
+    /// Swaps the record (see `fence::swap`) and keeps this process's copy current.
+    async fn write(&self, key: &str, revision: Option<u64>, lease: Lease) -> Result<bool> {
+        let written = fence::swap(&self.inner.leases, key, revision, &lease).await?;
+        let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
+        match written {
+            Some(revision) if !lease.done => {
+                known.insert(key.to_string(), Held { lease, revision });
+            }
+            _ => {
+                known.remove(key);
+            }
+        }
+        Ok(written.is_some())
     }
 
     /// Forgets a settled delivery's lease record, its history too (a KV delete would leave a
@@ -216,20 +248,24 @@ impl JsBus {
             return Ok(None);
         }
         let key = lease_key(group, envelope.id);
-        let held = fence::read(&self.inner.leases, &key).await?;
-        let (attempt, revision) = match &held {
-            Some(h) if h.lease.done => {
+        // The first delivery (most of them): create the record, one round trip.
+        let first = Lease { attempt: 1, reply: reply.clone(), done: false };
+        let attempt = if self.write(&key, None, first).await? {
+            1
+        } else {
+            let Some(held) = fence::read(&self.inner.leases, &key).await? else { return Ok(None) };
+            if held.lease.done {
                 self.settle(&reply, jetstream::AckKind::Ack).await?;
                 self.forget(&key).await?;
                 return Ok(None);
             }
-            Some(h) => (h.lease.attempt + 1, Some(h.revision)),
-            None => (1, None),
+            let attempt = held.lease.attempt + 1;
+            let next = Lease { attempt, reply: reply.clone(), done: false };
+            if !self.write(&key, Some(held.revision), next).await? {
+                return Ok(None); // another instance took it first
+            }
+            attempt
         };
-        let record = Lease { attempt, reply: reply.clone(), done: false };
-        if !fence::swap(&self.inner.leases, &key, revision, &record).await? {
-            return Ok(None); // another instance took it first
-        }
         self.redeliver_in(&reply, Some(lease)).await?;
         Ok(Some(envelope.delivery(group, attempt)))
     }
@@ -334,28 +370,44 @@ impl Backend for JsBus {
             while let Some(message) = batch.next().await {
                 fetched.push(message.map_err(BusError::Nats)?);
             }
-            for message in fetched {
-                if let Some(d) = self.take(group, message, lease).await? {
-                    claimed.push(d);
-                }
+            let taken =
+                futures_util::future::join_all(fetched.into_iter().map(|m| self.take(group, m, lease)));
+            for d in taken.await {
+                claimed.extend(d?);
             }
         }
         claimed.sort_by_key(|d| d.published_at);
         Ok(claimed)
     }
 
+    /// Concurrently: each completion is a few round trips of its own.
+    async fn complete_many(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
+        futures_util::future::join_all(deliveries.iter().map(|d| self.complete(d)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Concurrently, as `complete_many`.
+    async fn extend_many(&self, deliveries: &[Delivery], lease: Duration) -> Result<Vec<bool>> {
+        futures_util::future::join_all(deliveries.iter().map(|d| self.extend(d, lease)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
     async fn extend(&self, d: &Delivery, lease: Duration) -> Result<bool> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else { return Ok(false) };
+        let Some(held) = self.held(&key, d.attempt, false).await? else { return Ok(false) };
         self.redeliver_in(&held.lease.reply, Some(lease)).await?;
         Ok(true)
     }
 
     async fn complete(&self, d: &Delivery) -> Result<bool> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else { return Ok(false) };
+        let Some(held) = self.held(&key, d.attempt, true).await? else { return Ok(false) };
         let done = Lease { done: true, ..held.lease.clone() };
-        if !fence::swap(&self.inner.leases, &key, Some(held.revision), &done).await? {
+        if !self.write(&key, Some(held.revision), done).await? {
             return Ok(false);
         }
         self.settle(&held.lease.reply, jetstream::AckKind::Ack).await?;
@@ -365,13 +417,13 @@ impl Backend for JsBus {
 
     async fn fail(&self, d: &Delivery, error: &str, permanent: bool) -> Result<FailState> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else {
+        let Some(held) = self.held(&key, d.attempt, true).await? else {
             return Ok(FailState::Fenced);
         };
         let policy = self.policy(&d.group).await?;
         if permanent || d.attempt >= policy.max_attempts {
             let done = Lease { done: true, ..held.lease.clone() };
-            if !fence::swap(&self.inner.leases, &key, Some(held.revision), &done).await? {
+            if !self.write(&key, Some(held.revision), done).await? {
                 return Ok(FailState::Fenced);
             }
             let envelope = Envelope {
@@ -394,7 +446,7 @@ impl Backend for JsBus {
             return Ok(FailState::Dead);
         }
         // Swapped to itself: a claim racing this failure loses rather than both going on.
-        if !fence::swap(&self.inner.leases, &key, Some(held.revision), &held.lease).await? {
+        if !self.write(&key, Some(held.revision), held.lease.clone()).await? {
             return Ok(FailState::Fenced);
         }
         self.redeliver_in(&held.lease.reply, Some(backoff(policy, d.attempt))).await?;
@@ -403,12 +455,13 @@ impl Backend for JsBus {
 
     async fn release(&self, d: &Delivery) -> Result<bool> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = fence::current(&self.inner.leases, &key, d.attempt).await? else { return Ok(false) };
+        let Some(held) = self.held(&key, d.attempt, true).await? else { return Ok(false) };
         let back = Lease { attempt: d.attempt - 1, ..held.lease.clone() };
-        if !fence::swap(&self.inner.leases, &key, Some(held.revision), &back).await? {
+        if !self.write(&key, Some(held.revision), back).await? {
             return Ok(false);
         }
-        self.redeliver_in(&held.lease.reply, None).await?;
+        // Confirmed: once this returns, the next claim finds it.
+        self.settle(&held.lease.reply, jetstream::AckKind::Nak(None)).await?;
         Ok(true)
     }
 

@@ -50,7 +50,7 @@ impl Handler for Probe {
 }
 
 impl Probe {
-    async fn until(&self, count: u64) {
+    pub(super) async fn until(&self, count: u64) {
         while self.handled.load(Ordering::Relaxed) < count {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

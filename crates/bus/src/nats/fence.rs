@@ -19,6 +19,7 @@ pub(super) struct Lease {
 }
 
 /// A record with the revision a compare-and-swap needs.
+#[derive(Debug, Clone)]
 pub(super) struct Held {
     pub(super) lease: Lease,
     pub(super) revision: u64,
@@ -35,25 +36,25 @@ pub(super) async fn read(kv: &Store, key: &str) -> Result<Option<Held>, BusError
     Ok(Some(Held { lease, revision: entry.revision }))
 }
 
-/// Writes `lease` if the record is still at `revision` (`None`: if there is none); false if
-/// another instance changed it first.
+/// Writes `lease` if the record is still at `revision` (`None`: if there is none); its new
+/// revision, or `None` if another instance changed it first.
 pub(super) async fn swap(
     kv: &Store,
     key: &str,
     revision: Option<u64>,
     lease: &Lease,
-) -> Result<bool, BusError> {
+) -> Result<Option<u64>, BusError> {
     use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
     let value: bytes::Bytes = serde_json::to_vec(lease).map_err(|e| BusError::Invalid(e.to_string()))?.into();
     match revision {
         Some(revision) => match kv.update(key, value, revision).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(e) => Err(nats_error(e)),
         },
         None => match kv.create(key, value).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(nats_error(e)),
         },
     }
