@@ -74,6 +74,16 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Prints a report and writes it to target/bench/<name>.json.
+fn publish_report(name: &str, report: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    let path = results_path(name);
+    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)?;
+    eprintln!("bench: written to {}", path.display());
+    Ok(())
+}
+
 /// Where results go: target/bench/<name>.json.
 fn results_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);

@@ -15,7 +15,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use super::{quantile_ms, results_path};
+use super::quantile_ms;
 
 const USERS: usize = 32;
 const PASSWORD: &str = "benchmark passphrase 42";
@@ -88,11 +88,7 @@ async fn measure(db_url: &str) -> anyhow::Result<()> {
         "me_flood_p99_ms": quantile_ms(&mut under_load, 0.99),
         "me_flood_samples": under_load.len(),
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    let path = results_path("auth");
-    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!("bench: written to {}", path.display());
+    super::publish_report("auth", &report)?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use bus::{Backend, Delivery, Group, Handled, Handler, HandlerError, Publish, Wor
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::{quantile_ms, results_path};
+use super::quantile_ms;
 
 /// Messages per throughput run.
 const N: usize = 50_000;
@@ -163,11 +163,7 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         "latency_p99_ms": quantile_ms(&mut latencies, 0.99),
         "messages_left_after_drain": left,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    let path = results_path("bus");
-    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!("bench: written to {}", path.display());
+    super::publish_report("bus", &report)?;
     Ok(())
 }
 

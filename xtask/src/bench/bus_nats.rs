@@ -13,7 +13,6 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 
 use super::bus::Probe;
-use super::results_path;
 
 /// Events per run.
 const N: usize = 20_000;
@@ -42,11 +41,7 @@ pub async fn run() -> anyhow::Result<()> {
         "drain_vs_plain": bus_drain / plain_consume,
         "end_to_end_vs_plain": bus_both / plain_both,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    let path = results_path("bus-nats");
-    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!("bench: written to {}", path.display());
+    super::publish_report("bus-nats", &report)?;
     Ok(())
 }
 

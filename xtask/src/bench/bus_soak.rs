@@ -12,7 +12,6 @@ use bus::{Backend, Group, Publish, Worker, WorkerConfig};
 use serde_json::json;
 
 use super::bus::{Probe, bus_on};
-use super::results_path;
 
 /// The most published but not yet handled before the producer waits.
 const BACKLOG: u64 = 20_000;
@@ -74,11 +73,7 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         "last_vs_first": last / first,
         "samples": samples,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    let path = results_path("bus-soak");
-    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!("bench: written to {}", path.display());
+    super::publish_report("bus-soak", &report)?;
     Ok(())
 }
 
