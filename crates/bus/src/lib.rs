@@ -12,6 +12,7 @@
 mod backend;
 mod message;
 pub mod nats;
+pub mod outbox;
 pub mod pg;
 mod worker;
 

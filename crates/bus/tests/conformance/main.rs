@@ -2,6 +2,7 @@
 //! generic over [`bus::Backend`]; each backend instantiates them (Postgres here; NATS
 //! JetStream will add its own `conformance!` line).
 
+mod outbox;
 mod python;
 mod suite;
 mod transactional;
