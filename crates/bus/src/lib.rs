@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;
+mod choice;
 mod message;
 pub mod nats;
 pub mod outbox;
@@ -17,6 +18,7 @@ pub mod pg;
 mod worker;
 
 pub use backend::{Backend, BusError, Waiter};
+pub use choice::BusUrl;
 pub use message::{DeadLetter, Delivery, FailState, Group, MAX_MESSAGE_BYTES, Publish};
 pub use worker::{Handled, Handler, HandlerError, Worker, WorkerConfig};
 

@@ -35,6 +35,13 @@ pub(crate) fn nats_error(e: impl std::error::Error + Send + Sync + 'static) -> B
     BusError::Nats(Box::new(e))
 }
 
+fn unreachable(url: &str, error: &dyn std::fmt::Display) -> BusError {
+    BusError::Invalid(format!(
+        "cannot reach NATS at {url} ({error}): is nats-server running there with JetStream (-js)? \
+         (SLIPWAY_BUS_URL names it)"
+    ))
+}
+
 /// The JetStream bus: cheap to clone, one connection.
 #[derive(Clone, Debug)]
 pub struct JsBus {
@@ -79,7 +86,7 @@ impl JsBus {
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(nats_error)?;
+            .map_err(|e| unreachable(url, &e))?;
         let js = jetstream::new(client.clone());
         let name = namespace.to_ascii_uppercase();
         let stream = js

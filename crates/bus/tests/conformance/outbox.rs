@@ -98,3 +98,13 @@ async fn a_relay_that_dies_between_publishing_and_acknowledging_loses_and_duplic
     assert_eq!((got.len(), &seen), (50, &ids), "every event once");
     assert!(bus.claim("g", "t", 100, LEASE).await.expect("claim").is_empty(), "and no duplicate later");
 }
+
+#[tokio::test]
+async fn an_unreachable_nats_is_a_clear_error_at_start_naming_where_it_looked() {
+    let port = testkit::free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let error = bus::nats::JsBus::connect(&url, "bus").await.expect_err("nobody listens there").to_string();
+    assert!(started.elapsed() < Duration::from_secs(10), "it does not hang");
+    assert!(error.contains(&url) && error.contains("nats-server"), "{error}");
+}
