@@ -1,8 +1,6 @@
 //! `cargo xtask test`: every test, against DATABASE_URL or a throwaway Postgres, and NATS_URL
 //! or a throwaway NATS server.
 
-pub(crate) mod nats;
-
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -37,7 +35,7 @@ pub async fn test(extra: &[String]) -> anyhow::Result<ExitCode> {
     let nats_url = match std::env::var("NATS_URL") {
         Ok(url) => url,
         Err(_) => {
-            let server = nats::Throwaway::start()?;
+            let server = testkit::nats::Server::start().map_err(anyhow::Error::msg)?;
             eprintln!("xtask: NATS_URL not set: a throwaway NATS server at {}", server.url());
             let url = server.url();
             nats_server = Some(server);

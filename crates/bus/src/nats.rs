@@ -7,9 +7,9 @@ mod dead;
 mod envelope;
 mod fence;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -27,6 +27,13 @@ use fence::{Held, Lease};
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The window in which a second publish with the same id or dedupe key is dropped.
 const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+/// How long a done record outlives its acknowledgement. A server killed outright forgets the
+/// acknowledgements it had not yet written (seen here: a restart redelivered dozens of
+/// completed events), and the record turns such a redelivery away; purged at once, each of
+/// them was handled twice.
+const KEEP_DONE: Duration = Duration::from_secs(60);
+/// The longest a claim waits for the server to answer a pull request.
+const FETCH_WAIT: Duration = Duration::from_secs(5);
 /// The longest a waiting worker sleeps without looking: retries and expired leases come back
 /// without a publish to wake it.
 const LOOK_AGAIN: Duration = Duration::from_millis(500);
@@ -63,6 +70,8 @@ struct Inner {
     /// The lease records this process wrote last, so a completion can swap without reading
     /// first (a stale copy only makes the swap fail, as a newer attempt would).
     known: Mutex<HashMap<String, Held>>,
+    /// Done records, oldest first, purged once JetStream has surely stored the acknowledgement.
+    settled: Mutex<VecDeque<(Instant, String)>>,
 }
 
 /// A group's retry policy, kept where every instance reads it.
@@ -112,8 +121,11 @@ impl JsBus {
             groups: Mutex::default(),
             consumers: Mutex::default(),
             known: Mutex::default(),
+            settled: Mutex::default(),
         };
-        Ok(Self { inner: Arc::new(inner) })
+        let bus = Self { inner: Arc::new(inner) };
+        tokio::spawn(purge_settled(Arc::downgrade(&bus.inner)));
+        Ok(bus)
     }
 
     fn topic_subject(&self, topic: &str) -> String {
@@ -170,9 +182,7 @@ impl JsBus {
     /// Forgets a settled delivery's lease record, its history too (a KV delete would leave a
     /// marker per message for the bucket's whole retention).
     async fn forget(&self, key: &str) -> Result<()> {
-        let subject = format!("{}{key}", self.inner.leases.prefix);
-        self.inner.leases.stream.purge().filter(subject).await.map_err(nats_error)?;
-        Ok(())
+        forget(&self.inner, key).await
     }
 
     async fn policy(&self, group: &str) -> Result<Policy> {
@@ -298,6 +308,35 @@ async fn bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store> {
     js.get_key_value(name).await.map_err(nats_error)
 }
 
+async fn forget(inner: &Inner, key: &str) -> Result<()> {
+    let subject = format!("{}{key}", inner.leases.prefix);
+    inner.leases.stream.purge().filter(subject).await.map_err(nats_error)?;
+    Ok(())
+}
+
+/// Purges done records older than [`KEEP_DONE`], every few seconds, while the bus lives. One
+/// that a crash leaves behind goes with the bucket's retention.
+async fn purge_settled(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let due: Vec<String> = {
+            let Ok(mut settled) = inner.settled.lock() else { return };
+            let mut due = Vec::new();
+            while settled.front().is_some_and(|(at, _)| at.elapsed() >= KEEP_DONE) {
+                due.extend(settled.pop_front().map(|(_, key)| key));
+            }
+            due
+        };
+        for keys in due.chunks(256) {
+            let purged = futures_util::future::join_all(keys.iter().map(|k| forget(&inner, k))).await;
+            if let Some(Err(error)) = purged.into_iter().find(Result::is_err) {
+                tracing::warn!(%error, "purging done lease records failed; the bucket's retention will");
+            }
+        }
+    }
+}
+
 fn poisoned() -> BusError {
     BusError::Invalid("the bus's group cache was poisoned by a panic".into())
 }
@@ -371,12 +410,24 @@ impl Backend for JsBus {
             if claimed.len() >= max {
                 break;
             }
-            let mut batch =
-                consumer.fetch().max_messages(max - claimed.len()).messages().await.map_err(nats_error)?;
-            let mut fetched = Vec::new();
-            while let Some(message) = batch.next().await {
-                fetched.push(message.map_err(BusError::Nats)?);
-            }
+            // Bounded: a pull request sent while the server restarts is never answered (seen
+            // here: a worker waited on one forever while 128 events sat ready).
+            let fetch = async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(max - claimed.len())
+                    .messages()
+                    .await
+                    .map_err(nats_error)?;
+                let mut fetched = Vec::new();
+                while let Some(message) = batch.next().await {
+                    fetched.push(message.map_err(BusError::Nats)?);
+                }
+                Ok::<_, BusError>(fetched)
+            };
+            let fetched = tokio::time::timeout(FETCH_WAIT, fetch).await.map_err(|_| {
+                BusError::Nats(format!("no answer to a pull request within {FETCH_WAIT:?}").into())
+            })??;
             let taken =
                 futures_util::future::join_all(fetched.into_iter().map(|m| self.take(group, m, lease)));
             for d in taken.await {
@@ -418,7 +469,7 @@ impl Backend for JsBus {
             return Ok(false);
         }
         self.settle(&held.lease.reply, jetstream::AckKind::Ack).await?;
-        self.forget(&key).await?;
+        self.inner.settled.lock().map_err(|_| poisoned())?.push_back((Instant::now(), key));
         Ok(true)
     }
 
@@ -449,7 +500,7 @@ impl Backend for JsBus {
             };
             dead::put(&self.inner.dead, &d.group, &stored).await?;
             self.settle(&held.lease.reply, jetstream::AckKind::Term).await?;
-            self.forget(&key).await?;
+            self.inner.settled.lock().map_err(|_| poisoned())?.push_back((Instant::now(), key));
             return Ok(FailState::Dead);
         }
         // Swapped to itself: a claim racing this failure loses rather than both going on.

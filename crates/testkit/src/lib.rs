@@ -7,6 +7,7 @@ mod build_dir;
 pub mod docker;
 mod files;
 pub mod load;
+pub mod nats;
 mod proxy;
 pub mod registry;
 pub mod remote;

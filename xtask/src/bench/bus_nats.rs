@@ -23,7 +23,7 @@ pub async fn run() -> anyhow::Result<()> {
     let url = match std::env::var("NATS_URL") {
         Ok(url) => url,
         Err(_) => {
-            server = crate::test::nats::Throwaway::start()?;
+            server = testkit::nats::Server::start().map_err(anyhow::Error::msg)?;
             server.url()
         }
     };

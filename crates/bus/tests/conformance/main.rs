@@ -4,6 +4,7 @@
 
 mod outbox;
 mod python;
+mod restart;
 mod suite;
 mod transactional;
 
