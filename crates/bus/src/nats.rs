@@ -128,6 +128,16 @@ impl JsBus {
         Ok(bus)
     }
 
+    /// Every group that has subscribed, by name.
+    pub async fn groups(&self) -> Result<Vec<String>> {
+        let keys = self.inner.leases.keys().await.map_err(nats_error)?;
+        let keys: Vec<String> = futures_util::TryStreamExt::try_collect(keys).await.map_err(nats_error)?;
+        let mut groups: Vec<String> =
+            keys.iter().filter_map(|k| k.strip_prefix("_groups.")).map(str::to_string).collect();
+        groups.sort();
+        Ok(groups)
+    }
+
     fn topic_subject(&self, topic: &str) -> String {
         format!("{}.t.{topic}", self.inner.namespace)
     }

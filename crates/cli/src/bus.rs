@@ -1,7 +1,9 @@
-//! `slipway bus dead list|retry|discard`: the dead letters of the bus.
+//! `slipway bus dead list|retry|discard`: the dead letters of the bus, on Postgres or on NATS
+//! JetStream (`--bus` or `SLIPWAY_BUS_URL`).
 
-use bus::Backend;
+use bus::nats::JsBus;
 use bus::pg::PgBus;
+use bus::{Backend, BusUrl};
 use clap::Subcommand;
 use uuid::Uuid;
 
@@ -20,30 +22,66 @@ pub enum Dead {
     List {
         #[arg(long, short)]
         group: Option<String>,
+        #[command(flatten)]
+        on: On,
     },
     /// Put a dead letter back in its group's queue with fresh attempts.
-    Retry { group: String, message_id: Uuid },
+    Retry {
+        group: String,
+        message_id: Uuid,
+        #[command(flatten)]
+        on: On,
+    },
     /// Drop a dead letter for good.
-    Discard { group: String, message_id: Uuid },
+    Discard {
+        group: String,
+        message_id: Uuid,
+        #[command(flatten)]
+        on: On,
+    },
+}
+
+/// Which bus: the database's (the default), or NATS JetStream.
+#[derive(Debug, clap::Args)]
+pub struct On {
+    /// `postgres` (the default: the services' database) or `nats://host:4222[/namespace]`.
+    #[arg(long = "bus", env = "SLIPWAY_BUS_URL", default_value = "postgres")]
+    url: String,
+}
+
+fn failed(e: bus::BusError) -> Failure {
+    Failure::Failed(anyhow::Error::new(e))
 }
 
 pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
     let Command::Dead(dead) = cmd;
-    let Some((_, db)) = registry::schemas(&ctx.sources(), Some(bus::SCHEMA))?.pop() else {
-        return Err(Failure::Failed(anyhow::anyhow!("no service uses the bus")));
-    };
-    let pool = kit::db::pool(&db, bus::SCHEMA)?;
-    let bus = PgBus::new(pool.clone());
-    let failed = |e: bus::BusError| Failure::Failed(anyhow::Error::new(e));
-    match dead {
-        Dead::List { group } => {
-            let groups: Vec<String> = match group {
-                Some(g) => vec![g],
-                None => sqlx::query_scalar("SELECT name FROM bus.groups ORDER BY name")
-                    .fetch_all(&pool)
-                    .await
-                    .map_err(|e| Failure::Failed(e.into()))?,
+    let (Dead::List { on, .. } | Dead::Retry { on, .. } | Dead::Discard { on, .. }) = &dead;
+    let url: BusUrl =
+        on.url.parse().map_err(|e| Failure::Refused(format!("--bus / SLIPWAY_BUS_URL: {e}")))?;
+    match url {
+        BusUrl::Postgres => {
+            let Some((_, db)) = registry::schemas(&ctx.sources(), Some(bus::SCHEMA))?.pop() else {
+                return Err(Failure::Failed(anyhow::anyhow!("no service uses the bus")));
             };
+            let pool = kit::db::pool(&db, bus::SCHEMA)?;
+            let groups = sqlx::query_scalar("SELECT name FROM bus.groups ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| Failure::Failed(e.into()))?;
+            on_bus(&PgBus::new(pool), groups, dead).await
+        }
+        BusUrl::Nats { url, namespace } => {
+            let bus = JsBus::connect(&url, &namespace).await.map_err(failed)?;
+            let groups = bus.groups().await.map_err(failed)?;
+            on_bus(&bus, groups, dead).await
+        }
+    }
+}
+
+async fn on_bus(bus: &impl Backend, all_groups: Vec<String>, dead: Dead) -> Result<(), Failure> {
+    match dead {
+        Dead::List { group, .. } => {
+            let groups = group.map_or(all_groups, |g| vec![g]);
             let mut total = 0;
             for g in groups {
                 for letter in bus.dead_letters(&g).await.map_err(failed)? {
@@ -60,13 +98,13 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<(), Failure> {
             }
             println!("{total} dead letter(s)");
         }
-        Dead::Retry { group, message_id } => {
+        Dead::Retry { group, message_id, .. } => {
             if !bus.retry_dead(&group, message_id).await.map_err(failed)? {
                 return Err(Failure::Failed(anyhow::anyhow!("{group} has no dead letter {message_id}")));
             }
             println!("{group}: {message_id} queued again");
         }
-        Dead::Discard { group, message_id } => {
+        Dead::Discard { group, message_id, .. } => {
             if !bus.discard_dead(&group, message_id).await.map_err(failed)? {
                 return Err(Failure::Failed(anyhow::anyhow!("{group} has no dead letter {message_id}")));
             }

@@ -42,3 +42,33 @@ async fn bus_dead_lists_retries_and_discards_dead_letters() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing).contains("has no dead letter"), "{}", text(&missing));
 }
+
+#[tokio::test]
+async fn bus_dead_works_on_nats_jetstream_too_and_an_unknown_bus_is_refused_with_what_to_write() {
+    let server = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let js = bus::nats::JsBus::connect(&server, &namespace).await.expect("NATS with JetStream at NATS_URL");
+    js.subscribe(&Group::new("mailer"), &["auth.activation_requested"]).await.expect("subscribe");
+    let id = js
+        .publish(&Publish::new("auth.activation_requested", json!({})))
+        .await
+        .expect("publish")
+        .expect("id");
+    for d in js.claim("mailer", "t", 10, std::time::Duration::from_secs(30)).await.expect("claim") {
+        js.fail(&d, "550 5.1.1 no such user", true).await.expect("fail");
+    }
+    let url = format!("{server}/{namespace}");
+    let vars = [("SLIPWAY_ENV", "dev"), ("SLIPWAY_BUS_URL", url.as_str())];
+
+    let list = text(&run(&vars, &["bus", "dead", "list"]));
+    assert!(list.contains(&id.to_string()) && list.contains("550 5.1.1 no such user"), "{list}");
+    assert!(list.contains("1 dead letter(s)"), "{list}");
+    let retried = run(&vars, &["bus", "dead", "retry", "mailer", &id.to_string()]);
+    assert!(retried.status.success(), "{}", text(&retried));
+    let again = js.claim("mailer", "t", 10, std::time::Duration::from_secs(30)).await.expect("claim");
+    assert_eq!((again.len(), again[0].id, again[0].attempt), (1, id, 1), "queued again with fresh attempts");
+
+    let unknown = run(&[("SLIPWAY_ENV", "dev")], &["bus", "dead", "list", "--bus", "kafka://broker:9092"]);
+    assert_eq!(unknown.status.code(), Some(3), "{}", text(&unknown));
+    assert!(text(&unknown).contains("nats://host:4222"), "{}", text(&unknown));
+}
