@@ -73,16 +73,29 @@ fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
 }
 
 /// Copies files and folders (with everything in them) into `dir`, keeping modification times
-/// (cargo's freshness checks compare them), with one `cp` per few hundred paths.
+/// (cargo's freshness checks compare them), with one `cp` per few hundred paths. A build
+/// running at the same time deletes its intermediate files as it goes (seen in CI: a
+/// `…rcgu.o` listed, then gone): a chunk that fails is copied again path by path, and a path
+/// that no longer exists is skipped.
 fn copy_into(paths: &[PathBuf], dir: &Path) {
     std::fs::create_dir_all(dir).expect("make the folder");
-    for chunk in paths.chunks(500) {
-        let status = std::process::Command::new("cp")
+    let cp = |paths: &[PathBuf]| {
+        std::process::Command::new("cp")
             .args(["-a", "--reflink=auto", "--target-directory"])
             .arg(dir)
-            .args(chunk)
+            .args(paths)
+            .stderr(std::process::Stdio::null())
             .status()
-            .expect("cp runs");
-        assert!(status.success(), "cp -a into {} failed", dir.display());
+            .expect("cp runs")
+            .success()
+    };
+    for chunk in paths.chunks(500) {
+        if cp(chunk) {
+            continue;
+        }
+        for path in chunk {
+            let copied = cp(std::slice::from_ref(path));
+            assert!(copied || !path.exists(), "cp -a {} into {} failed", path.display(), dir.display());
+        }
     }
 }
