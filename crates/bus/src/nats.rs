@@ -6,19 +6,25 @@
 mod dead;
 mod envelope;
 mod fence;
+mod records;
+mod take;
+mod topology;
+mod waiter;
+
+pub use waiter::JsWaiter;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, kv, stream};
 use chrono::Utc;
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::backend::{Backend, BusError, Result, Waiter};
+use crate::backend::{Backend, BusError, Result};
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 use envelope::{Envelope, check_group, check_topic, consumer_name, lease_key, retry_consumer};
 use fence::{Held, Lease};
@@ -27,16 +33,6 @@ use fence::{Held, Lease};
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The window in which a second publish with the same id or dedupe key is dropped.
 const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
-/// How long a done record outlives its acknowledgement. A server killed outright forgets the
-/// acknowledgements it had not yet written (seen here: a restart redelivered dozens of
-/// completed events), and the record turns such a redelivery away; purged at once, each of
-/// them was handled twice.
-const KEEP_DONE: Duration = Duration::from_secs(60);
-/// The longest a claim waits for the server to answer a pull request.
-const FETCH_WAIT: Duration = Duration::from_secs(5);
-/// The longest a waiting worker sleeps without looking: retries and expired leases come back
-/// without a publish to wake it.
-const LOOK_AGAIN: Duration = Duration::from_millis(500);
 
 pub(crate) fn nats_error(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
     BusError::Nats(Box::new(e))
@@ -109,8 +105,8 @@ impl JsBus {
             })
             .await
             .map_err(nats_error)?;
-        let leases = bucket(&js, &format!("SLIPWAY_{name}_LEASES")).await?;
-        let dead = bucket(&js, &format!("SLIPWAY_{name}_DEAD")).await?;
+        let leases = topology::bucket(&js, &format!("SLIPWAY_{name}_LEASES")).await?;
+        let dead = topology::bucket(&js, &format!("SLIPWAY_{name}_DEAD")).await?;
         let inner = Inner {
             client,
             js,
@@ -124,18 +120,8 @@ impl JsBus {
             settled: Mutex::default(),
         };
         let bus = Self { inner: Arc::new(inner) };
-        tokio::spawn(purge_settled(Arc::downgrade(&bus.inner)));
+        tokio::spawn(records::purge_settled(Arc::downgrade(&bus.inner)));
         Ok(bus)
-    }
-
-    /// Every group that has subscribed, by name.
-    pub async fn groups(&self) -> Result<Vec<String>> {
-        let keys = self.inner.leases.keys().await.map_err(nats_error)?;
-        let keys: Vec<String> = futures_util::TryStreamExt::try_collect(keys).await.map_err(nats_error)?;
-        let mut groups: Vec<String> =
-            keys.iter().filter_map(|k| k.strip_prefix("_groups.")).map(str::to_string).collect();
-        groups.sort();
-        Ok(groups)
     }
 
     fn topic_subject(&self, topic: &str) -> String {
@@ -144,206 +130,6 @@ impl JsBus {
 
     fn retry_subject(&self, group: &str) -> String {
         format!("{}.r.{group}", self.inner.namespace)
-    }
-
-    /// Acknowledges a delivery (`Ack`, `Term`, or `Nak` to give it back) and waits for the
-    /// server to confirm it: once settled, JetStream has acted on it.
-    async fn settle(&self, reply: &str, kind: jetstream::AckKind) -> Result<()> {
-        let body: bytes::Bytes = kind.into();
-        self.inner.client.request(reply.to_string(), body).await.map_err(nats_error)?;
-        Ok(())
-    }
-
-    /// Sets when JetStream delivers it again (`None`: now). Not confirmed: were it lost, the
-    /// consumer's own 30 s acknowledgement wait brings the delivery back.
-    async fn redeliver_in(&self, reply: &str, delay: Option<Duration>) -> Result<()> {
-        let body: bytes::Bytes = jetstream::AckKind::Nak(delay).into();
-        self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
-    }
-
-    /// The current record of `attempt`: this process's copy when it has one (`cached`) and a
-    /// swap follows to check it, else the bucket's.
-    async fn held(&self, key: &str, attempt: i32, cached: bool) -> Result<Option<Held>> {
-        if cached
-            && let Some(h) = self.inner.known.lock().map_err(|_| poisoned())?.get(key)
-            && h.lease.attempt == attempt
-            && !h.lease.done
-        {
-            return Ok(Some(h.clone()));
-        }
-        fence::current(&self.inner.leases, key, attempt).await
-    }
-
-    /// Swaps the record (see `fence::swap`) and keeps this process's copy current.
-    async fn write(&self, key: &str, revision: Option<u64>, lease: Lease) -> Result<bool> {
-        let written = fence::swap(&self.inner.leases, key, revision, &lease).await?;
-        let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
-        match written {
-            Some(revision) if !lease.done => {
-                known.insert(key.to_string(), Held { lease, revision });
-            }
-            _ => {
-                known.remove(key);
-            }
-        }
-        Ok(written.is_some())
-    }
-
-    /// Forgets a settled delivery's lease record, its history too (a KV delete would leave a
-    /// marker per message for the bucket's whole retention).
-    async fn forget(&self, key: &str) -> Result<()> {
-        forget(&self.inner, key).await
-    }
-
-    async fn policy(&self, group: &str) -> Result<Policy> {
-        if let Some(p) = self.inner.groups.lock().map_err(|_| poisoned())?.get(group) {
-            return Ok(*p);
-        }
-        let entry = self.inner.leases.get(format!("_groups.{group}")).await.map_err(nats_error)?;
-        let policy: Policy = entry
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .ok_or_else(|| BusError::Invalid(format!("the group {group} has not subscribed")))?;
-        self.inner.groups.lock().map_err(|_| poisoned())?.insert(group.to_string(), policy);
-        Ok(policy)
-    }
-
-    /// The group's consumers: one per topic and its retry consumer.
-    async fn consumers(&self, group: &str) -> Result<Vec<consumer::PullConsumer>> {
-        if let Some(known) = self.inner.consumers.lock().map_err(|_| poisoned())?.get(group) {
-            return Ok(known.clone());
-        }
-        let prefix = format!("{group}--");
-        let mut names: Vec<String> = Vec::new();
-        let mut listed = self.inner.stream.consumer_names();
-        while let Some(name) = listed.next().await {
-            let name = name.map_err(nats_error)?;
-            if name.starts_with(&prefix) {
-                names.push(name);
-            }
-        }
-        names.sort();
-        let mut consumers = Vec::with_capacity(names.len());
-        for name in names {
-            consumers.push(self.inner.stream.get_consumer(&name).await.map_err(BusError::Nats)?);
-        }
-        self.inner.consumers.lock().map_err(|_| poisoned())?.insert(group.to_string(), consumers.clone());
-        Ok(consumers)
-    }
-
-    async fn durable(&self, name: String, subject: String) -> Result<()> {
-        self.inner
-            .stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: subject,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    max_deliver: -1,
-                    max_ack_pending: -1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(nats_error)?;
-        Ok(())
-    }
-
-    /// Turns one fetched message into a delivery under a lease, or settles it: a delayed
-    /// event goes back until its time, one done already is acknowledged again.
-    async fn take(
-        &self,
-        group: &str,
-        message: jetstream::Message,
-        lease: Duration,
-    ) -> Result<Option<Delivery>> {
-        let Some(reply) = message.reply.as_ref().map(ToString::to_string) else { return Ok(None) };
-        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
-            Ok(e) => e,
-            Err(error) => {
-                tracing::error!(%error, subject = %message.subject, "an unreadable event on the bus; terminated");
-                self.settle(&reply, jetstream::AckKind::Term).await?;
-                return Ok(None);
-            }
-        };
-        if let Some(at) = envelope.deliver_at
-            && let Ok(wait) = (at - Utc::now()).to_std()
-            && !wait.is_zero()
-        {
-            self.redeliver_in(&reply, Some(wait)).await?;
-            return Ok(None);
-        }
-        let key = lease_key(group, envelope.id);
-        // The first delivery (most of them): create the record, one round trip.
-        let first = Lease { attempt: 1, reply: reply.clone(), done: false };
-        let attempt = if self.write(&key, None, first).await? {
-            1
-        } else {
-            let Some(held) = fence::read(&self.inner.leases, &key).await? else { return Ok(None) };
-            if held.lease.done {
-                self.settle(&reply, jetstream::AckKind::Ack).await?;
-                self.forget(&key).await?;
-                return Ok(None);
-            }
-            let attempt = held.lease.attempt + 1;
-            let next = Lease { attempt, reply: reply.clone(), done: false };
-            if !self.write(&key, Some(held.revision), next).await? {
-                return Ok(None); // another instance took it first
-            }
-            attempt
-        };
-        self.redeliver_in(&reply, Some(lease)).await?;
-        Ok(Some(envelope.delivery(group, attempt)))
-    }
-}
-
-/// A KV bucket, its stream made here as the KV convention lays it out (the client's own
-/// `create_key_value` asks for settings a 2.9 server does not answer in a form it reads).
-async fn bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store> {
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age: RETENTION,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .map_err(nats_error)?;
-    js.get_key_value(name).await.map_err(nats_error)
-}
-
-async fn forget(inner: &Inner, key: &str) -> Result<()> {
-    let subject = format!("{}{key}", inner.leases.prefix);
-    inner.leases.stream.purge().filter(subject).await.map_err(nats_error)?;
-    Ok(())
-}
-
-/// Purges done records older than [`KEEP_DONE`], every few seconds, while the bus lives. One
-/// that a crash leaves behind goes with the bucket's retention.
-async fn purge_settled(inner: Weak<Inner>) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let due: Vec<String> = {
-            let Ok(mut settled) = inner.settled.lock() else { return };
-            let mut due = Vec::new();
-            while settled.front().is_some_and(|(at, _)| at.elapsed() >= KEEP_DONE) {
-                due.extend(settled.pop_front().map(|(_, key)| key));
-            }
-            due
-        };
-        for keys in due.chunks(256) {
-            let purged = futures_util::future::join_all(keys.iter().map(|k| forget(&inner, k))).await;
-            if let Some(Err(error)) = purged.into_iter().find(Result::is_err) {
-                tracing::warn!(%error, "purging done lease records failed; the bucket's retention will");
-            }
-        }
     }
 }
 
@@ -435,8 +221,8 @@ impl Backend for JsBus {
                 }
                 Ok::<_, BusError>(fetched)
             };
-            let fetched = tokio::time::timeout(FETCH_WAIT, fetch).await.map_err(|_| {
-                BusError::Nats(format!("no answer to a pull request within {FETCH_WAIT:?}").into())
+            let fetched = tokio::time::timeout(take::FETCH_WAIT, fetch).await.map_err(|_| {
+                BusError::Nats(format!("no answer to a pull request within {:?}", take::FETCH_WAIT).into())
             })??;
             let taken =
                 futures_util::future::join_all(fetched.into_iter().map(|m| self.take(group, m, lease)));
@@ -479,7 +265,7 @@ impl Backend for JsBus {
             return Ok(false);
         }
         self.settle(&held.lease.reply, jetstream::AckKind::Ack).await?;
-        self.inner.settled.lock().map_err(|_| poisoned())?.push_back((Instant::now(), key));
+        self.settled(key)?;
         Ok(true)
     }
 
@@ -510,7 +296,7 @@ impl Backend for JsBus {
             };
             dead::put(&self.inner.dead, &d.group, &stored).await?;
             self.settle(&held.lease.reply, jetstream::AckKind::Term).await?;
-            self.inner.settled.lock().map_err(|_| poisoned())?.push_back((Instant::now(), key));
+            self.settled(key)?;
             return Ok(FailState::Dead);
         }
         // Swapped to itself: a claim racing this failure loses rather than both going on.
@@ -574,21 +360,5 @@ impl Backend for JsBus {
     async fn sweep(&self) -> Result<u64> {
         // The stream and the buckets expire their own records (RETENTION).
         Ok(0)
-    }
-}
-
-/// Sleeps until something is published on the bus, or a little while: retries and expired
-/// leases come back without a publish.
-#[derive(Debug)]
-pub struct JsWaiter {
-    subscriber: async_nats::Subscriber,
-}
-
-impl Waiter for JsWaiter {
-    async fn wait(&mut self, max: Duration) {
-        if tokio::time::timeout(max.min(LOOK_AGAIN), self.subscriber.next()).await.is_ok() {
-            // Drain what else came at once: one claim serves it all.
-            while let Some(Some(_)) = self.subscriber.next().now_or_never() {}
-        }
     }
 }

@@ -55,7 +55,31 @@ impl Cluster {
         }
         cluster.port = free_port()?;
         cluster.pg_ctl_start()?;
+        cluster.watch_owner();
         Ok(cluster)
+    }
+
+    /// A watchdog outside this process: once the process is gone without stopping the server
+    /// (killed outright, so no `Drop` ran), it stops the server and deletes its files, so a
+    /// crashed `slipway dev` leaves no Postgres behind. After a clean stop it finds nothing.
+    fn watch_owner(&self) {
+        let as_user = self.run_as.as_ref().map(|u| format!("runuser -u {u} -- ")).unwrap_or_default();
+        let script = format!(
+            "while kill -0 {owner} 2>/dev/null; do sleep 1; done; \
+             if [ -d '{data}' ]; then {as_user}'{pg_ctl}' -D '{data}' -m immediate stop; fi; rm -rf '{dir}'",
+            owner = std::process::id(),
+            data = self.data().display(),
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            dir = self.dir.display(),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        if let Err(error) = cmd.spawn() {
+            eprintln!(
+                "devdb: no watchdog for the throwaway Postgres ({error}); a crash would leave it running"
+            );
+        }
     }
 
     /// A URL for the `postgres` superuser and the given database.

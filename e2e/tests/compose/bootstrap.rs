@@ -284,6 +284,21 @@ async fn a_product_from_init_gains_a_service_that_answers_through_the_gateway_wi
     .await;
     nix::sys::signal::kill(pid_of(&dev), nix::sys::signal::Signal::SIGKILL).expect("SIGKILL slipway dev");
     dev.wait().await.expect("wait");
+    // Its throwaway Postgres goes too (devdb's watchdog), rather than run on as an orphan.
+    let log = dev_log();
+    let postgres = log
+        .rsplit("Postgres at postgres://postgres@127.0.0.1:")
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .expect("dev names its throwaway Postgres's port");
+    eventually_or(
+        Duration::from_secs(15),
+        "the throwaway Postgres to stop once slipway dev was killed",
+        async || std::net::TcpStream::connect(("127.0.0.1", postgres)).is_err(),
+        || format!("slipway dev's output:\n{}", dev_log()),
+    )
+    .await;
     eventually_or(
         Duration::from_secs(15),
         "pynotes to stop once slipway dev was killed",
