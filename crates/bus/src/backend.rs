@@ -16,7 +16,8 @@ pub enum BusError {
     /// The NATS server failed (unreachable, a timeout, a refused request).
     #[error("bus NATS error: {0}")]
     Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A topic or group name the backend cannot carry.
+    /// Something the bus cannot work with as given: a topic or group name the backend cannot
+    /// carry, or a record it cannot read.
     #[error("{0}")]
     Invalid(String),
     /// A message too large to publish: nothing was published.

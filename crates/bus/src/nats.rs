@@ -39,10 +39,13 @@ pub(crate) fn nats_error(e: impl std::error::Error + Send + Sync + 'static) -> B
 }
 
 fn unreachable(url: &str, error: &dyn std::fmt::Display) -> BusError {
-    BusError::Invalid(format!(
-        "cannot reach NATS at {url} ({error}): is nats-server running there with JetStream (-js)? \
+    BusError::Nats(
+        format!(
+            "cannot reach NATS at {url} ({error}): is nats-server running there with JetStream (-js)? \
          (SLIPWAY_BUS_URL names it)"
-    ))
+        )
+        .into(),
+    )
 }
 
 /// The JetStream bus: cheap to clone, one connection.
@@ -134,7 +137,7 @@ impl JsBus {
 }
 
 fn poisoned() -> BusError {
-    BusError::Invalid("the bus's group cache was poisoned by a panic".into())
+    BusError::Invalid("the bus's in-process state was poisoned by a panic".into())
 }
 
 fn backoff(policy: Policy, attempt: i32) -> Duration {
@@ -319,11 +322,11 @@ impl Backend for JsBus {
         Ok(true)
     }
 
-    async fn waiter(&self, group: &str) -> Result<JsWaiter> {
+    /// Wakes on any publish in the namespace, whatever the group: one subscription serves all.
+    async fn waiter(&self, _group: &str) -> Result<JsWaiter> {
         // Every publish to the stream's subjects also reaches plain subscribers.
         let subscriber =
             self.inner.client.subscribe(format!("{}.>", self.inner.namespace)).await.map_err(nats_error)?;
-        let _ = group;
         Ok(JsWaiter { subscriber })
     }
 
@@ -333,6 +336,9 @@ impl Backend for JsBus {
 
     async fn retry_dead(&self, group: &str, message: Uuid) -> Result<bool> {
         let Some(stored) = dead::get(&self.inner.dead, group, message).await? else { return Ok(false) };
+        // A fresh lease record, so attempts start again; first, or a claim of the copy could
+        // find the old done record and acknowledge it unhandled.
+        self.forget(&lease_key(group, message)).await?;
         let body = serde_json::to_vec(&stored.envelope).map_err(|e| BusError::Invalid(e.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("retry:{}", Uuid::new_v4()).as_str());
@@ -343,8 +349,6 @@ impl Backend for JsBus {
             .map_err(nats_error)?
             .await
             .map_err(nats_error)?;
-        // A fresh lease record: attempts start again.
-        self.forget(&lease_key(group, message)).await?;
         dead::remove(&self.inner.dead, group, message).await?;
         Ok(true)
     }

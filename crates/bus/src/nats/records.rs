@@ -80,6 +80,15 @@ pub(super) async fn forget(inner: &Inner, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Purges a record that is still done. A dead letter retried within [`KEEP_DONE`] has a live
+/// record under the same key again, which must stay: its attempts are fenced by it.
+async fn forget_if_done(inner: &Inner, key: &str) -> Result<()> {
+    match fence::read(&inner.leases, key).await? {
+        Some(held) if held.lease.done => forget(inner, key).await,
+        _ => Ok(()),
+    }
+}
+
 /// Purges done records older than [`KEEP_DONE`], every few seconds, while the bus lives. One
 /// that a crash leaves behind goes with the bucket's retention.
 pub(super) async fn purge_settled(inner: Weak<Inner>) {
@@ -95,7 +104,7 @@ pub(super) async fn purge_settled(inner: Weak<Inner>) {
             due
         };
         for keys in due.chunks(256) {
-            let purged = futures_util::future::join_all(keys.iter().map(|k| forget(&inner, k))).await;
+            let purged = futures_util::future::join_all(keys.iter().map(|k| forget_if_done(&inner, k))).await;
             if let Some(Err(error)) = purged.into_iter().find(Result::is_err) {
                 tracing::warn!(%error, "purging done lease records failed; the bucket's retention will");
             }

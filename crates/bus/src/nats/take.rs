@@ -48,8 +48,9 @@ impl JsBus {
         } else {
             let Some(held) = fence::read(&self.inner.leases, &key).await? else { return Ok(None) };
             if held.lease.done {
+                // Acknowledged again; the record stays its while longer, as after a completion.
                 self.settle(&reply, jetstream::AckKind::Ack).await?;
-                self.forget(&key).await?;
+                self.settled(key)?;
                 return Ok(None);
             }
             let attempt = held.lease.attempt + 1;
