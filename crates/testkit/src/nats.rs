@@ -8,6 +8,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The server a test uses: NATS_URL (`cargo xtask test` sets it to its throwaway one), else
+/// one on this machine's standard port.
+pub fn url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
 /// The running server.
 #[derive(Debug)]
 pub struct Server {

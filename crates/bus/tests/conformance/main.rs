@@ -21,7 +21,7 @@ pub async fn pg() -> PgBus {
 /// A JetStream bus on the NATS at NATS_URL (default 127.0.0.1:4222), in a namespace of its
 /// own (its stream and buckets are this test's alone).
 pub async fn jetstream() -> bus::nats::JsBus {
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let url = testkit::nats::url();
     remove_old_test_namespaces(&url).await;
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     bus::nats::JsBus::connect(&url, &namespace).await.expect("NATS with JetStream at NATS_URL")
