@@ -82,6 +82,7 @@ macro_rules! every_check {
         a_batch_completion_or_extension_skips_stale_attempts,
         a_handler_slower_than_its_lease_keeps_it_by_the_workers_heartbeat,
         a_message_over_the_size_limit_is_refused_at_publish_and_nothing_is_published,
+        a_sleeping_worker_runs_its_own_retry_when_it_falls_due_not_at_its_poll_interval,
         );
     };
 }

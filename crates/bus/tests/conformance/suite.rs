@@ -413,3 +413,40 @@ pub async fn a_message_over_the_size_limit_is_refused_at_publish_and_nothing_is_
     assert!(matches!(refused, Err(BusError::TooLarge { .. })), "{refused:?}");
     assert!(claim_all(&bus, "g").await.is_empty(), "all or nothing: the small one went nowhere either");
 }
+
+/// Fails each message's first attempt, handles the second.
+struct FailsOnce(Arc<Counting>);
+
+impl Handler for FailsOnce {
+    async fn handle(&self, d: &Delivery) -> Result<Handled, HandlerError> {
+        if d.attempt == 1 {
+            // Long enough for the worker to be asleep when the failure is reported.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Err(HandlerError::Retry(anyhow::anyhow!("try again")));
+        }
+        *self.0.seen.lock().expect("lock").entry(d.id).or_default() += 1;
+        Ok(Handled::Done)
+    }
+}
+
+pub async fn a_sleeping_worker_runs_its_own_retry_when_it_falls_due_not_at_its_poll_interval<B: Backend>(
+    bus: B,
+) {
+    bus.subscribe(&group("g"), &["job"]).await.expect("subscribe");
+    let handled = Arc::new(Counting::default());
+    let cfg = WorkerConfig { poll: Duration::from_secs(600), lease: LEASE, ..config(group("g"), 2) };
+    let worker = Worker::new(bus.clone(), FailsOnce(handled.clone()), cfg);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let id = publish(&bus, "job", 1).await[0];
+    // The retry is due 50-100 ms after the failure (group's backoff); nothing else wakes the
+    // worker: no publish follows, its poll is 600 s and its lease 30 s.
+    eventually(SOON, "the retry, long before the 600 s poll", async || {
+        handled.seen.lock().expect("lock").get(&id) == Some(&1)
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.expect("task").expect("worker stops cleanly");
+}
