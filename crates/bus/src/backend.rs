@@ -127,6 +127,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Housekeeping; returns how many records went.
     fn sweep(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Whether a delivery a handler completed in its own transaction ([`crate::Handled::Acknowledged`])
+    /// is finished with that commit (Postgres: the commit removed it), or still needs the worker
+    /// to acknowledge it to the backend (JetStream: the commit only recorded it as handled).
+    fn completes_in_transaction(&self) -> bool {
+        true
+    }
 }
 
 /// Waits, without busy polling, until a group may have something to claim.

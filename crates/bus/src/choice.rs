@@ -49,6 +49,14 @@ impl FromStr for BusUrl {
     }
 }
 
+impl kit::config::Setting for BusUrl {
+    const EXPECTED: &'static str =
+        "`postgres` (the service's own database) or `nats://host:4222[/namespace]` (NATS JetStream)";
+    fn parse_setting(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
 impl fmt::Display for BusUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

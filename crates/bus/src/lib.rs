@@ -2,13 +2,15 @@
 //! group subscribed to it (normally one group per service) exactly once per group, and inside
 //! a group exactly one instance handles it; nothing is lost when an instance dies.
 //!
-//! [`Backend`] is the interface every backend implements (Postgres now, NATS JetStream later)
-//! and the conformance suite in `tests/` checks; [`Worker`] runs a group's handler on any
-//! backend; [`pg`] is the Postgres backend, whose SQL functions are the protocol services in
-//! other languages use (docs/bus.md).
+//! [`Backend`] is the interface every backend implements and the conformance suite in `tests/`
+//! checks; [`Worker`] runs a group's handler on any backend; [`pg`] is the Postgres backend,
+//! whose SQL functions are the protocol services in other languages use (docs/bus.md);
+//! [`nats`] is JetStream, and [`outbox`] puts Postgres in front of it as the transactional
+//! outbox; [`AnyBus`] is whichever of the two a service's `SLIPWAY_BUS_URL` names.
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod any;
 mod backend;
 mod choice;
 mod message;
@@ -17,6 +19,7 @@ pub mod outbox;
 pub mod pg;
 mod worker;
 
+pub use any::{AnyBus, AnyWaiter};
 pub use backend::{Backend, BusError, Waiter};
 pub use choice::BusUrl;
 pub use message::{DeadLetter, Delivery, FailState, Group, MAX_MESSAGE_BYTES, Publish};
@@ -43,6 +46,7 @@ pub const SERVICE_FUNCTIONS: &[&str] = &[
     "bus.release",
     "bus.next_due",
     "bus.sweep",
+    "bus.mark_handled",
 ];
 
 /// What a service's role may read of the bus besides: its migrations table, so a service

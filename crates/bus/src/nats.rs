@@ -82,6 +82,14 @@ struct Policy {
 }
 
 impl JsBus {
+    /// An error naming the server while the connection to it is down (the client reconnects
+    /// on its own), for readiness.
+    pub fn connected(&self) -> std::result::Result<(), String> {
+        match self.inner.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(format!("NATS is {state:?}")),
+        }
+    }
     /// Connects to `url` (`nats://host:4222`) and makes the stream and buckets of `namespace`
     /// (`bus` in production; a fresh one per test).
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
@@ -364,5 +372,9 @@ impl Backend for JsBus {
     async fn sweep(&self) -> Result<u64> {
         // The stream and the buckets expire their own records (RETENTION).
         Ok(0)
+    }
+
+    fn completes_in_transaction(&self) -> bool {
+        false
     }
 }

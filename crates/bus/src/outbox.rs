@@ -44,6 +44,24 @@ impl Outboxed {
         Worker::new(self.pg.clone(), self.relay_handler(), config)
     }
 
+    /// Records `delivery` as handled by its group inside the handler's own transaction on the
+    /// outbox's database, so the handler's writes and the record commit together; false when
+    /// an earlier attempt already committed it (roll back then, and return
+    /// [`Handled::Acknowledged`]: the worker acknowledges it to JetStream either way).
+    pub async fn complete_in(&self, conn: &mut sqlx::PgConnection, delivery: &Delivery) -> Result<bool> {
+        let first: bool = sqlx::query_scalar("SELECT bus.mark_handled($1, $2)")
+            .bind(&delivery.group)
+            .bind(delivery.id)
+            .fetch_one(conn)
+            .await?;
+        Ok(first)
+    }
+
+    /// An error while JetStream's connection is down, for readiness.
+    pub fn connected(&self) -> std::result::Result<(), String> {
+        self.js.connected()
+    }
+
     /// What the relay does with one event from the outbox.
     pub fn relay_handler(&self) -> Relay {
         Relay { js: self.js.clone() }
@@ -146,5 +164,9 @@ impl Backend for Outboxed {
 
     async fn sweep(&self) -> Result<u64> {
         self.pg.sweep().await
+    }
+
+    fn completes_in_transaction(&self) -> bool {
+        false
     }
 }

@@ -24,7 +24,8 @@ use heartbeat::InFlight;
 pub enum Handled {
     /// Done: the worker completes the delivery.
     Done,
-    /// The handler already completed it in its own transaction (`pg::complete_in`).
+    /// The handler completed it in its own transaction ([`crate::AnyBus::complete_in`], or
+    /// `pg::complete_in` on Postgres), or found it completed there by an earlier attempt.
     Acknowledged,
 }
 
@@ -230,8 +231,8 @@ async fn process<B: Backend, H: Handler>(
             }
         };
         let reported = match outcome {
-            Ok(Handled::Acknowledged) => Ok(false),
-            Ok(Handled::Done) => acker.complete(delivery).await.map(|done| {
+            Ok(Handled::Acknowledged) if backend.completes_in_transaction() => Ok(false),
+            Ok(Handled::Acknowledged | Handled::Done) => acker.complete(delivery).await.map(|done| {
                 if !done {
                     tracing::warn!("completed after a newer attempt took over; ignored");
                 }

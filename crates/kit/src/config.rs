@@ -44,4 +44,5 @@ pub const SHARED_KEYS: &[&str] = &[
     "MIGRATE_ON_START",
     "PUBLIC_URL",
     "TRUSTED_PROXIES",
+    "BUS_URL",
 ];

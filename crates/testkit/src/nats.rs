@@ -14,6 +14,47 @@ pub fn url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// A namespace of its own for one test (its stream and buckets are that test's alone), on
+/// the server at [`url`]. Tests leave their streams behind (a bus has no async drop): those
+/// of tests that started over ten minutes ago go first, so a long-lived server does not fill.
+pub async fn namespace() -> String {
+    use futures_util::StreamExt as _;
+    if let Ok(client) = async_nats::connect(url()).await {
+        let js = async_nats::jetstream::new(client);
+        let mut streams = js.streams();
+        let mut old = Vec::new();
+        while let Some(Ok(info)) = streams.next().await {
+            let name = &info.config.name;
+            let age = chrono::Utc::now() - info.created;
+            if (name.starts_with("SLIPWAY_T") || name.starts_with("KV_SLIPWAY_T")) && age.num_minutes() > 10 {
+                old.push(name.clone());
+            }
+        }
+        for name in old {
+            let _ = js.delete_stream(&name).await;
+        }
+    }
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// How many messages of `namespace`'s stream some consumer has yet to deliver or to see
+/// acknowledged (0 once every group has settled everything), and how many the stream holds.
+pub async fn unsettled(namespace: &str) -> (u64, u64) {
+    use futures_util::StreamExt as _;
+    let client = async_nats::connect(url()).await.expect("NATS at NATS_URL");
+    let js = async_nats::jetstream::new(client);
+    let mut stream =
+        js.get_stream(format!("SLIPWAY_{}", namespace.to_ascii_uppercase())).await.expect("the stream");
+    let stored = stream.info().await.expect("stream info").state.messages;
+    let names: Vec<String> = stream.consumer_names().filter_map(async |n| n.ok()).collect().await;
+    let mut total = 0;
+    for name in names {
+        let info = stream.consumer_info(&name).await.expect("consumer info");
+        total += info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0);
+    }
+    (total, stored)
+}
+
 /// The running server.
 #[derive(Debug)]
 pub struct Server {
@@ -73,7 +114,13 @@ impl Server {
         Ok(())
     }
 
-    fn kill(&mut self) {
+    /// Starts it again after [`Server::kill`], on the same port and store.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.spawn()
+    }
+
+    /// Kills it (SIGKILL) and leaves it down.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

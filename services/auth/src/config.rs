@@ -16,6 +16,8 @@ const DEV_TOKEN_KEY: &str = "dev-only-token-key-not-secret";
 pub struct Config {
     pub common: Common,
     pub db: DbConfig,
+    /// Which bus (`SLIPWAY_BUS_URL`): Postgres, or NATS JetStream with Postgres as its outbox.
+    pub bus: bus::BusUrl,
     /// The HMAC key under which one-time and refresh tokens are stored.
     pub token_key: SecretString,
     /// The site's public address; emailed links start with it (never with a request's Host).
@@ -89,6 +91,7 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let config = Self {
             db: DbConfig::read(&mut r),
+            bus: r.get("BUS_URL", bus::BusUrl::Postgres),
             token_key: r.secret("TOKEN_KEY", DEV_TOKEN_KEY),
             jwt: JwtConfig {
                 issuer: r.get("JWT_ISSUER", token::default_issuer(&public_url)),

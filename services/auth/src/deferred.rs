@@ -3,7 +3,7 @@
 //! the answer's timing says nothing about whether an account exists, and a request taken is
 //! never lost (an instance that dies mid-work leaves the delivery to another).
 
-use bus::{Delivery, Handled, Handler, HandlerError};
+use bus::{AnyBus, Delivery, Handled, Handler, HandlerError};
 
 use crate::context::RequestCtx;
 use crate::domain::Email;
@@ -15,6 +15,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Deferred {
     pub app: AppState,
+    /// Where the requests come from, for completing one in the work's own transaction.
+    pub bus: AnyBus,
 }
 
 fn retry(e: impl std::fmt::Display) -> HandlerError {
@@ -39,8 +41,11 @@ impl Handler for Deferred {
             other => return Err(HandlerError::Permanent(anyhow::anyhow!("auth does not handle {other}"))),
         };
         done.map_err(retry)?;
-        bus::pg::complete_in(&mut tx, delivery).await.map_err(retry)?;
-        tx.commit().await.map_err(retry)?;
+        // Fenced out, or done by an earlier attempt: what this one wrote is rolled back, so a
+        // request is never answered twice.
+        if self.bus.complete_in(&mut tx, delivery).await.map_err(retry)? {
+            tx.commit().await.map_err(retry)?;
+        }
         Ok(Handled::Acknowledged)
     }
 }

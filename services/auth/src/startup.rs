@@ -4,8 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use bus::pg::PgBus;
-use bus::{Backend as _, Group, Worker, WorkerConfig};
+use bus::{AnyBus, Backend as _, Group, Worker, WorkerConfig};
 use kit::health::Readiness;
 use kit::server::{Server, Stop, service_router};
 use secrecy::ExposeSecret;
@@ -24,7 +23,8 @@ pub struct Application {
     server: Server,
     pool: PgPool,
     janitor: tokio::task::JoinHandle<()>,
-    worker: Worker<PgBus, Deferred>,
+    worker: Worker<AnyBus, Deferred>,
+    bus: AnyBus,
 }
 
 impl Application {
@@ -48,19 +48,22 @@ impl Application {
         });
         // Subscribed before the first request can queue work for it.
         let group = Group::new(crate::queue::GROUP);
-        let bus = PgBus::new(pool.clone());
+        let bus = AnyBus::connect(&config.bus, pool.clone()).await.context("connecting to the bus")?;
         bus.subscribe(&group, crate::queue::TOPICS).await?;
         let worker_config = WorkerConfig {
             drain: config.common.http.shutdown_grace,
             ..WorkerConfig::new(group, crate::queue::TOPICS)
         };
-        let worker = Worker::new(bus, Deferred { app: state.clone() }, worker_config);
-        let readiness = Readiness::new().release(&config.common.release).postgres(pool.clone());
+        let worker =
+            Worker::new(bus.clone(), Deferred { app: state.clone(), bus: bus.clone() }, worker_config);
+        let readiness =
+            bus.readiness(Readiness::new().release(&config.common.release).postgres(pool.clone()));
         let router = service_router(crate::routes::router(state), readiness, &config.common.http);
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
         let janitor =
             tokio::spawn(crate::janitor::run(pool.clone(), config.clone(), Duration::from_secs(3600)));
-        Ok(Self { server, pool, janitor, worker })
+        tracing::info!(bus = %config.bus, "on the bus");
+        Ok(Self { server, pool, janitor, worker, bus })
     }
 
     pub fn port(&self) -> u16 {
@@ -76,15 +79,19 @@ impl Application {
         self.run_until(kit::server::shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` resolves, then drains.
+    /// Serves until `shutdown` resolves, then drains (the relay too, on JetStream).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = Stop::on(shutdown);
-        let (served, worked) =
-            tokio::join!(self.server.run_until(stop.wait()), self.worker.run_until(stop.wait()));
+        let (served, worked, relayed) = tokio::join!(
+            self.server.run_until(stop.wait()),
+            self.worker.run_until(stop.wait()),
+            self.bus.relay_until(stop.wait())
+        );
         self.janitor.abort();
         self.pool.close().await;
         served?;
         worked?;
+        relayed?;
         Ok(())
     }
 }

@@ -66,6 +66,8 @@ pub struct SmtpConfig {
 pub struct Config {
     pub common: Common,
     pub db: DbConfig,
+    /// Which bus (`SLIPWAY_BUS_URL`): Postgres, or NATS JetStream with Postgres as its outbox.
+    pub bus: bus::BusUrl,
     pub transport: Transport,
     pub smtp: SmtpConfig,
     /// `Name <address>` emails come from; its domain also names Message-IDs.
@@ -99,6 +101,7 @@ impl Config {
         };
         let config = Self {
             db: DbConfig::read(&mut r),
+            bus: r.get("BUS_URL", bus::BusUrl::Postgres),
             transport: r.get("TRANSPORT", default_transport),
             smtp: SmtpConfig {
                 host: r.get("SMTP_HOST", "localhost".to_string()),

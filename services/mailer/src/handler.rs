@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use bus::{Delivery, Handled, Handler, HandlerError};
+use bus::{AnyBus, Delivery, Handled, Handler, HandlerError};
 use lettre::Message;
 use lettre::message::MultiPart;
 use sqlx::{PgExecutor, PgPool};
@@ -15,6 +15,8 @@ use crate::templates::{Rendered, Templates};
 #[derive(Debug, Clone)]
 pub struct MailHandler {
     pub pool: PgPool,
+    /// The bus the deliveries come from, for completing one in the mailbox's transaction.
+    pub bus: AnyBus,
     pub templates: Arc<Templates>,
     pub config: Arc<Config>,
 }
@@ -75,7 +77,7 @@ impl MailHandler {
             .await
             .map_err(retry)?;
         }
-        if bus::pg::complete_in(&mut tx, d).await.map_err(retry)? {
+        if self.bus.complete_in(&mut tx, d).await.map_err(retry)? {
             tx.commit().await.map_err(retry)?;
             tracing::info!(to, subject = %email.subject, "kept in the dev mailbox");
         }

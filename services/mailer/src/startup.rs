@@ -4,9 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
-use bus::pg::PgBus;
-use bus::{Group, Worker, WorkerConfig};
+use bus::{AnyBus, Group, Worker, WorkerConfig};
 use kit::health::Readiness;
 use kit::server::{Server, Stop, service_router};
 use sqlx::PgPool;
@@ -18,7 +18,8 @@ use crate::templates::Templates;
 #[derive(Debug)]
 pub struct Application {
     server: Server,
-    worker: Worker<PgBus, MailHandler>,
+    worker: Worker<AnyBus, MailHandler>,
+    bus: AnyBus,
     sweeper: tokio::task::JoinHandle<()>,
     pool: PgPool,
 }
@@ -29,9 +30,10 @@ impl Application {
         let pool = kit::db::pool(&config.db, crate::SCHEMA)?;
         let dev = !config.common.environment.is_production_like();
         let api = if dev { crate::mailbox::routes(pool.clone()) } else { Router::new() };
+        let bus = AnyBus::connect(&config.bus, pool.clone()).await.context("connecting to the bus")?;
         let router = service_router(
             api,
-            Readiness::new().release(&config.common.release).postgres(pool.clone()),
+            bus.readiness(Readiness::new().release(&config.common.release).postgres(pool.clone())),
             &config.common.http,
         );
         let server = Server::bind(config.common.http.addr, router, config.common.http.shutdown_grace).await?;
@@ -51,28 +53,34 @@ impl Application {
         };
         let handler = MailHandler {
             pool: pool.clone(),
+            bus: bus.clone(),
             templates: Arc::new(Templates::new(&config.site_name, &config.public_url)),
             config: Arc::new(config.clone()),
         };
-        tracing::info!(transport = ?config.transport, "mailer ready");
-        let worker = Worker::new(PgBus::new(pool.clone()), handler, worker_config);
+        tracing::info!(transport = ?config.transport, bus = %config.bus, "mailer ready");
+        let worker = Worker::new(bus.clone(), handler, worker_config);
         let sweeper = kit::db::keep_swept(pool.clone(), Duration::from_secs(3600), crate::RETENTION);
-        Ok(Self { server, worker, pool, sweeper })
+        Ok(Self { server, worker, bus, pool, sweeper })
     }
 
     pub fn port(&self) -> u16 {
         self.server.port()
     }
 
-    /// Serves and works until `shutdown`; then stops claiming, drains both, closes the pool.
+    /// Serves and works (and relays, on JetStream) until `shutdown`; then stops claiming,
+    /// drains them all, closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = Stop::on(shutdown);
-        let (served, worked) =
-            tokio::join!(self.server.run_until(stop.wait()), self.worker.run_until(stop.wait()));
+        let (served, worked, relayed) = tokio::join!(
+            self.server.run_until(stop.wait()),
+            self.worker.run_until(stop.wait()),
+            self.bus.relay_until(stop.wait())
+        );
         self.sweeper.abort();
         self.pool.close().await;
         served?;
         worked?;
+        relayed?;
         Ok(())
     }
 }

@@ -21,30 +21,10 @@ pub async fn pg() -> PgBus {
 /// A JetStream bus on the NATS at NATS_URL (default 127.0.0.1:4222), in a namespace of its
 /// own (its stream and buckets are this test's alone).
 pub async fn jetstream() -> bus::nats::JsBus {
-    let url = testkit::nats::url();
-    remove_old_test_namespaces(&url).await;
-    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    bus::nats::JsBus::connect(&url, &namespace).await.expect("NATS with JetStream at NATS_URL")
-}
-
-/// Tests leave their streams behind (a backend has no async drop): those of tests that
-/// started over ten minutes ago go, so a long-lived server does not fill up.
-async fn remove_old_test_namespaces(url: &str) {
-    use futures_util::StreamExt as _;
-    let Ok(client) = async_nats::connect(url).await else { return };
-    let js = async_nats::jetstream::new(client);
-    let mut streams = js.streams();
-    let mut old = Vec::new();
-    while let Some(Ok(info)) = streams.next().await {
-        let name = &info.config.name;
-        let age = chrono::Utc::now() - info.created;
-        if (name.starts_with("SLIPWAY_T") || name.starts_with("KV_SLIPWAY_T")) && age.num_minutes() > 10 {
-            old.push(name.clone());
-        }
-    }
-    for name in old {
-        let _ = js.delete_stream(&name).await;
-    }
+    let namespace = testkit::nats::namespace().await;
+    bus::nats::JsBus::connect(&testkit::nats::url(), &namespace)
+        .await
+        .expect("NATS with JetStream at NATS_URL")
 }
 
 /// Instantiates every check of the suite for one backend.

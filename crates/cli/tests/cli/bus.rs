@@ -46,7 +46,7 @@ async fn bus_dead_lists_retries_and_discards_dead_letters() {
 #[tokio::test]
 async fn bus_dead_works_on_nats_jetstream_too_and_an_unknown_bus_is_refused_with_what_to_write() {
     let server = testkit::nats::url();
-    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let namespace = testkit::nats::namespace().await;
     let js = bus::nats::JsBus::connect(&server, &namespace).await.expect("NATS with JetStream at NATS_URL");
     js.subscribe(&Group::new("mailer"), &["auth.activation_requested"]).await.expect("subscribe");
     let id = js

@@ -3,5 +3,6 @@
 
 mod delivery;
 mod helpers;
+mod jetstream;
 mod mailbox;
 mod scale;
