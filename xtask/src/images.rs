@@ -1,7 +1,7 @@
 //! `cargo xtask images`: the project's images (`project::IMAGES/<target>`), built from the
 //! Dockerfile and tagged immutably with the git commit (plus `latest`, a convenience), and
-//! slipway/postgres:15 (Postgres with pgBackRest, the same in every project); prints each
-//! image's size.
+//! slipway/postgres:15 (Postgres with pgBackRest) and slipway/nats:2.9 (NATS with JetStream),
+//! the same in every project; prints each image's size.
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
@@ -34,21 +34,23 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
         let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
         rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
     }
-    // Postgres with pgBackRest (docker-compose.backup.yml), tagged by its major version, not
-    // the commit: a deploy replaces the database only when this image changes.
-    let started = std::time::Instant::now();
-    let image = "slipway/postgres:15";
-    let status = Command::new("docker")
-        .args(["build", "-t", image, "docker/postgres"])
-        .status()
-        .await
-        .context("cannot run docker (install Docker Engine)")?;
-    if !status.success() {
-        bail!("docker build docker/postgres failed (its output is above)");
+    // Postgres with pgBackRest (docker-compose.backup.yml) and NATS with JetStream
+    // (docker-compose.nats.yml), tagged by their major version, not the commit: a deploy
+    // replaces them only when their image changes.
+    for (image, context) in [("slipway/postgres:15", "docker/postgres"), ("slipway/nats:2.9", "docker/nats")] {
+        let started = std::time::Instant::now();
+        let status = Command::new("docker")
+            .args(["build", "-t", image, context])
+            .status()
+            .await
+            .context("cannot run docker (install Docker Engine)")?;
+        if !status.success() {
+            bail!("docker build {context} failed (its output is above)");
+        }
+        let size = output(&["image", "inspect", "-f", "{{.Size}}", image]).await?;
+        let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
+        rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
     }
-    let size = output(&["image", "inspect", "-f", "{{.Size}}", image]).await?;
-    let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
-    rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
     println!("\n{}", rows.join("\n"));
     Ok(())
 }

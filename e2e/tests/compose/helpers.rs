@@ -33,6 +33,8 @@ pub enum Mode {
     /// Backup with docker-compose.backup-s3.yml, and the test's `s3.yml` (its server's address
     /// and certificate).
     BackupS3,
+    /// Dev with docker-compose.nats.yml: the bus on NATS JetStream.
+    Nats,
 }
 
 #[derive(Debug)]
@@ -57,6 +59,7 @@ impl Stack {
             "docker-compose.prod.yml",
             "docker-compose.backup.yml",
             "docker-compose.backup-s3.yml",
+            "docker-compose.nats.yml",
             ".env",
         ];
         for file in files {
@@ -72,7 +75,7 @@ impl Stack {
         // address (prod refuses unencrypted SMTP, and the sink speaks no TLS).
         let overlay = match mode {
             Mode::Prod => "services: {}\n".to_string(),
-            Mode::Dev | Mode::Backup | Mode::BackupS3 => format!(
+            Mode::Dev | Mode::Backup | Mode::BackupS3 | Mode::Nats => format!(
                 "services:\n  mailer:\n    environment:\n      SLIPWAY_MAILER_TRANSPORT: smtp\n      \
              SLIPWAY_MAILER_SMTP_HOST: host.docker.internal\n      SLIPWAY_MAILER_SMTP_PORT: \"{}\"\n      \
              SLIPWAY_MAILER_SMTP_TLS: none\n    extra_hosts: [\"host.docker.internal:host-gateway\"]\n  \
@@ -108,6 +111,7 @@ impl Stack {
             Mode::Dev => &["-f", "docker-compose.override.yml"],
             Mode::Prod => &["-f", "docker-compose.prod.yml"],
             Mode::Backup => &["-f", "docker-compose.override.yml", "-f", "docker-compose.backup.yml"],
+            Mode::Nats => &["-f", "docker-compose.override.yml", "-f", "docker-compose.nats.yml"],
             Mode::BackupS3 => &[
                 "-f",
                 "docker-compose.override.yml",

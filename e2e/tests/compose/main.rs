@@ -8,6 +8,7 @@ mod clean_machine;
 mod deploy;
 mod helpers;
 mod lock;
+mod nats;
 mod prod;
 mod stack;
 mod swarm;
