@@ -37,7 +37,8 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
     // Postgres with pgBackRest (docker-compose.backup.yml) and NATS with JetStream
     // (docker-compose.nats.yml), tagged by their major version, not the commit: a deploy
     // replaces them only when their image changes.
-    for (image, context) in [("slipway/postgres:15", "docker/postgres"), ("slipway/nats:2.9", "docker/nats")] {
+    for (image, context) in [("slipway/postgres:15", "docker/postgres"), ("slipway/nats:2.9", "docker/nats")]
+    {
         let started = std::time::Instant::now();
         let status = Command::new("docker")
             .args(["build", "-t", image, context])

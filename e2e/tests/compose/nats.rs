@@ -48,8 +48,10 @@ async fn on_nats_jetstream_an_account_is_activated_by_its_email_and_an_outage_of
     stack.compose(&["stop", "nats"]).await;
     let later = "while-nats-was-down@example.com";
     stack.signup(later).await;
-    eventually(Duration::from_secs(30), "the event held in the outbox", async || relay_backlog(&stack).await > 0)
-        .await;
+    eventually(Duration::from_secs(30), "the event held in the outbox", async || {
+        relay_backlog(&stack).await > 0
+    })
+    .await;
     let mailer = stack.containers("mailer").await.remove(0);
     eventually(Duration::from_secs(30), "the mailer's health check to fail on NATS", async || {
         let out = Command::new("docker")
@@ -69,7 +71,8 @@ async fn on_nats_jetstream_an_account_is_activated_by_its_email_and_an_outage_of
         stack.mails_to(later)[0].data.clone()
     });
     assert!(token.is_some(), "an activation link in the email sent after the outage");
-    eventually(Duration::from_secs(30), "the outbox drained", async || relay_backlog(&stack).await == 0).await;
+    eventually(Duration::from_secs(30), "the outbox drained", async || relay_backlog(&stack).await == 0)
+        .await;
     assert_eq!(stack.mails_to(email).len(), 1, "the first email once, not again after the restart");
     assert_eq!(stack.mails_to(later).len(), 1, "the held email once");
 }
