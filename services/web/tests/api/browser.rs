@@ -44,8 +44,7 @@ async fn browser() -> (Client, Driver) {
         "--window-size=1200,900", format!("--user-data-dir={}", profile.display()),
     ]}});
     let caps = caps.as_object().expect("object").clone().into_iter().collect();
-    let client = ClientBuilder::rustls()
-        .expect("tls")
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
