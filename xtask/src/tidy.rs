@@ -6,7 +6,9 @@
 //! - a service depends on another service only as a dev-dependency (contract tests);
 //! - only the roots (the CLI, e2e and xtask) are depended on by nothing, and nothing depends
 //!   on a root;
-//! - every Rust source file opens with a `//!` line saying what it is for.
+//! - every Rust source file opens with a `//!` line saying what it is for;
+//! - one TLS crypto provider, ring, in the whole build (tests included): `Cargo.lock` holds
+//!   no aws-lc-rs, which rustls's and hyper-rustls's default features would bring back.
 
 use std::path::{Path, PathBuf};
 
@@ -127,9 +129,25 @@ pub fn sources(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// The crates `lock` (a Cargo.lock's text) names that are a second crypto provider.
+pub fn second_providers(lock: &str) -> Vec<&str> {
+    lock.lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .filter(|name| name.starts_with("aws-lc"))
+        .collect()
+}
+
 /// Every rule's problems in the workspace at `root`.
 pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
     let mut problems = dependency_problems(&packages(root)?);
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    for name in second_providers(&lock) {
+        problems.push(format!(
+            "Cargo.lock holds {name}, a second crypto provider beside ring: give the crate that brings it \
+             (`cargo tree -i {name}`) `default-features = false` and its `ring` feature"
+        ));
+    }
     let files = sources(root)?;
     let texts: Vec<(PathBuf, String)> =
         files.into_iter().map(|p| std::fs::read_to_string(&p).map(|t| (p, t))).collect::<Result<_, _>>()?;
@@ -160,7 +178,7 @@ pub fn workspace() -> PathBuf {
 mod tests {
     use std::path::Path;
 
-    use super::{Kind, Package, dependency_problems, problems, undocumented, workspace};
+    use super::{Kind, Package, dependency_problems, problems, second_providers, undocumented, workspace};
 
     fn package(name: &str, kind: Kind, deps: &[(&str, bool)]) -> Package {
         Package { name: name.into(), kind, deps: deps.iter().map(|(d, dev)| (d.to_string(), *dev)).collect() }
@@ -217,6 +235,13 @@ mod tests {
             (Path::new("c.rs"), ""),
         ];
         assert_eq!(undocumented(files), [Path::new("b.rs"), Path::new("c.rs")]);
+    }
+
+    #[test]
+    fn aws_lc_in_the_lock_file_is_a_second_provider() {
+        let lock = "[[package]]\nname = \"ring\"\n\n[[package]]\nname = \"aws-lc-rs\"\nversion = \"1\"\n";
+        assert_eq!(second_providers(lock), ["aws-lc-rs"]);
+        assert!(second_providers("[[package]]\nname = \"ring\"\n").is_empty());
     }
 
     #[test]
