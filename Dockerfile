@@ -5,8 +5,9 @@
 #
 # (docker compose build does this for every service.) The build stage compiles the workspace
 # once for all targets, with BuildKit cache mounts for the crate registry and target/, so a
-# rebuild after a source change recompiles only what changed. The runtime stage is Debian slim
-# with a non-root user and nothing writable needed: every template and asset is in the binary.
+# rebuild after a source change recompiles only what changed. The runtime stage is `scratch`
+# with only what the binaries need from Debian (libc, libgcc, CA certificates, a passwd entry):
+# non-root, nothing writable needed, every template and asset in the binary.
 #
 # BINARIES=prebuilt takes the binaries from target/docker-bin/ instead of compiling them: the
 # end-to-end test uses it to build images from what the test run already compiled.
@@ -31,13 +32,30 @@ COPY target/docker-bin/ /out/
 
 FROM ${BINARIES} AS binaries
 
-FROM debian:bookworm-slim AS runtime
+# The runtime's root filesystem, assembled from Debian's own files: the shared libraries the
+# binaries link (found with ldd, so any architecture works: the loader, libc, libm, libgcc_s),
+# the CA certificates, a passwd entry for uid 10001, and an empty /tmp. Nothing else: no shell,
+# no package manager.
+FROM debian:bookworm-slim AS rootfs
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=binaries /out/ /out/
+RUN set -e; mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp /rootfs/nonexistent; chmod 1777 /rootfs/tmp; \
+    for lib in $(ldd /out/* | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do \
+        mkdir -p "/rootfs$(dirname "$lib")"; cp -L "$lib" "/rootfs$lib"; \
+    done; \
+    cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/; \
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nslipway:x:10001:10001::/nonexistent:/sbin/nologin\n' > /rootfs/etc/passwd; \
+    printf 'root:x:0:\nslipway:x:10001:\n' > /rootfs/etc/group; \
+    printf 'hosts: files dns\n' > /rootfs/etc/nsswitch.conf
+
+FROM scratch AS runtime
 LABEL org.slipway.image="true"
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin slipway
+COPY --from=rootfs /rootfs/ /
 # Unset SLIPWAY_ENV means prod (fails closed); compose's dev override sets dev. Inside a
 # container the service listens on every interface; the admin listener stays on loopback.
-ENV SLIPWAY_HOST=0.0.0.0
+ENV SLIPWAY_HOST=0.0.0.0 PATH=/usr/local/bin
 USER 10001:10001
 WORKDIR /nonexistent
 STOPSIGNAL SIGTERM

@@ -1,7 +1,8 @@
 //! `cargo xtask images`: the project's images (`project::IMAGES/<target>`), built from the
 //! Dockerfile and tagged immutably with the git commit (plus `latest`, a convenience), and
 //! slipway/postgres:15 (Postgres with pgBackRest) and slipway/nats:2.9 (NATS with JetStream),
-//! the same in every project; prints each image's size.
+//! the same in every project; prints each image's size, and for the project's images the size
+//! the same binary would make on Debian slim, as a ratio.
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
@@ -16,6 +17,21 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
         Some(t) => t,
         None => commit_tag().await?,
     };
+    // The base every target shares, to tell each image's own layer from it, and Debian slim's
+    // size: each image is printed next to the same binary on Debian slim (the base the images
+    // had before), as a ratio.
+    let base = format!("{}/runtime-base:{tag}", project::IMAGES);
+    let status = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--target", "runtime", "-t", &base, "."])
+        .status()
+        .await
+        .context("cannot run docker (install Docker Engine)")?;
+    if !status.success() {
+        bail!("docker build --target runtime failed (its output is above)");
+    }
+    let base_bytes = bytes(&base).await?;
+    let slim_bytes = bytes("debian:bookworm-slim").await?;
     let mut rows = Vec::new();
     for target in TARGETS {
         let image = format!("{}/{target}:{tag}", project::IMAGES);
@@ -30,10 +46,17 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
         if !status.success() {
             bail!("docker build --target {target} failed (its output is above)");
         }
-        let size = output(&["image", "inspect", "-f", "{{.Size}}", &image]).await?;
-        let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
-        rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
+        let size = bytes(&image).await?;
+        let on_slim = slim_bytes + size.saturating_sub(base_bytes);
+        rows.push(format!(
+            "{image:<40} {:>8.1} MB   on Debian slim {:>6.1} MB ({:.2}x)   built in {:.1?}",
+            mb(size),
+            mb(on_slim),
+            size as f64 / on_slim as f64,
+            started.elapsed()
+        ));
     }
+    let _ = output(&["image", "rm", &base]).await;
     // Postgres with pgBackRest (docker-compose.backup.yml) and NATS with JetStream
     // (docker-compose.nats.yml), tagged by their major version, not the commit: a deploy
     // replaces them only when their image changes.
@@ -48,9 +71,11 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
         if !status.success() {
             bail!("docker build {context} failed (its output is above)");
         }
-        let size = output(&["image", "inspect", "-f", "{{.Size}}", image]).await?;
-        let mb = size.parse::<f64>().unwrap_or(0.0) / 1e6;
-        rows.push(format!("{image:<40} {mb:>8.1} MB   built in {:.1?}", started.elapsed()));
+        rows.push(format!(
+            "{image:<40} {:>8.1} MB   built in {:.1?}",
+            mb(bytes(image).await?),
+            started.elapsed()
+        ));
     }
     println!("\n{}", rows.join("\n"));
     Ok(())
@@ -69,6 +94,16 @@ async fn commit_tag() -> anyhow::Result<String> {
         tag.push_str("-dirty");
     }
     Ok(tag)
+}
+
+/// An image's size in bytes.
+async fn bytes(image: &str) -> anyhow::Result<u64> {
+    let size = output(&["image", "inspect", "-f", "{{.Size}}", image]).await?;
+    size.parse().with_context(|| format!("the size of {image}: {size:?}"))
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
 }
 
 async fn output(args: &[&str]) -> anyhow::Result<String> {

@@ -26,6 +26,8 @@ mod secrets;
 pub mod status;
 mod switch;
 
+pub use compose::print_group;
+
 use std::path::Path;
 use std::time::Instant;
 

@@ -94,6 +94,10 @@ enum Command {
     /// A destination's deploy lock (destinations are named in deploy.toml).
     #[command(subcommand)]
     Lock(lock::Command),
+    /// Prints the group id owning PATH: what a deploy runs in a throwaway container of the
+    /// CLI's image to learn the group of the host's Docker socket (the image has no `stat`).
+    #[command(hide = true)]
+    FileGroup { path: std::path::PathBuf },
 }
 
 /// The configuration layers the command sees, with `--database-url` laid over every service.
@@ -154,6 +158,7 @@ pub fn main() -> ExitCode {
             Command::New(cmd) => new::run(cmd),
             Command::Init(args) => init::run(args),
             Command::Doctor(args) => doctor::run(args, cli.database_url.as_deref()).await,
+            Command::FileGroup { path } => deploy::print_group(&path),
         }
     });
     match result {

@@ -118,21 +118,77 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
         "{said}"
     );
 
-    // Point in time: one more user before T, one after; `backup now` archives the WAL that
-    // holds them. Restored to T, the database has the users up to T and not the one after;
-    // restored to the newest commit, it has all three.
-    stack.signup("before@example.com").await;
-    let t = stack.sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US+00')").await;
-    stack.signup("after@example.com").await;
+    // Point in time, with signups running through the API all along, one after another: a
+    // full backup taken while they run, more signups, T marked between two of them, more
+    // signups. `backup now` archives the WAL that holds them. Restored to T, the database has
+    // exactly the users committed before T; restored to the newest commit, every one.
+    let committed = tokio::sync::Mutex::new(0_usize);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let signups = async {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Held across the signup: whoever holds it sees no signup in flight.
+            let mut done = committed.lock().await;
+            stack.signup(&format!("pitr-{}@example.com", *done)).await;
+            *done += 1;
+        }
+    };
+    let more = async |than: usize| {
+        testkit::eventually(Duration::from_secs(60), "more signups", async || {
+            *committed.lock().await >= than + 3
+        })
+        .await;
+    };
+    let driver = async {
+        more(0).await;
+        let (ok, said) = slipway(&stack, &["backup", "now", "--full"]).await;
+        assert!(ok && said.contains("(full) taken on this machine"), "{said}");
+        more(*committed.lock().await).await;
+        let (t, before_t) = {
+            let done = committed.lock().await;
+            let t =
+                stack.sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US+00')").await;
+            (t, *done)
+        };
+        more(before_t).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (t, before_t)
+    };
+    let ((), (t, before_t)) = tokio::join!(signups, driver);
+    let total = *committed.lock().await;
+    eprintln!("e2e: {total} signups through the API during the backups, T after the first {before_t}");
     let (ok, said) = slipway(&stack, &["backup", "now"]).await;
     assert!(ok, "{said}");
-    let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t]).await;
+    let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t, "--keep"]).await;
     assert!(ok && said.contains(&format!("restored to {t} into volume")), "{said}");
-    assert!(said.contains("auth.users: 2 rows"), "the two users committed before {t}: {said}");
     eprintln!("e2e: {said}");
+    let scratch = said
+        .lines()
+        .find_map(|l| l.strip_prefix("the scratch Postgres "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("the kept scratch container: {said}"));
+    let restored_users = Command::new("docker")
+        .args(["exec", "--user", "postgres", &scratch, "psql", "-U", "slipway", "-d", "slipway", "-tAXc"])
+        .arg("SELECT string_agg(email, ',' ORDER BY email) FROM auth.users WHERE email LIKE 'pitr-%'")
+        .output()
+        .await
+        .expect("psql in the scratch container");
+    let _ = Command::new("docker").args(["rm", "--force", &scratch]).output().await;
+    let mut expected: Vec<String> = (0..before_t).map(|i| format!("pitr-{i}@example.com")).collect();
+    expected.sort();
+    assert_eq!(
+        String::from_utf8_lossy(&restored_users.stdout).trim(),
+        expected.join(","),
+        "exactly the users committed before {t}"
+    );
     let (ok, said) = slipway(&stack, &["backup", "restore", "--latest"]).await;
-    assert!(ok && said.contains("auth.users: 3 rows"), "{said}");
-    assert_eq!(stack.sql("SELECT count(*) FROM auth.users").await, "3", "the live database untouched");
+    let everyone = total + 1;
+    assert!(ok && said.contains(&format!("auth.users: {everyone} rows")), "{said}");
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM auth.users").await,
+        everyone.to_string(),
+        "the live database untouched"
+    );
     let restored = Command::new("docker")
         .args(["volume", "ls", "-q", "--filter", &format!("name={PROJECT}_restored_")])
         .output()
@@ -154,11 +210,23 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
     // database is back at T, the data from before is kept, and the stack serves again.
     let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t, "--in-place"]).await;
     assert!(!ok && said.contains("pass --yes to run without a terminal"), "{said}");
-    assert_eq!(stack.sql("SELECT count(*) FROM auth.users").await, "3", "unconfirmed, nothing changed");
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM auth.users").await,
+        everyone.to_string(),
+        "unconfirmed, nothing changed"
+    );
     let (ok, said) = slipway(&stack, &["backup", "restore", "--to", &t, "--in-place", "--yes"]).await;
     eprintln!("e2e: {said}");
-    assert!(ok && said.contains("in place on this machine") && said.contains("auth.users: 2 rows"), "{said}");
-    assert_eq!(stack.sql("SELECT count(*) FROM auth.users").await, "2", "the users committed before {t}");
+    let at_t = before_t + 1;
+    assert!(
+        ok && said.contains("in place on this machine") && said.contains(&format!("auth.users: {at_t} rows")),
+        "{said}"
+    );
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM auth.users").await,
+        at_t.to_string(),
+        "the users committed before {t}"
+    );
     let kept =
         said.lines().find_map(|l| l.strip_prefix("the current data is kept in volume ")).expect("kept");
     let listed = Command::new("docker").args(["volume", "inspect", kept]).output().await.expect("docker");

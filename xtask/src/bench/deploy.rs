@@ -111,19 +111,10 @@ pub async fn run_bench() -> anyhow::Result<()> {
     let all: Vec<&str> = all.split_whitespace().collect();
     host.docker_local(&[&["rm", "--force"][..], &all].concat()).await;
     let socket = format!("unix://{}", host.dir().join("docker.sock").display());
-    let stat = [
-        "run",
-        "--rm",
-        "--user",
-        "0",
-        "--entrypoint",
-        "stat",
-        "-v",
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-    ];
+    let stat = ["run", "--rm", "--user", "0", "-v", "/var/run/docker.sock:/var/run/docker.sock:ro"];
     let gid = host
         .docker_local(
-            &[&stat[..], &[&format!("{NS}/slipway:bench-4"), "-c", "%g", "/var/run/docker.sock"]].concat(),
+            &[&stat[..], &[&format!("{NS}/slipway:bench-4"), "file-group", "/var/run/docker.sock"]].concat(),
         )
         .await;
     let gid = gid.unwrap_or_else(|| "0".into());

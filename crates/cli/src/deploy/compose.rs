@@ -290,15 +290,22 @@ pub async fn describe(dest: &Destination, container: &str) -> String {
     text
 }
 
+/// `slipway file-group PATH`: prints the group id owning `path`.
+pub fn print_group(path: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+    println!("{}", meta.gid());
+    Ok(())
+}
+
 /// The group of the destination's engine socket (docker-proxy runs in it), read by a
 /// throwaway container of the release's CLI image.
 pub async fn socket_group(dest: &Destination, tag: &str) -> Result<String, Failure> {
     let image = format!("{}/slipway:{tag}", project::IMAGES);
     let socket = "/var/run/docker.sock";
     let mount = format!("{socket}:{socket}:ro");
-    let args =
-        ["run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "stat", "--volume", &mount];
-    let out = dest.engine.output(&[&args[..], &[image.as_str(), "-c", "%g", socket]].concat()).await?;
+    let args = ["run", "--rm", "--network", "none", "--user", "0", "--volume", &mount];
+    let out = dest.engine.output(&[&args[..], &[image.as_str(), "file-group", socket]].concat()).await?;
     if !out.status.success() {
         return Err(super::engine_failure(dest, "reading the group of its Docker socket", &out.stderr));
     }
