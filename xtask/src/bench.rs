@@ -7,6 +7,7 @@ mod bus_nats;
 mod bus_soak;
 mod deploy;
 mod gateway;
+mod startup;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub enum Target {
     /// A full backup and a restore of about 1 GB beside pg_dump and pg_restore, and the
     /// commits lost under steady writes when the host dies (Docker; run from the workspace).
     Backup,
+    /// The stack's `up --wait` from warm images, each service's start-to-healthy (the engine's
+    /// events), and each container's memory idle and under load (needs `cargo xtask images`).
+    Startup,
     /// Release after release of the stack to a second engine over SSH, under load, beside
     /// `docker compose up -d` of the same change (needs `cargo xtask images` first; root).
     Deploy,
@@ -43,6 +47,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Gateway => gateway::run().await,
         Target::Deploy => deploy::run_bench().await,
         Target::Backup => backup::run().await,
+        Target::Startup => startup::run().await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gateway benchmark: nginx and HAProxy (Debian's packages) as reverse proxies in front of
 //! the same upstream, and the gateway with routing, access logging and rate limiting on; each
-//! proxy pinned to core 0 with one worker, wrk pinned to core 1. Figures are ratios to the peers.
+//! proxy pinned to core 0 with one worker, wrk pinned to core 1. Figures are ratios to the peers;
+//! each proxy's resident memory (its whole process group) idle and at its peak under load too.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -22,6 +23,34 @@ fn free_port() -> anyhow::Result<u16> {
 /// A server started in its own process group; dropping it stops the whole group, so nginx's
 /// workers do not outlive their master.
 struct Server(Child);
+
+impl Server {
+    /// The resident memory of every process in its group (nginx's master and worker), in MB:
+    /// now (`VmRSS`) and at its peak so far (`VmHWM`).
+    fn memory(&self) -> (f64, f64) {
+        let Some(group) = self.0.id() else { return (0.0, 0.0) };
+        let mut totals = (0_u64, 0_u64);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid pgrp …: the fields after the command's closing parenthesis.
+            let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2));
+            if pgrp != Some(group.to_string().as_str()) {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let kib = |field: &str| -> u64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0)
+            };
+            totals.0 += kib("VmRSS:");
+            totals.1 += kib("VmHWM:");
+        }
+        (totals.0 as f64 / 1024.0, totals.1 as f64 / 1024.0)
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -146,14 +175,14 @@ pub async fn run() -> anyhow::Result<()> {
         &dir.join("upstream.out"),
     )?;
     wait_for(&format!("http://127.0.0.1:{up}/")).await?;
-    let _nginx = spawn(
+    let nginx = spawn(
         "0",
         "nginx",
         &["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"],
         &[],
         &dir.join("nginx.out"),
     )?;
-    let _haproxy =
+    let haproxy =
         spawn("0", "haproxy", &["-f", &format!("{d}/haproxy.cfg"), "-db"], &[], &dir.join("haproxy.out"))?;
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let gateway_env = vec![
@@ -165,7 +194,7 @@ pub async fn run() -> anyhow::Result<()> {
         ("SLIPWAY_GATEWAY_ROUTES_PATH", format!("{d}/routes.toml")),
         ("TOKIO_WORKER_THREADS", "1".to_string()),
     ];
-    let _gateway =
+    let gateway =
         spawn("0", &format!("{target}/release/gateway"), &[], &gateway_env, &dir.join("gateway-access.log"))?;
 
     // Rounds interleave the three proxies so drift in the machine's speed hits each alike;
@@ -175,6 +204,7 @@ pub async fn run() -> anyhow::Result<()> {
     for port in [ngx, hap, gw] {
         wait_for(&format!("http://127.0.0.1:{port}/")).await?;
     }
+    let idle = [nginx.memory().0, haproxy.memory().0, gateway.memory().0];
     for round in 1..=ROUNDS {
         for ((name, results), port) in runs.iter_mut().zip([ngx, hap, gw]) {
             eprintln!("bench: round {round}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {name}");
@@ -193,15 +223,21 @@ pub async fn run() -> anyhow::Result<()> {
         .collect();
     let get = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or((f64::NAN, f64::NAN));
     let ((nr, np), (hr, hp), (gr, gp)) = (get("nginx"), get("haproxy"), get("gateway"));
+    // Peak resident memory over every round: each proxy's memory under load.
+    let loaded = [nginx.memory().1, haproxy.memory().1, gateway.memory().1];
     let access_lines =
         std::fs::read_to_string(dir.join("gateway-access.log")).map(|t| t.lines().count()).unwrap_or(0);
     let report = json!({
-        "nginx": { "rps": nr, "p99_ms": np },
-        "haproxy": { "rps": hr, "p99_ms": hp },
-        "gateway": { "rps": gr, "p99_ms": gp, "access_log_lines": access_lines },
+        "nginx": { "rps": nr, "p99_ms": np, "rss_mb_idle": idle[0], "rss_mb_peak_under_load": loaded[0] },
+        "haproxy": { "rps": hr, "p99_ms": hp, "rss_mb_idle": idle[1], "rss_mb_peak_under_load": loaded[1] },
+        "gateway": {
+            "rps": gr, "p99_ms": gp, "access_log_lines": access_lines,
+            "rss_mb_idle": idle[2], "rss_mb_peak_under_load": loaded[2],
+        },
         "rounds": ROUNDS,
         "gateway_vs_nginx": { "throughput": gr / nr, "p99": gp / np },
         "gateway_vs_haproxy": { "throughput": gr / hr, "p99": gp / hp },
+        "memory_under_load_gateway_vs": { "nginx": loaded[2] / loaded[0], "haproxy": loaded[2] / loaded[1] },
         "bar": "throughput >= 0.8 x nginx, p99 <= 1.25 x nginx",
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
