@@ -142,7 +142,8 @@ async fn the_backup_service_archives_and_backs_up_encrypted_and_slipway_backup_t
         more(0).await;
         let (ok, said) = slipway(&stack, &["backup", "now", "--full"]).await;
         assert!(ok && said.contains("(full) taken on this machine"), "{said}");
-        more(*committed.lock().await).await;
+        let after_full = *committed.lock().await;
+        more(after_full).await;
         let (t, before_t) = {
             let done = committed.lock().await;
             let t =
