@@ -1,6 +1,6 @@
 //! The edits that wire a new service into the project: the workspace, the CLI's registry,
-//! the scopes, the Dockerfile, the image lists, the secrets, the three compose files and the
-//! README. Each finds its place by a line the file is known to have, and fails, naming the
+//! the scopes, the Dockerfile, the image lists, the secrets, the three compose files, the NATS
+//! overlay and the README. Each finds its place by a line the file is known to have, and fails, naming the
 //! file, when it is not there: then nothing is written.
 
 use super::{Lang, Plan};
@@ -21,6 +21,7 @@ pub(super) const EDITS: &[Edit] = &[
     ("docker-compose.yml", compose_base),
     ("docker-compose.override.yml", compose_dev),
     ("docker-compose.prod.yml", compose_prod),
+    ("docker-compose.nats.yml", compose_nats),
     ("README.md", readme),
 ];
 
@@ -279,6 +280,16 @@ fn compose_prod(text: &str, p: &Plan) -> Result<String, String> {
         images = p.images
     );
     before_line(text, "  migrate:", &block)
+}
+
+/// A Rust service on the bus reads `SLIPWAY_BUS_URL` and runs the relay, so the NATS overlay
+/// names it beside auth and the mailer; a Python one stays on Postgres's SQL protocol.
+fn compose_nats(text: &str, p: &Plan) -> Result<String, String> {
+    if !p.bus || p.lang == Lang::Python {
+        return Ok(text.to_string());
+    }
+    let line = format!("  {}: *on-nats\n", p.name.as_str());
+    after_last(text, |l| l.ends_with(": *on-nats"), &line, "`NAME: *on-nats` line")
 }
 
 fn readme(text: &str, p: &Plan) -> Result<String, String> {

@@ -59,6 +59,9 @@ fn a_new_service_is_wired_in_everywhere_the_doctor_checks_and_a_bad_name_or_a_fa
     assert!(compose.contains("slipway.protected: \"true\""), "protected by default");
     assert!(compose.contains("slipway.protected: \"false\""), "--public is not");
     assert!(!compose.contains("plain_database_password"), "--no-db has no role and no secret");
+    let nats = std::fs::read_to_string(dir.join("docker-compose.nats.yml")).expect("the NATS overlay");
+    assert!(nats.contains("  notes: *on-nats\n"), "a service on the bus follows SLIPWAY_BUS_URL: {nats}");
+    assert!(!nats.contains("plain:") && !nats.contains("pyx:"), "no bus, or Python: not in it: {nats}");
     assert!(
         compose.contains("slipway.port: \"8084\"") && compose.contains("slipway.port: \"8085\""),
         "the second new service gets a port of its own before the CLI is rebuilt"
