@@ -57,12 +57,25 @@ impl kit::config::Setting for BusUrl {
     }
 }
 
+/// Shown without the user and password a URL may carry (`nats://user:secret@host`), so it
+/// can be logged.
 impl fmt::Display for BusUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Postgres => f.write_str("postgres"),
-            Self::Nats { url, namespace } => write!(f, "{url}/{namespace}"),
+            Self::Nats { url, namespace } => write!(f, "{}/{namespace}", redacted(url)),
         }
+    }
+}
+
+/// `url` with its user information, if any, replaced by `***`.
+pub(crate) fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -82,6 +95,14 @@ mod tests {
             "nats://10.0.0.5:4222/shop".parse::<BusUrl>().map(|u| u.to_string()),
             Ok("nats://10.0.0.5:4222/shop".into())
         );
+    }
+
+    #[test]
+    fn a_nats_url_is_shown_without_its_credentials() {
+        let url: BusUrl = "nats://bus:s3cret@nats:4222/shop".parse().expect("a NATS URL");
+        assert_eq!(url.to_string(), "nats://***@nats:4222/shop");
+        assert!(!format!("{url}").contains("s3cret"));
+        assert_eq!(redacted("tls://host:4222"), "tls://host:4222");
     }
 
     #[test]

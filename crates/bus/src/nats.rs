@@ -41,8 +41,9 @@ pub(crate) fn nats_error(e: impl std::error::Error + Send + Sync + 'static) -> B
 fn unreachable(url: &str, error: &dyn std::fmt::Display) -> BusError {
     BusError::Nats(
         format!(
-            "cannot reach NATS at {url} ({error}): is nats-server running there with JetStream (-js)? \
-         (SLIPWAY_BUS_URL names it)"
+            "cannot reach NATS at {} ({error}): is nats-server running there with JetStream (-js)? \
+         (SLIPWAY_BUS_URL names it)",
+            crate::choice::redacted(url)
         )
         .into(),
     )
