@@ -79,6 +79,16 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// The `slipway` CLI, built (debug) for a bench that drives it.
+async fn slipway_cli() -> anyhow::Result<PathBuf> {
+    let built =
+        tokio::process::Command::new("cargo").args(["build", "-q", "-p", "slipway-cli"]).status().await?;
+    anyhow::ensure!(built.success(), "cargo build -p slipway-cli failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| crate::tidy::workspace().join("target"), PathBuf::from);
+    Ok(target.join("debug/slipway"))
+}
+
 /// Prints a report and writes it to target/bench/<name>.json.
 fn publish_report(name: &str, report: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(report)?);

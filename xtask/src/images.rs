@@ -21,15 +21,7 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
     // size: each image is printed next to the same binary on Debian slim (the base the images
     // had before), as a ratio.
     let base = format!("{}/runtime-base:{tag}", project::IMAGES);
-    let status = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "1")
-        .args(["build", "--target", "runtime", "-t", &base, "."])
-        .status()
-        .await
-        .context("cannot run docker (install Docker Engine)")?;
-    if !status.success() {
-        bail!("docker build --target runtime failed (its output is above)");
-    }
+    build(&["--target", "runtime", "-t", &base, "."], "--target runtime").await?;
     let base_bytes = bytes(&base).await?;
     let slim_bytes = bytes("debian:bookworm-slim").await?;
     let mut rows = Vec::new();
@@ -37,15 +29,7 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
         let image = format!("{}/{target}:{tag}", project::IMAGES);
         let latest = format!("{}/{target}:latest", project::IMAGES);
         let started = std::time::Instant::now();
-        let status = Command::new("docker")
-            .env("DOCKER_BUILDKIT", "1")
-            .args(["build", "--target", target, "-t", &image, "-t", &latest, "."])
-            .status()
-            .await
-            .context("cannot run docker (install Docker Engine)")?;
-        if !status.success() {
-            bail!("docker build --target {target} failed (its output is above)");
-        }
+        build(&["--target", target, "-t", &image, "-t", &latest, "."], &format!("--target {target}")).await?;
         let size = bytes(&image).await?;
         let on_slim = slim_bytes + size.saturating_sub(base_bytes);
         rows.push(format!(
@@ -63,14 +47,7 @@ pub async fn run(tag: Option<String>) -> anyhow::Result<()> {
     for (image, context) in [("slipway/postgres:15", "docker/postgres"), ("slipway/nats:2.9", "docker/nats")]
     {
         let started = std::time::Instant::now();
-        let status = Command::new("docker")
-            .args(["build", "-t", image, context])
-            .status()
-            .await
-            .context("cannot run docker (install Docker Engine)")?;
-        if !status.success() {
-            bail!("docker build {context} failed (its output is above)");
-        }
+        build(&["-t", image, context], context).await?;
         rows.push(format!(
             "{image:<40} {:>8.1} MB   built in {:.1?}",
             mb(bytes(image).await?),
@@ -94,6 +71,21 @@ async fn commit_tag() -> anyhow::Result<String> {
         tag.push_str("-dirty");
     }
     Ok(tag)
+}
+
+/// `docker build ARGS` with BuildKit, its output on the terminal; a failure names `what`.
+async fn build(args: &[&str], what: &str) -> anyhow::Result<()> {
+    let status = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "1")
+        .arg("build")
+        .args(args)
+        .status()
+        .await
+        .context("cannot run docker (install Docker Engine)")?;
+    if !status.success() {
+        bail!("docker build {what} failed (its output is above)");
+    }
+    Ok(())
 }
 
 /// An image's size in bytes.

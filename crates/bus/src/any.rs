@@ -12,9 +12,8 @@ use crate::backend::{Backend, Result, Waiter};
 use crate::choice::BusUrl;
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 use crate::nats::{JsBus, JsWaiter};
-use crate::outbox::{Outboxed, Relay};
+use crate::outbox::Outboxed;
 use crate::pg::{PgBus, PgWaiter};
-use crate::worker::Worker;
 
 /// Postgres, or JetStream with Postgres as its outbox.
 #[derive(Clone, Debug)]
@@ -38,20 +37,12 @@ impl AnyBus {
         }
     }
 
-    /// The relay from the outbox to JetStream, which every instance of a service on JetStream
-    /// runs beside its own worker; none on Postgres.
-    pub fn relay(&self) -> Option<Worker<PgBus, Relay>> {
-        match self {
-            Self::Pg(_) => None,
-            Self::Nats(bus) => Some(bus.relay()),
-        }
-    }
-
-    /// Runs the relay until `shutdown` (JetStream), or returns at once (Postgres).
+    /// Runs the relay from the outbox to JetStream until `shutdown`: every instance of a
+    /// service on JetStream runs one beside its own worker. Returns at once on Postgres.
     pub async fn relay_until(&self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-        match self.relay() {
-            Some(relay) => relay.run_until(shutdown).await,
-            None => Ok(()),
+        match self {
+            Self::Pg(_) => Ok(()),
+            Self::Nats(bus) => bus.relay().run_until(shutdown).await,
         }
     }
 

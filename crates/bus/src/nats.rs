@@ -91,6 +91,7 @@ impl JsBus {
             state => Err(format!("NATS is {state:?}")),
         }
     }
+
     /// Connects to `url` (`nats://host:4222`) and makes the stream and buckets of `namespace`
     /// (`bus` in production; a fresh one per test).
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {

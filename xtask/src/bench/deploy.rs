@@ -4,7 +4,7 @@
 //! engine, `docker compose up -d` of the same change. Figures: seconds per release and
 //! requests failed, with the ratio of the two times.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -50,21 +50,13 @@ async fn measured(
     result.map(|()| (seconds, counts))
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
 pub async fn run_bench() -> anyhow::Result<()> {
-    let status = Command::new("cargo").args(["build", "-q", "-p", "slipway-cli"]).status().await?;
-    anyhow::ensure!(status.success(), "cargo build -p slipway-cli failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
-    let slipway = target.join("debug/slipway");
+    let slipway = super::slipway_cli().await?;
     let host = RemoteHost::start().await;
     let dir = std::env::temp_dir().join(format!("slipway-bench-deploy-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     for file in ["docker-compose.yml", "docker-compose.prod.yml", ".env"] {
-        std::fs::copy(workspace().join(file), dir.join(file))?;
+        std::fs::copy(crate::tidy::workspace().join(file), dir.join(file))?;
     }
     let site = format!("http://{}:8080", host.address);
     let toml = format!("[destinations.bench]\nengine = \"{}\"\npublic_url = \"{site}\"\n", host.engine());

@@ -5,7 +5,7 @@
 //! auth serve a load (wrk on auth's JWKS through the gateway).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -13,10 +13,6 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 const PROJECT: &str = "slipway-bench-startup";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf()
-}
 
 /// The stack's folder and the variables its compose commands get.
 struct Stack {
@@ -132,15 +128,11 @@ fn start_to_healthy(events: &str) -> BTreeMap<String, f64> {
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let built = Command::new("cargo").args(["build", "-q", "-p", "slipway-cli"]).status().await?;
-    anyhow::ensure!(built.success(), "cargo build -p slipway-cli failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
-    let slipway = target.join("debug/slipway");
+    let slipway = super::slipway_cli().await?;
     let dir = std::env::temp_dir().join(format!("slipway-bench-startup-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     for file in ["docker-compose.yml", ".env"] {
-        std::fs::copy(workspace().join(file), dir.join(file))?;
+        std::fs::copy(crate::tidy::workspace().join(file), dir.join(file))?;
     }
     let socket = std::fs::metadata("/var/run/docker.sock").context("the engine's socket")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -1,7 +1,7 @@
 //! The edits that wire a new service into the project: the workspace, the CLI's registry,
 //! the scopes, the Dockerfile, the image lists, the secrets, the three compose files, the NATS
-//! overlay and the README. Each finds its place by a line the file is known to have, and fails, naming the
-//! file, when it is not there: then nothing is written.
+//! overlay and the README. Each finds its place by a line the file is known to have, and
+//! fails, naming the file, when it is not there: then nothing is written.
 
 use super::{Lang, Plan};
 
