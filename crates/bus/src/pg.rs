@@ -79,11 +79,12 @@ async fn publish_with(db: impl PgExecutor<'_>, m: &Publish) -> Result<Option<Uui
         .map_err(|e| too_large(e, std::slice::from_ref(m)))
 }
 
-/// The database's own size check (`messages_size`, for publishers in any language) as the
-/// same error as the check before the round trip; it counts the JSON as Postgres prints it.
+/// The database's own size checks (`deliveries_size`, `messages_size`: for publishers in any
+/// language) as the same error as the check before the round trip; they count the JSON as
+/// Postgres prints it.
 fn too_large(error: sqlx::Error, batch: &[Publish]) -> BusError {
     match error.as_database_error().and_then(|e| e.constraint()) {
-        Some("messages_size") => {
+        Some("deliveries_size" | "messages_size") => {
             let largest = batch.iter().max_by_key(|m| m.size());
             BusError::TooLarge {
                 topic: largest.map(|m| m.topic.clone()).unwrap_or_default(),

@@ -92,7 +92,7 @@ async fn deploys_over_ssh_ship_images_switch_releases_under_load_and_keep_the_ol
     let mut link = String::new();
     testkit::eventually(Duration::from_secs(30), "the activation event on the bus", async || {
         let sql =
-            "SELECT payload->>'activation_url' FROM bus.messages WHERE topic = 'auth.activation_requested'";
+            "SELECT payload->>'activation_url' FROM bus.events WHERE topic = 'auth.activation_requested'";
         link = psql(&host, sql).await.unwrap_or_default();
         !link.is_empty()
     })

@@ -146,7 +146,7 @@ async fn measure(url: &str) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     running.await??;
     let mut latencies = probe.latencies.lock().await.clone();
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM bus.messages").fetch_one(&pool).await?;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM bus.events").fetch_one(&pool).await?;
 
     let report = json!({
         "raw_skip_locked_claim_delete_per_s": raw_per_s,

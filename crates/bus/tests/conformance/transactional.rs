@@ -57,7 +57,7 @@ async fn an_acknowledgement_in_the_handlers_transaction_commits_or_rolls_back_wi
         sqlx::query_scalar("SELECT count(*) FROM bus.deliveries").fetch_one(bus.pool()).await.expect("count");
     assert_eq!(left, 0, "acknowledged and cleaned up");
     let messages: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM bus.messages").fetch_one(bus.pool()).await.expect("count");
+        sqlx::query_scalar("SELECT count(*) FROM bus.events").fetch_one(bus.pool()).await.expect("count");
     assert_eq!(messages, 0, "a handled event leaves the hot tables");
 }
 

@@ -74,6 +74,7 @@ async fn a_service_role_reaches_its_own_schema_and_the_bus_functions_and_nothing
     for sql in [
         "SELECT count(*) FROM web.sessions",
         "SELECT count(*) FROM bus.messages",
+        "SELECT count(*) FROM bus.events",
         "SELECT count(*) FROM bus.deliveries",
         "SELECT * FROM bus.dead_letters('auth')",
         "DELETE FROM auth.schema_migrations",

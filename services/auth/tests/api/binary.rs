@@ -117,7 +117,7 @@ async fn passwords_and_tokens_never_reach_the_logs_even_at_debug_level() {
     );
     let pool = db.pool().await;
     let link: String = sqlx::query_scalar(
-        "SELECT payload->>'activation_url' FROM bus.messages WHERE topic = 'auth.activation_requested'",
+        "SELECT payload->>'activation_url' FROM bus.events WHERE topic = 'auth.activation_requested'",
     )
     .fetch_one(&pool)
     .await
@@ -135,7 +135,7 @@ async fn passwords_and_tokens_never_reach_the_logs_even_at_debug_level() {
     let mut reset_link = String::new();
     eventually(Duration::from_secs(15), "the queued reset request is handled", async || {
         let found: Option<String> = sqlx::query_scalar(
-            "SELECT payload->>'reset_url' FROM bus.messages WHERE topic = 'auth.password_reset_requested'",
+            "SELECT payload->>'reset_url' FROM bus.events WHERE topic = 'auth.password_reset_requested'",
         )
         .fetch_optional(&pool)
         .await

@@ -110,7 +110,7 @@ impl TestApp {
 
     /// The events auth published on the bus on a topic, oldest first.
     pub async fn events(&self, topic: &str) -> Vec<Value> {
-        sqlx::query_scalar("SELECT payload FROM bus.messages WHERE topic = $1 ORDER BY published_at, id")
+        sqlx::query_scalar("SELECT payload FROM bus.events WHERE topic = $1 ORDER BY published_at, id")
             .bind(topic)
             .fetch_all(&self.pool)
             .await

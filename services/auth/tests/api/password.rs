@@ -198,7 +198,7 @@ async fn a_reset_request_is_queued_and_answered_the_same_way_for_any_address_and
     }
     // Before any lookup is done, each request is one queued message, alike for both.
     let queued: Vec<String> = sqlx::query_scalar(
-        "SELECT payload->>'email' FROM bus.messages WHERE topic = 'auth.reset_wanted' ORDER BY published_at",
+        "SELECT payload->>'email' FROM bus.events WHERE topic = 'auth.reset_wanted' ORDER BY published_at",
     )
     .fetch_all(&app.pool)
     .await
