@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -105,6 +105,8 @@ impl<B: Backend, H: Handler> Worker<B, H> {
         let group = self.config.group.name.clone();
         let mut waiter = self.backend.waiter(&group).await?;
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let refill = (self.config.concurrency / 4).max(1);
+        let reporting = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut last_sweep = Instant::now();
@@ -120,8 +122,10 @@ impl<B: Backend, H: Handler> Worker<B, H> {
         tokio::pin!(shutdown);
         'claiming: loop {
             while tasks.try_join_next().is_some() {}
+            // Claim when a quarter of the slots are free (or all that can be): under load,
+            // claiming for each slot as it frees would cost a round trip per delivery.
             let free = permits.available_permits();
-            if free == 0 {
+            if free < refill && !tasks.is_empty() {
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = tasks.join_next() => continue,
@@ -150,11 +154,11 @@ impl<B: Backend, H: Handler> Worker<B, H> {
                     self.handler.clone(),
                     delivery,
                     stop_rx.clone(),
+                    Slots { handling: permit, reporting: reporting.clone() },
                 );
                 tasks.spawn(async move {
                     let retrying = job.await;
                     drop(held);
-                    drop(permit);
                     retrying
                 });
             }
@@ -203,6 +207,14 @@ impl<B: Backend, H: Handler> Worker<B, H> {
     }
 }
 
+/// A delivery's places: one of the `concurrency` handling slots while its handler runs, then
+/// one of as many reporting slots while its outcome is reported. The next claim need not wait
+/// for the reports (a batch of completions in flight), and reports cannot pile up unbounded.
+struct Slots {
+    handling: OwnedSemaphorePermit,
+    reporting: Arc<Semaphore>,
+}
+
 /// Handles one delivery (its lease kept alive by the worker's heartbeat), and reports the
 /// outcome; true if it will come back (a retry scheduled).
 async fn process<B: Backend, H: Handler>(
@@ -211,6 +223,7 @@ async fn process<B: Backend, H: Handler>(
     handler: Arc<H>,
     delivery: Delivery,
     mut stop: watch::Receiver<bool>,
+    slots: Slots,
 ) -> bool {
     let span = tracing::info_span!(
         "message",
@@ -230,6 +243,8 @@ async fn process<B: Backend, H: Handler>(
                 return true;
             }
         };
+        let reporting = slots.reporting.acquire_owned().await;
+        drop(slots.handling);
         let reported = match outcome {
             Ok(Handled::Acknowledged) if backend.completes_in_transaction() => Ok(false),
             Ok(Handled::Acknowledged | Handled::Done) => acker.complete(delivery).await.map(|done| {
@@ -257,6 +272,7 @@ async fn process<B: Backend, H: Handler>(
                 }).map_err(|e| format!("{:#}", anyhow::Error::from(e)))
             }
         };
+        drop(reporting);
         reported.unwrap_or_else(|error| {
             tracing::warn!(%error, "reporting the outcome failed; the lease will expire and it will run again");
             true
