@@ -1,7 +1,9 @@
-//! The gateway benchmark: nginx and HAProxy (Debian's packages) as reverse proxies in front of
-//! the same upstream, and the gateway with routing, access logging and rate limiting on; each
-//! proxy pinned to core 0 with one worker, wrk pinned to core 1. Figures are ratios to the peers;
-//! each proxy's resident memory (its whole process group) idle and at its peak under load too.
+//! The gateway benchmark: nginx (with its access log on, and off) and HAProxy (Debian's
+//! packages) as reverse proxies in front of the same upstream, and the gateway with routing,
+//! access logging and rate limiting on; each proxy with one worker pinned to one core, wrk and
+//! the upstream to the other, then the cores swapped. Figures are ratios to the peers, per
+//! placement; each proxy's resident memory (its whole process group) idle and at its peak
+//! under load too.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -91,11 +93,12 @@ async fn wait_for(url: &str) -> anyhow::Result<()> {
     anyhow::bail!("{url} never answered 200")
 }
 
-/// Runs wrk against a URL: (requests per second, p99 latency in ms).
-async fn wrk(url: &str) -> anyhow::Result<(f64, f64)> {
-    let _warm = Command::new("taskset").args(["-c", "1", "wrk", "-t1", "-c64", "-d2s", url]).output().await?;
+/// Runs wrk on `core` against a URL: (requests per second, p99 latency in ms).
+async fn wrk(core: &str, url: &str) -> anyhow::Result<(f64, f64)> {
+    let _warm =
+        Command::new("taskset").args(["-c", core, "wrk", "-t1", "-c64", "-d2s", url]).output().await?;
     let out = Command::new("taskset")
-        .args(["-c", "1", "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
+        .args(["-c", core, "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
         .output()
         .await?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -128,15 +131,40 @@ fn millis(v: &str) -> f64 {
     }
 }
 
+/// The proxies, in the order of each round.
+const PROXIES: [&str; 4] = ["nginx", "nginx-no-log", "haproxy", "gateway"];
+
 pub async fn run() -> anyhow::Result<()> {
     eprintln!("bench: building the gateway (release)");
     let built =
         Command::new("cargo").args(["build", "--release", "--quiet", "-p", "gateway"]).status().await?;
     anyhow::ensure!(built.success(), "cargo build failed");
-    let dir = std::env::temp_dir().join(format!("slipway-bench-gw-{}", std::process::id()));
+    let mut placements = serde_json::Map::new();
+    for (proxies, load) in [("0", "1"), ("1", "0")] {
+        let key = format!("proxies_on_core_{proxies}");
+        placements.insert(key, placement(proxies, load).await?);
+    }
+    let report = json!({
+        "placements": placements,
+        "rounds": ROUNDS,
+        "nginx": "with its access log (as the gateway logs), and without (nginx-no-log)",
+        "goal": "gateway throughput >= 1.0 x nginx and p99 <= nginx's, in every placement and nginx configuration",
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    let path = results_path("gateway");
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    Ok(())
+}
+
+/// Every proxy on core `proxies`, wrk and the upstream on core `load`: each proxy's figures
+/// (medians of interleaved rounds) and the gateway's ratios to each peer.
+async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Value> {
+    let dir = std::env::temp_dir().join(format!("slipway-bench-gw-{}-{proxies}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
-    let (up, ngx, hap, gw, admin) = (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
+    let (up, ngx, quiet, hap, gw, admin) =
+        (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
 
     std::fs::write(
         dir.join("upstream.conf"),
@@ -145,14 +173,18 @@ pub async fn run() -> anyhow::Result<()> {
              http {{ access_log off; server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
         ),
     )?;
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx-error.log; events {{ worker_connections 4096; }}\n\
-             http {{ access_log {d}/nginx-access.log; upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}\n\
-             server {{ listen 127.0.0.1:{ngx}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}\n"
-        ),
-    )?;
+    for (name, port, log) in
+        [("nginx", ngx, format!("{d}/nginx-access.log")), ("nginx-no-log", quiet, "off".to_string())]
+    {
+        std::fs::write(
+            dir.join(format!("{name}.conf")),
+            format!(
+                "worker_processes 1; pid {d}/{name}.pid; error_log {d}/{name}-error.log; events {{ worker_connections 4096; }}\n\
+                 http {{ access_log {log}; upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}\n\
+                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}\n"
+            ),
+        )?;
+    }
     std::fs::write(
         dir.join("haproxy.cfg"),
         format!(
@@ -167,23 +199,27 @@ pub async fn run() -> anyhow::Result<()> {
         ),
     )?;
 
-    let _upstream = spawn(
-        "1",
-        "nginx",
-        &["-p", &d.to_string(), "-c", &format!("{d}/upstream.conf"), "-g", "daemon off;"],
-        &[],
-        &dir.join("upstream.out"),
-    )?;
+    let nginx_at = |name: &str, core: &str| {
+        let conf = format!("{d}/{name}.conf");
+        spawn(
+            core,
+            "nginx",
+            &["-p", &d.to_string(), "-c", &conf, "-g", "daemon off;"],
+            &[],
+            &dir.join(format!("{name}.out")),
+        )
+    };
+    let _upstream = nginx_at("upstream", load)?;
     wait_for(&format!("http://127.0.0.1:{up}/")).await?;
-    let nginx = spawn(
-        "0",
-        "nginx",
-        &["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"],
+    let nginx = nginx_at("nginx", proxies)?;
+    let nginx_quiet = nginx_at("nginx-no-log", proxies)?;
+    let haproxy = spawn(
+        proxies,
+        "haproxy",
+        &["-f", &format!("{d}/haproxy.cfg"), "-db"],
         &[],
-        &dir.join("nginx.out"),
+        &dir.join("haproxy.out"),
     )?;
-    let haproxy =
-        spawn("0", "haproxy", &["-f", &format!("{d}/haproxy.cfg"), "-db"], &[], &dir.join("haproxy.out"))?;
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let gateway_env = vec![
         ("SLIPWAY_ENV", "prod".to_string()),
@@ -194,56 +230,60 @@ pub async fn run() -> anyhow::Result<()> {
         ("SLIPWAY_GATEWAY_ROUTES_PATH", format!("{d}/routes.toml")),
         ("TOKIO_WORKER_THREADS", "1".to_string()),
     ];
-    let gateway =
-        spawn("0", &format!("{target}/release/gateway"), &[], &gateway_env, &dir.join("gateway-access.log"))?;
+    let gateway = spawn(
+        proxies,
+        &format!("{target}/release/gateway"),
+        &[],
+        &gateway_env,
+        &dir.join("gateway-access.log"),
+    )?;
+    let servers = [&nginx, &nginx_quiet, &haproxy, &gateway];
+    let ports = [ngx, quiet, hap, gw];
 
-    // Rounds interleave the three proxies so drift in the machine's speed hits each alike;
-    // each figure is the median of its rounds.
-    let mut runs: Vec<(&str, Vec<(f64, f64)>)> =
-        vec![("nginx", vec![]), ("haproxy", vec![]), ("gateway", vec![])];
-    for port in [ngx, hap, gw] {
+    // Rounds interleave the proxies so drift in the machine's speed hits each alike; each
+    // figure is the median of its rounds.
+    for port in ports {
         wait_for(&format!("http://127.0.0.1:{port}/")).await?;
     }
-    let idle = [nginx.memory().0, haproxy.memory().0, gateway.memory().0];
+    let idle: Vec<f64> = servers.iter().map(|s| s.memory().0).collect();
+    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); PROXIES.len()];
     for round in 1..=ROUNDS {
-        for ((name, results), port) in runs.iter_mut().zip([ngx, hap, gw]) {
-            eprintln!("bench: round {round}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {name}");
-            results.push(wrk(&format!("http://127.0.0.1:{port}/")).await?);
+        for ((name, port), runs) in PROXIES.iter().zip(ports).zip(results.iter_mut()) {
+            eprintln!(
+                "bench: proxies on core {proxies}, round {round}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {name}"
+            );
+            runs.push(wrk(load, &format!("http://127.0.0.1:{port}/")).await?);
         }
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let rows: Vec<(&str, (f64, f64))> = runs
-        .into_iter()
-        .map(|(name, r)| {
-            (name, (median(r.iter().map(|x| x.0).collect()), median(r.iter().map(|x| x.1).collect())))
-        })
+    let figures: Vec<(f64, f64)> = results
+        .iter()
+        .map(|r| (median(r.iter().map(|x| x.0).collect()), median(r.iter().map(|x| x.1).collect())))
         .collect();
-    let get = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1).unwrap_or((f64::NAN, f64::NAN));
-    let ((nr, np), (hr, hp), (gr, gp)) = (get("nginx"), get("haproxy"), get("gateway"));
     // Peak resident memory over every round: each proxy's memory under load.
-    let loaded = [nginx.memory().1, haproxy.memory().1, gateway.memory().1];
+    let loaded: Vec<f64> = servers.iter().map(|s| s.memory().1).collect();
     let access_lines =
         std::fs::read_to_string(dir.join("gateway-access.log")).map(|t| t.lines().count()).unwrap_or(0);
-    let report = json!({
-        "nginx": { "rps": nr, "p99_ms": np, "rss_mb_idle": idle[0], "rss_mb_peak_under_load": loaded[0] },
-        "haproxy": { "rps": hr, "p99_ms": hp, "rss_mb_idle": idle[1], "rss_mb_peak_under_load": loaded[1] },
-        "gateway": {
-            "rps": gr, "p99_ms": gp, "access_log_lines": access_lines,
-            "rss_mb_idle": idle[2], "rss_mb_peak_under_load": loaded[2],
-        },
-        "rounds": ROUNDS,
-        "gateway_vs_nginx": { "throughput": gr / nr, "p99": gp / np },
-        "gateway_vs_haproxy": { "throughput": gr / hr, "p99": gp / hp },
-        "memory_under_load_gateway_vs": { "nginx": loaded[2] / loaded[0], "haproxy": loaded[2] / loaded[1] },
-        "bar": "throughput >= 0.8 x nginx, p99 <= 1.25 x nginx",
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    let path = results_path("gateway");
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    let gateway_at = PROXIES.len() - 1;
+    let (gr, gp) = figures[gateway_at];
+    let mut out = serde_json::Map::new();
+    for (i, name) in PROXIES.iter().enumerate() {
+        let (rps, p99) = figures[i];
+        out.insert(
+            name.to_string(),
+            json!({ "rps": rps, "p99_ms": p99, "rss_mb_idle": idle[i], "rss_mb_peak_under_load": loaded[i] }),
+        );
+        if i != gateway_at {
+            out.insert(
+                format!("gateway_vs_{name}"),
+                json!({ "throughput": gr / rps, "p99": gp / p99, "memory_under_load": loaded[gateway_at] / loaded[i] }),
+            );
+        }
+    }
+    out.insert("gateway_access_log_lines".into(), json!(access_lines));
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(serde_json::Value::Object(out))
 }
