@@ -2,12 +2,14 @@
 //!
 //! The wiring is what `docs/adding-a-service.md` lists: every service the CLI knows has its
 //! Dockerfile target, its entries in the base, dev and prod compose files, its gateway labels,
-//! its migrations folder and its database role; no two services claim one route. The machine
+//! its migrations folder and its database role; no two services claim one route; the NATS
+//! overlay, where there is one, moves every service on the bus. The machine
 //! is what the README's two commands need: Docker and compose at usable versions, Postgres
 //! (or its server binaries), free published ports.
 
 pub(crate) mod compose;
 mod machine;
+mod nats;
 mod report;
 mod wiring;
 

@@ -23,13 +23,15 @@ struct Files {
 }
 
 /// Checks every service (the project's `services/*` crates and the ones this CLI was built
-/// with), the routes and the secrets.
+/// with), the routes, the secrets and the NATS overlay.
 pub(super) fn check(dir: &Path, report: &mut Report) {
     let Some(files) = read(dir, report) else { return };
-    for name in services(dir) {
+    let names = services(dir);
+    for name in &names {
+        let name = name.as_str();
         let entry = SERVICES.iter().copied().find(|e| e.name() == name);
         let before = report.problems();
-        service(dir, &files, &name, entry, report);
+        service(dir, &files, name, entry, report);
         if report.problems() == before {
             report.ok(format!(
                 "{name}: Dockerfile target, entries in {BASE}, {DEV} and {PROD}, labels, migrations"
@@ -38,6 +40,7 @@ pub(super) fn check(dir: &Path, report: &mut Report) {
     }
     routes(&files.base, report);
     secrets(&files.base, report);
+    super::nats::check(dir, &names, report);
 }
 
 /// The crates (and Python apps) in `services/`, then any service this CLI knows that has none, by name.

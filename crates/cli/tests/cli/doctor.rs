@@ -14,6 +14,7 @@ fn project() -> PathBuf {
         "docker-compose.yml",
         "docker-compose.override.yml",
         "docker-compose.prod.yml",
+        "docker-compose.nats.yml",
         "Dockerfile",
         "crates/project/src/lib.rs",
         "crates/cli/src/registry.rs",
@@ -64,7 +65,9 @@ fn the_doctor_passes_on_this_repository_and_names_each_piece_of_wiring_a_test_br
         assert!(out.contains(&format!("ok       {service}: Dockerfile target")), "{out}");
     }
 
-    let broken: [Breakage; 6] = [
+    assert!(out.contains("ok       bus overlay: auth, mailer on NATS in docker-compose.nats.yml"), "{out}");
+
+    let broken: [Breakage; 7] = [
         (
             "a missing label",
             |d| edit(d, "docker-compose.yml", "      slipway.port: \"8081\"\n", ""),
@@ -94,6 +97,11 @@ fn the_doctor_passes_on_this_repository_and_names_each_piece_of_wiring_a_test_br
             "a missing dev entry",
             |d| edit(d, "docker-compose.override.yml", "  mailer:\n", "  postman:\n"),
             "mailer: docker-compose.override.yml has no service mailer",
+        ),
+        (
+            "a service on the bus left out of the NATS overlay",
+            |d| edit(d, "docker-compose.nats.yml", "  mailer: *on-nats\n", ""),
+            "mailer: on the bus but not moved to NATS by docker-compose.nats.yml",
         ),
     ];
     for (what, break_it, named) in broken {
