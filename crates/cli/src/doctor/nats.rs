@@ -39,12 +39,12 @@ pub(super) fn check(dir: &Path, services: &[String], report: &mut Report) {
     }
 }
 
-/// Whether the service's crate depends on the bus.
+/// Whether the service's crate depends on the bus (in `[dependencies]`, not only in tests).
 fn on_the_bus(dir: &Path, name: &str) -> bool {
     let manifest =
         std::fs::read_to_string(dir.join("services").join(name).join("Cargo.toml")).unwrap_or_default();
-    manifest
-        .lines()
-        .map(str::trim_start)
-        .any(|l| l.strip_prefix("bus").is_some_and(|rest| rest.starts_with([' ', '=', '.'])))
+    toml::from_str::<toml::Table>(&manifest)
+        .ok()
+        .and_then(|m| m.get("dependencies")?.as_table().map(|d| d.contains_key("bus")))
+        .unwrap_or(false)
 }
