@@ -12,8 +12,6 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use super::results_path;
-
 const DURATION: &str = "10s";
 /// Interleaved rounds per proxy; figures are medians.
 const ROUNDS: usize = 3;
@@ -150,11 +148,7 @@ pub async fn run() -> anyhow::Result<()> {
         "nginx": "with its access log (as the gateway logs), and without (nginx-no-log)",
         "goal": "gateway throughput >= 1.0 x nginx and p99 <= nginx's, in every placement and nginx configuration",
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    let path = results_path("gateway");
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    Ok(())
+    super::publish_report("gateway", &report)
 }
 
 /// Every proxy on core `proxies`, wrk and the upstream on core `load`: each proxy's figures
