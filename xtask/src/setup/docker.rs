@@ -1,5 +1,6 @@
-//! The Docker pieces a package list cannot cover: a daemon that answers, and compose v2,
-//! buildx and a CLI with `docker stack config` (Debian 12 ships none of the three).
+//! The Docker pieces a package list cannot cover: a daemon that answers, an engine new
+//! enough for health checks' `start_interval` (Engine 25; Debian 12 ships 20.10), and compose
+//! v2, buildx and a CLI with `docker stack config` (Debian 12 ships none of the three).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -25,6 +26,69 @@ pub(crate) fn plugins_present() -> bool {
     quietly("docker", &["compose", "version"])
         && quietly("docker", &["buildx", "version"])
         && quietly("docker", &["stack", "config", "--help"])
+}
+
+/// The oldest engine with a health check `start_interval`: before it, Docker runs a
+/// container's first check one whole interval after its start.
+const ENGINE_WANTED: u32 = 25;
+
+/// The major version of the local `dockerd`, when there is one.
+fn engine_major() -> Option<u32> {
+    let out = Command::new("dockerd").arg("--version").stderr(Stdio::null()).output().ok()?;
+    // "Docker version 20.10.24+dfsg1, build 297e128"
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(2)?.split('.').next()?.parse().ok()
+}
+
+/// Whether the local engine is Debian's `docker.io` older than Engine 25, which setup replaces
+/// with Debian 13's (an engine from elsewhere is the user's to upgrade: `report` names it).
+pub(crate) fn engine_outdated() -> Option<u32> {
+    let major = engine_major().filter(|m| *m < ENGINE_WANTED)?;
+    quietly("dpkg-query", &["-W", "docker.io"]).then_some(major)
+}
+
+/// Whether an engine older than 25 answers, from any source: the stack still runs on it,
+/// only slower to report healthy.
+pub(crate) fn engine_older_than_wanted() -> Option<u32> {
+    engine_major().filter(|m| *m < ENGINE_WANTED)
+}
+
+/// Replaces Debian 12's engine with Debian 13's `docker.io` and `docker-cli` (26.1; they need
+/// nothing newer than Debian 12's containerd, runc and libc), stopping a running daemon first.
+pub(crate) fn upgrade_engine() -> anyhow::Result<()> {
+    println!("setup: Docker Engine 26 from Debian trixie's docker.io (for health checks' start_interval)");
+    stop_daemon()?;
+    let work = trixie_debs(&["docker.io", "docker-cli"])?;
+    let debs: Vec<String> = std::fs::read_dir(&work)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(debs.iter().map(String::as_str));
+    super::root_command("apt-get", &args)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Stops a local daemon: through systemd where it runs, else by its pid file.
+fn stop_daemon() -> anyhow::Result<()> {
+    if !daemon_answers() {
+        return Ok(());
+    }
+    if std::path::Path::new("/run/systemd/system").exists() {
+        return super::root_command("systemctl", &["stop", "docker.socket", "docker"]);
+    }
+    let pid = std::fs::read_to_string("/var/run/docker.pid").context("dockerd runs without /var/run/docker.pid")?;
+    super::root_command("kill", &[pid.trim()])?;
+    for _ in 0..60 {
+        if !std::path::Path::new("/var/run/docker.pid").exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    bail!("dockerd (pid {}) did not stop within 60 s", pid.trim())
 }
 
 /// Starts the engine: through systemd where it runs, else dockerd in its own session.
@@ -70,28 +134,7 @@ pub(crate) fn install_plugins() -> anyhow::Result<()> {
 
 fn from_trixie() -> anyhow::Result<()> {
     println!("setup: compose v2 and buildx from Debian trixie's packages");
-    let work = std::env::temp_dir().join(format!("slipway-setup-{}", std::process::id()));
-    std::fs::create_dir_all(work.join("lists/partial"))?;
-    std::fs::create_dir_all(work.join("cache/archives/partial"))?;
-    std::fs::write(work.join("sources.list"), "deb http://deb.debian.org/debian trixie main\n")?;
-    let options = [
-        format!("Dir::Etc::sourcelist={}", work.join("sources.list").display()),
-        "Dir::Etc::sourceparts=/dev/null".to_string(),
-        format!("Dir::State::Lists={}", work.join("lists").display()),
-        format!("Dir::Cache={}", work.join("cache").display()),
-    ];
-    let apt = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        for o in &options {
-            cmd.args(["-o", o]);
-        }
-        cmd.args(args).current_dir(&work).status()
-    };
-    if !apt(&["update", "-qq"])?.success()
-        || !apt(&["download", "docker-compose", "docker-buildx", "docker-cli"])?.success()
-    {
-        bail!("cannot fetch docker-compose, docker-buildx and docker-cli from Debian trixie");
-    }
+    let work = trixie_debs(&["docker-compose", "docker-buildx", "docker-cli"])?;
     let extracted = work.join("x");
     for deb in
         std::fs::read_dir(&work)?.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "deb"))
@@ -113,4 +156,32 @@ fn from_trixie() -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// Downloads Debian 13's packages into a new folder (without adding trixie to apt's sources),
+/// and returns the folder.
+fn trixie_debs(packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let work = std::env::temp_dir().join(format!("slipway-setup-{}-{}", std::process::id(), packages[0]));
+    std::fs::create_dir_all(work.join("lists/partial"))?;
+    std::fs::create_dir_all(work.join("cache/archives/partial"))?;
+    std::fs::write(work.join("sources.list"), "deb http://deb.debian.org/debian trixie main\n")?;
+    let options = [
+        format!("Dir::Etc::sourcelist={}", work.join("sources.list").display()),
+        "Dir::Etc::sourceparts=/dev/null".to_string(),
+        format!("Dir::State::Lists={}", work.join("lists").display()),
+        format!("Dir::Cache={}", work.join("cache").display()),
+    ];
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        for o in &options {
+            cmd.args(["-o", o]);
+        }
+        cmd.args(args).current_dir(&work).status()
+    };
+    let mut download = vec!["download"];
+    download.extend(packages);
+    if !apt(&["update", "-qq"])?.success() || !apt(&download)?.success() {
+        bail!("cannot fetch {} from Debian trixie", packages.join(", "));
+    }
+    Ok(work)
 }
