@@ -80,7 +80,8 @@ fn stop_daemon() -> anyhow::Result<()> {
     if std::path::Path::new("/run/systemd/system").exists() {
         return super::root_command("systemctl", &["stop", "docker.socket", "docker"]);
     }
-    let pid = std::fs::read_to_string("/var/run/docker.pid").context("dockerd runs without /var/run/docker.pid")?;
+    let pid =
+        std::fs::read_to_string("/var/run/docker.pid").context("dockerd runs without /var/run/docker.pid")?;
     super::root_command("kill", &[pid.trim()])?;
     for _ in 0..60 {
         if !std::path::Path::new("/var/run/docker.pid").exists() {
