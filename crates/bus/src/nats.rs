@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::backend::{Backend, BusError, Result};
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
 use envelope::{Envelope, check_group, check_topic, consumer_name, lease_key, retry_consumer};
-use fence::{Held, Lease};
+use fence::Lease;
 
 /// How long the stream keeps an event (a group that subscribes later gets what is retained).
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -69,9 +69,9 @@ struct Inner {
     consumers: Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
     /// The lease records this process wrote last, so a completion can swap without reading
     /// first (a stale copy only makes the swap fail, as a newer attempt would).
-    known: Mutex<HashMap<String, Held>>,
+    known: Mutex<HashMap<String, records::Mine>>,
     /// Done records, oldest first, purged once JetStream has surely stored the acknowledgement.
-    settled: Mutex<VecDeque<(Instant, String)>>,
+    settled: Mutex<VecDeque<(Instant, String, u64)>>,
 }
 
 /// A group's retry policy, kept where every instance reads it.
@@ -265,34 +265,32 @@ impl Backend for JsBus {
 
     async fn extend(&self, d: &Delivery, lease: Duration) -> Result<bool> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = self.held(&key, d.attempt, false).await? else { return Ok(false) };
-        self.redeliver_in(&held.lease.reply, Some(lease)).await?;
+        let Some(reply) = self.still_held(&key, d.attempt).await? else { return Ok(false) };
+        self.redeliver_in(&reply, Some(lease)).await?;
         Ok(true)
     }
 
     async fn complete(&self, d: &Delivery) -> Result<bool> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = self.held(&key, d.attempt, true).await? else { return Ok(false) };
-        let done = Lease { done: true, ..held.lease.clone() };
-        if !self.write(&key, Some(held.revision), done).await? {
-            return Ok(false);
-        }
-        self.settle(&held.lease.reply, jetstream::AckKind::Ack).await?;
-        self.settled(key)?;
+        let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else { return Ok(false) };
+        let done = Lease { attempt: d.attempt, reply: reply.clone(), done: true };
+        let Some(revision) = self.write(&key, revision, done).await? else { return Ok(false) };
+        self.settle(&reply, jetstream::AckKind::Ack).await?;
+        self.settled(key, revision)?;
         Ok(true)
     }
 
     async fn fail(&self, d: &Delivery, error: &str, permanent: bool) -> Result<FailState> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = self.held(&key, d.attempt, true).await? else {
+        let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else {
             return Ok(FailState::Fenced);
         };
         let policy = self.policy(&d.group).await?;
         if permanent || d.attempt >= policy.max_attempts {
-            let done = Lease { done: true, ..held.lease.clone() };
-            if !self.write(&key, Some(held.revision), done).await? {
+            let done = Lease { attempt: d.attempt, reply: reply.clone(), done: true };
+            let Some(revision) = self.write(&key, revision, done).await? else {
                 return Ok(FailState::Fenced);
-            }
+            };
             let envelope = Envelope {
                 id: d.id,
                 topic: d.topic.clone(),
@@ -308,27 +306,29 @@ impl Backend for JsBus {
                 failed_at: Utc::now(),
             };
             dead::put(&self.inner.dead, &d.group, &stored).await?;
-            self.settle(&held.lease.reply, jetstream::AckKind::Term).await?;
-            self.settled(key)?;
+            self.settle(&reply, jetstream::AckKind::Term).await?;
+            self.settled(key, revision)?;
             return Ok(FailState::Dead);
         }
-        // Swapped to itself: a claim racing this failure loses rather than both going on.
-        if !self.write(&key, Some(held.revision), held.lease.clone()).await? {
+        // Written (to itself, or first written by a first attempt): a claim racing this
+        // failure loses rather than both going on, and the next claim counts this attempt.
+        let kept = Lease { attempt: d.attempt, reply: reply.clone(), done: false };
+        if self.write(&key, revision, kept).await?.is_none() {
             return Ok(FailState::Fenced);
         }
-        self.redeliver_in(&held.lease.reply, Some(backoff(policy, d.attempt))).await?;
+        self.redeliver_in(&reply, Some(backoff(policy, d.attempt))).await?;
         Ok(FailState::Retrying)
     }
 
     async fn release(&self, d: &Delivery) -> Result<bool> {
         let key = lease_key(&d.group, d.id);
-        let Some(held) = self.held(&key, d.attempt, true).await? else { return Ok(false) };
-        let back = Lease { attempt: d.attempt - 1, ..held.lease.clone() };
-        if !self.write(&key, Some(held.revision), back).await? {
+        let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else { return Ok(false) };
+        let back = Lease { attempt: d.attempt - 1, reply: reply.clone(), done: false };
+        if self.write(&key, revision, back).await?.is_none() {
             return Ok(false);
         }
         // Confirmed: once this returns, the next claim finds it.
-        self.settle(&held.lease.reply, jetstream::AckKind::Nak(None)).await?;
+        self.settle(&reply, jetstream::AckKind::Nak(None)).await?;
         Ok(true)
     }
 

@@ -15,9 +15,14 @@ use crate::message::Delivery;
 /// The longest a claim waits for the server to answer a pull request.
 pub(super) const FETCH_WAIT: Duration = Duration::from_secs(5);
 
+/// Each consumer's acknowledgement wait: a delivery comes back this long after it was sent
+/// unless acknowledged or put off (a claim with another lease puts it off by that lease).
+pub(super) const ACK_WAIT: Duration = Duration::from_secs(30);
+
 impl JsBus {
     /// Turns one fetched message into a delivery under a lease, or settles it: a delayed
-    /// event goes back until its time, one done already is acknowledged again.
+    /// event goes back until its time, one done already is acknowledged again. The attempt
+    /// is 1 for a message never taken (no record), else one more than its record's.
     pub(super) async fn take(
         &self,
         group: &str,
@@ -33,34 +38,60 @@ impl JsBus {
                 return Ok(None);
             }
         };
+        let key = lease_key(group, envelope.id);
+        // One read: done already, taken before, or not (most: a first delivery).
+        let record = fence::read(&self.inner.leases, &key).await?;
         if let Some(at) = envelope.deliver_at
             && let Ok(wait) = (at - Utc::now()).to_std()
             && !wait.is_zero()
         {
+            // Not due: back until its time, with a record of no attempt yet, so its first
+            // delivery when due is not taken for a takeover of a first attempt.
+            if record.is_none() {
+                self.write(&key, None, Lease { attempt: 0, reply: reply.clone(), done: false }).await?;
+            }
             self.redeliver_in(&reply, Some(wait)).await?;
             return Ok(None);
         }
-        let key = lease_key(group, envelope.id);
-        // The first delivery (most of them): create the record, one round trip.
-        let first = Lease { attempt: 1, reply: reply.clone(), done: false };
-        let attempt = if self.write(&key, None, first).await? {
-            1
-        } else {
-            let Some(held) = fence::read(&self.inner.leases, &key).await? else { return Ok(None) };
-            if held.lease.done {
+        let attempt = match record {
+            // A first delivery, the common case: no record is written until the attempt ends
+            // (or another claim takes it over, which writes one and so fences this one).
+            None if delivered(&message) <= 1 => {
+                self.claimed(&key, 1, reply.clone(), None)?;
+                1
+            }
+            // Delivered before without a record: a first attempt whose lease ran out.
+            None => {
+                let next = Lease { attempt: 2, reply: reply.clone(), done: false };
+                if self.write(&key, None, next).await?.is_none() {
+                    return Ok(None); // another instance took it, or it was just completed
+                }
+                2
+            }
+            Some(held) if held.lease.done => {
                 // Acknowledged again; the record stays its while longer, as after a completion.
                 self.settle(&reply, jetstream::AckKind::Ack).await?;
-                self.settled(key)?;
+                self.settled(key, held.revision)?;
                 return Ok(None);
             }
-            let attempt = held.lease.attempt + 1;
-            let next = Lease { attempt, reply: reply.clone(), done: false };
-            if !self.write(&key, Some(held.revision), next).await? {
-                return Ok(None); // another instance took it first
+            Some(held) => {
+                let attempt = held.lease.attempt + 1;
+                let next = Lease { attempt, reply: reply.clone(), done: false };
+                if self.write(&key, Some(held.revision), next).await?.is_none() {
+                    return Ok(None); // another instance took it first
+                }
+                attempt
             }
-            attempt
         };
-        self.redeliver_in(&reply, Some(lease)).await?;
+        // The consumer's own acknowledgement wait is the lease when they agree: no request.
+        if lease != ACK_WAIT {
+            self.redeliver_in(&reply, Some(lease)).await?;
+        }
         Ok(Some(envelope.delivery(group, attempt)))
     }
+}
+
+/// How many times JetStream has delivered the message (from its reply subject); 1 if unknown.
+fn delivered(message: &jetstream::Message) -> i64 {
+    message.info().map_or(1, |info| info.delivered)
 }

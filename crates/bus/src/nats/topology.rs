@@ -62,6 +62,7 @@ impl JsBus {
                     durable_name: Some(name.clone()),
                     filter_subject: subject,
                     ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: super::take::ACK_WAIT,
                     deliver_policy: consumer::DeliverPolicy::All,
                     max_deliver: -1,
                     max_ack_pending: -1,

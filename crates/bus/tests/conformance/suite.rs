@@ -231,6 +231,7 @@ pub async fn a_delayed_message_waits_for_its_time<B: Backend>(bus: B) {
     })
     .await;
     assert!(chrono::Utc::now() >= at);
+    assert_eq!(got[0].attempt, 1, "being held back until its time is not an attempt");
 }
 
 pub async fn a_second_publish_with_the_same_dedupe_key_is_a_no_op<B: Backend>(bus: B) {
