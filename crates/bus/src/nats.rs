@@ -1,7 +1,9 @@
 //! The NATS JetStream backend: events in one stream, a durable pull consumer per group and
-//! topic, and each delivery's attempt, lease and fencing in a KV bucket (`fence`), so it keeps
-//! the promises the conformance suite checks. Leases are JetStream's own redelivery timers,
-//! set per claim with a delayed NAK; the fence decides which attempt may acknowledge.
+//! topic, and a delivery's attempt and fencing in a KV bucket (`fence`), so it keeps the
+//! promises the conformance suite checks. Leases are JetStream's own redelivery timers (the
+//! consumer's acknowledgement wait, or a delayed NAK for another lease); the fence decides
+//! which attempt may acknowledge. A first attempt writes no record: a claim reads the key, and
+//! the completion creates the done record, which fails if a later attempt took it over.
 
 mod dead;
 mod envelope;

@@ -1,7 +1,9 @@
 //! Each delivery's lease record in a KV bucket: its attempt (a fencing token), the reply
 //! subject that acknowledges its current JetStream delivery, and whether it is done. JetStream
 //! accepts an acknowledgement from any delivery of a message, a stale one too (seen on 2.9),
-//! so every completion, extension and failure first checks and swaps this record.
+//! so every completion, extension and failure first checks and swaps this record. A first
+//! attempt has none until it ends (its completion creates the done record); any later claim
+//! writes one, which is what fences the earlier attempt.
 
 use async_nats::jetstream::kv::{Operation, Store};
 use serde::{Deserialize, Serialize};
