@@ -32,25 +32,42 @@ pub(crate) fn plugins_present() -> bool {
 /// container's first check one whole interval after its start.
 const ENGINE_WANTED: u32 = 25;
 
-/// The major version of the local `dockerd`, when there is one.
+/// The engine's major version: the one that answers (which may be another machine's, through
+/// a shared socket or DOCKER_HOST), else this machine's `dockerd`.
 fn engine_major() -> Option<u32> {
-    let out = Command::new("dockerd").arg("--version").stderr(Stdio::null()).output().ok()?;
-    // "Docker version 20.10.24+dfsg1, build 297e128"
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().nth(2)?.split('.').next()?.parse().ok()
+    let answering = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).to_string());
+    // "26.1.5+dfsg1", or dockerd's "Docker version 20.10.24+dfsg1, build 297e128"
+    let version = match answering {
+        Some(v) => v,
+        None => {
+            let out = Command::new("dockerd").arg("--version").stderr(Stdio::null()).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2)?.to_string()
+        }
+    };
+    version.trim().split('.').next()?.parse().ok()
 }
 
-/// Whether the local engine is Debian's `docker.io` older than Engine 25, which setup replaces
-/// with Debian 13's (an engine from elsewhere is the user's to upgrade: `report` names it).
-pub(crate) fn engine_outdated() -> Option<u32> {
-    let major = engine_major().filter(|m| *m < ENGINE_WANTED)?;
-    quietly("dpkg-query", &["-W", "docker.io"]).then_some(major)
-}
-
-/// Whether an engine older than 25 answers, from any source: the stack still runs on it,
-/// only slower to report healthy.
+/// Whether the engine is older than Engine 25 (no health check `start_interval`; the stack
+/// runs, each service just reports healthy one interval after its start).
 pub(crate) fn engine_older_than_wanted() -> Option<u32> {
     engine_major().filter(|m| *m < ENGINE_WANTED)
+}
+
+/// Whether that old engine is this machine's own, from Debian's `docker.io`, which setup
+/// replaces with Debian 13's; an engine from elsewhere, or another machine's, is its owner's
+/// to upgrade (`report` names it).
+pub(crate) fn engine_outdated() -> Option<u32> {
+    let major = engine_older_than_wanted()?;
+    let local = !daemon_answers()
+        || std::path::Path::new("/var/run/docker.pid").exists()
+        || std::path::Path::new("/run/systemd/system").exists();
+    (local && quietly("dpkg-query", &["-W", "docker.io"])).then_some(major)
 }
 
 /// Replaces Debian 12's engine with Debian 13's `docker.io` and `docker-cli` (26.1; they need
