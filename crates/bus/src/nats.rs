@@ -277,7 +277,7 @@ impl Backend for JsBus {
         let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else { return Ok(false) };
         let done = Lease { attempt: d.attempt, reply: reply.clone(), done: true };
         let Some(revision) = self.write(&key, revision, done).await? else { return Ok(false) };
-        self.settle(&reply, jetstream::AckKind::Ack).await?;
+        self.acknowledge(&reply).await?;
         self.settled(key, revision)?;
         Ok(true)
     }

@@ -34,6 +34,14 @@ impl JsBus {
         Ok(())
     }
 
+    /// Acknowledges a completed delivery without waiting for the server's confirmation: the
+    /// done record is what counts, and turns away a redelivery should the acknowledgement be
+    /// lost.
+    pub(super) async fn acknowledge(&self, reply: &str) -> Result<()> {
+        let body: bytes::Bytes = jetstream::AckKind::Ack.into();
+        self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
+    }
+
     /// Sets when JetStream delivers it again (`None`: now). Not confirmed: were it lost, the
     /// consumer's own 30 s acknowledgement wait brings the delivery back.
     pub(super) async fn redeliver_in(&self, reply: &str, delay: Option<Duration>) -> Result<()> {
