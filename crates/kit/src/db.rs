@@ -41,7 +41,18 @@ pub fn pool(config: &DbConfig, schema: &str) -> anyhow::Result<PgPool> {
 /// session, so session state such as advisory locks cannot leak to another user.
 pub async fn dedicated(config: &DbConfig, schema: &str) -> anyhow::Result<PgConnection> {
     let options = connect_options(config, schema)?;
-    let connect = PgConnection::connect_with(&options);
+    // A server still starting answers "the database system is starting up" (57P03) for a
+    // moment after it listens: asked again until it is up, within the connect timeout.
+    let connect = async {
+        loop {
+            match PgConnection::connect_with(&options).await {
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("57P03") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    };
     tokio::time::timeout(config.connect_timeout, connect)
         .await
         .map_err(|_| anyhow::anyhow!("connecting to Postgres timed out after {:?}", config.connect_timeout))?

@@ -148,7 +148,10 @@ impl Load {
                         match res {
                             Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
                             Ok(r) => {
-                                eprintln!("e2e: load got {}", r.status());
+                                // The problem's type says who refused it: the gateway or auth.
+                                let status = r.status();
+                                let body = r.text().await.unwrap_or_default();
+                                eprintln!("e2e: load got {status}: {body}");
                                 failed.fetch_add(1, Ordering::Relaxed)
                             }
                             Err(e) => {
