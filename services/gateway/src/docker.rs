@@ -6,7 +6,7 @@
 
 mod labels;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -54,9 +54,18 @@ impl kit::config::Setting for Scope {
     }
 }
 
-/// Starts watching; the receiver always holds the routes of the containers last seen.
-pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
-    let (tx, rx) = watch::channel(Vec::new());
+/// What discovery last saw: the routes of the containers ready for traffic, and how many
+/// containers that opted in are still starting (their Docker health check has yet to pass),
+/// which a starting gateway waits for so that it is not healthy before the instances it routes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub routes: Vec<RouteSpec>,
+    pub starting: usize,
+}
+
+/// Starts watching; the receiver always holds the listing of the containers last seen.
+pub fn spawn(settings: Settings) -> watch::Receiver<Listing> {
+    let (tx, rx) = watch::channel(Listing::default());
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut errors = 0u32;
@@ -65,6 +74,7 @@ pub fn spawn(settings: Settings) -> watch::Receiver<Vec<RouteSpec>> {
             tx: &tx,
             project: None,
             containers: HashMap::new(),
+            starting: HashSet::new(),
             seen: BTreeMap::new(),
             published: false,
         };
@@ -100,11 +110,13 @@ fn connect(at: &str) -> Result<Docker, bollard::errors::Error> {
 
 struct Watcher<'a> {
     settings: &'a Settings,
-    tx: &'a watch::Sender<Vec<RouteSpec>>,
+    tx: &'a watch::Sender<Listing>,
     /// The project whose containers are routed (none: all), settled at the first connection.
     project: Option<Option<String>>,
     /// Container id → the routes it belongs to.
     containers: HashMap<String, Vec<RouteSpec>>,
+    /// Containers that opted in and whose health check has yet to pass.
+    starting: HashSet<String>,
     /// Every route seen since start, without instances: a route whose containers are all gone
     /// answers 503 (no healthy instance), not 404 as if it never existed.
     seen: BTreeMap<String, RouteSpec>,
@@ -171,7 +183,8 @@ impl Watcher<'_> {
             _ => false,
         };
         if leaving {
-            if self.containers.remove(id).is_some() {
+            let was_starting = self.starting.remove(id);
+            if self.containers.remove(id).is_some() || was_starting {
                 tracing::info!(container = id, action, "container leaving: drained from its routes");
                 self.publish();
             }
@@ -214,6 +227,7 @@ impl Watcher<'_> {
     async fn resync(&mut self, docker: &Docker) -> Result<(), bollard::errors::Error> {
         let running = docker.list_containers(Some(ListContainersOptions::default())).await?;
         self.containers.clear();
+        self.starting.clear();
         for id in running.into_iter().filter_map(|c| c.id) {
             self.inspect(docker, &id).await?;
         }
@@ -230,10 +244,12 @@ impl Watcher<'_> {
             // Gone between the event and the inspection.
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
                 self.containers.remove(id);
+                self.starting.remove(id);
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
+        self.starting.remove(id);
         if let Some(Some(project)) = &self.project
             && labels::project(&container).as_deref() != Some(project)
         {
@@ -249,6 +265,9 @@ impl Watcher<'_> {
         });
         match checked {
             Ok(Some(specs)) => {
+                if specs.is_empty() && labels::starting(&container) {
+                    self.starting.insert(id.to_string());
+                }
                 self.containers.insert(id.to_string(), specs);
             }
             Ok(None) => {
@@ -274,10 +293,11 @@ impl Watcher<'_> {
         let mut routes = merge(Vec::new(), live.iter().cloned().chain(gone).collect());
         routes.iter_mut().for_each(|r| r.instances.sort());
         let first = !std::mem::replace(&mut self.published, true);
+        let listing = Listing { routes, starting: self.starting.len() };
         self.tx.send_if_modified(|current| {
-            let changed = *current != routes || first;
+            let changed = *current != listing || first;
             if changed {
-                *current = routes;
+                *current = listing;
             }
             changed
         });

@@ -361,7 +361,8 @@ async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
             }
             alive = docker_changed => if alive { heard = true } else { docker = None },
         }
-        let from_docker = docker.as_ref().map(|rx| rx.borrow().clone()).unwrap_or_default();
+        let listing = docker.as_ref().map(|rx| rx.borrow().clone()).unwrap_or_default();
+        let from_docker = listing.routes;
         let current = proxy.table.load_full();
         let table = match build_table(&file, &from_docker, &current) {
             Ok(t) => t,
@@ -383,7 +384,9 @@ async fn reload(config: Config, proxy: Arc<Proxy>, checks: CheckClient) {
             last_modified = now_modified;
             swap(&proxy, &checks, &current, table);
         }
-        if heard {
+        // Warm once the instances on their way are in too: a gateway healthy before them
+        // would answer 503 for a moment after `docker compose up --wait` returns.
+        if heard && listing.starting == 0 {
             proxy.warm.discovered.store(true, Ordering::Relaxed);
         }
     }

@@ -96,6 +96,14 @@ pub fn specs(c: &ContainerInspectResponse, network: Option<&str>) -> Result<Opti
     ))
 }
 
+/// Running, with a Docker health check that has yet to pass (the instance is on its way).
+pub fn starting(c: &ContainerInspectResponse) -> bool {
+    let state = c.state.as_ref();
+    let running = state.and_then(|s| s.running).unwrap_or(false);
+    running
+        && state.and_then(|s| s.health.as_ref()).and_then(|h| h.status) == Some(HealthStatusEnum::STARTING)
+}
+
 /// Running, and healthy if the container has a Docker health check of its own.
 fn ready(c: &ContainerInspectResponse) -> bool {
     let state = c.state.as_ref();

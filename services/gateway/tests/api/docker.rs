@@ -21,17 +21,22 @@ async fn answer(gw: &crate::helpers::Gateway, host: &str) -> Result<String, u16>
     }
 }
 
+/// The labels that put a container on port 8000 behind `host`, as compose service `service`.
+fn route_labels(host: &str, service: &str) -> Vec<String> {
+    vec![
+        format!("slipway.host={host}"),
+        "slipway.port=8000".to_string(),
+        "slipway.health=/".to_string(),
+        format!("com.docker.compose.service={service}"),
+    ]
+}
+
 #[tokio::test]
 async fn docker_discovery_adds_started_containers_drops_killed_ones_and_follows_a_restarted_daemon() {
     docker::engine().await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let host = format!("{run}.docker.test");
-    let labels = [
-        format!("slipway.host={host}"),
-        "slipway.port=8000".to_string(),
-        "slipway.health=/".to_string(),
-        format!("com.docker.compose.service=whoami-{run}"),
-    ];
+    let labels = route_labels(&host, &format!("whoami-{run}"));
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     let gw = spawn_gateway(
         "",
@@ -190,4 +195,36 @@ async fn docker_discovery_through_the_read_only_proxy_routes_containers_and_refu
         assert!(refused.starts_with("HTTP/1.1 403"), "{method} {path}: {refused}");
     }
     assert_eq!(docker::docker(&["inspect", "-f", "{{.State.Running}}", &web.id]).await, "true");
+}
+
+#[tokio::test]
+async fn a_starting_gateway_is_ready_only_once_the_containers_on_their_way_are_healthy_and_routed() {
+    docker::engine().await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let host = format!("{run}.starting.test");
+    let labels = route_labels(&host, &format!("slow-{run}"));
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    // Healthy only once /www/ok exists: starting until the test says so.
+    let health = [
+        "--health-cmd=test -f /www/ok",
+        "--health-interval=5s",
+        "--health-start-period=60s",
+        "--health-start-interval=100ms",
+    ];
+    let slow = Container::web_with(8000, &labels, &health).await;
+    let gw = spawn_gateway(
+        "",
+        &[("SLIPWAY_GATEWAY_DOCKER_SOCKET", "/var/run/docker.sock"), ("SLIPWAY_GATEWAY_WARM_UP", "60s")],
+    )
+    .await;
+    let readyz = async || gw.client.get(format!("{}/readyz", gw.admin)).send().await.expect("admin").status();
+    // Discovery lists the engine within milliseconds; a gateway warm then would route nothing
+    // to the starting container yet (404), however healthy Docker calls it a moment later.
+    for _ in 0..20 {
+        assert_eq!(readyz().await, 503, "not ready while an instance it will route is starting");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    docker::docker(&["exec", &slow.id, "sh", "-c", ": > /www/ok"]).await;
+    eventually(WAIT, "the gateway ready once the container is healthy", async || readyz().await == 200).await;
+    assert_eq!(answer(&gw, &host).await.as_deref(), Ok(slow.short_id()), "routed from its first moment");
 }
