@@ -47,18 +47,20 @@ pub fn report() -> usize {
              deploy and Swarm tests: `cargo xtask setup` installs them"
         );
     }
-    if let Some(major) = docker::engine_outdated() {
-        count += 1;
-        println!(
-            "missing: Docker Engine 25 or newer (this is Debian's {major}), for health checks' start_interval \
-             (the stack healthy in a fraction of a second, not one 5 s interval): `cargo xtask setup` \
-             installs Debian trixie's docker.io"
-        );
-    } else if let Some(major) = docker::engine_older_than_wanted() {
-        println!(
+    match docker::old_engine() {
+        Some(docker::OldEngine { major, replaceable: true }) => {
+            count += 1;
+            println!(
+                "missing: Docker Engine 25 or newer (this is Debian's {major}), for health checks' start_interval \
+                 (the stack healthy in a fraction of a second, not one 5 s interval): `cargo xtask setup` \
+                 installs Debian trixie's docker.io"
+            );
+        }
+        Some(docker::OldEngine { major, replaceable: false }) => println!(
             "note: Docker Engine {major} has no health check start_interval: the stack works, but each \
              service reports healthy only one interval (5 s) after its start; Engine 25 or newer fixes it"
-        );
+        ),
+        None => {}
     }
     count
 }
@@ -85,7 +87,7 @@ fn install() -> anyhow::Result<()> {
             Source::Apt(_) => {}
         }
     }
-    if docker::engine_outdated().is_some() {
+    if docker::old_engine().is_some_and(|e| e.replaceable) {
         docker::upgrade_engine()?;
     }
     if prerequisites::on_path("docker") && !docker::daemon_answers() {

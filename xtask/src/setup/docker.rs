@@ -32,9 +32,19 @@ pub(crate) fn plugins_present() -> bool {
 /// container's first check one whole interval after its start.
 const ENGINE_WANTED: u32 = 25;
 
-/// The engine's major version: the one that answers (which may be another machine's, through
-/// a shared socket or DOCKER_HOST), else this machine's `dockerd`.
-fn engine_major() -> Option<u32> {
+/// An engine older than 25, and whether setup replaces it.
+pub(crate) struct OldEngine {
+    pub(crate) major: u32,
+    /// This machine's own engine from Debian's `docker.io`, which setup replaces with Debian
+    /// 13's; an engine from elsewhere, or another machine's (through a shared socket or
+    /// DOCKER_HOST), is its owner's to upgrade.
+    pub(crate) replaceable: bool,
+}
+
+/// The engine, if it is older than 25 (no health check `start_interval`: the stack runs,
+/// each service just reports healthy one interval after its start). Read from the engine that
+/// answers, else from this machine's `dockerd`.
+pub(crate) fn old_engine() -> Option<OldEngine> {
     let answering = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .stderr(Stdio::null())
@@ -43,31 +53,21 @@ fn engine_major() -> Option<u32> {
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).to_string());
     // "26.1.5+dfsg1", or dockerd's "Docker version 20.10.24+dfsg1, build 297e128"
-    let version = match answering {
-        Some(v) => v,
+    let version = match &answering {
+        Some(v) => v.clone(),
         None => {
             let out = Command::new("dockerd").arg("--version").stderr(Stdio::null()).output().ok()?;
             String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2)?.to_string()
         }
     };
-    version.trim().split('.').next()?.parse().ok()
-}
-
-/// Whether the engine is older than Engine 25 (no health check `start_interval`; the stack
-/// runs, each service just reports healthy one interval after its start).
-pub(crate) fn engine_older_than_wanted() -> Option<u32> {
-    engine_major().filter(|m| *m < ENGINE_WANTED)
-}
-
-/// Whether that old engine is this machine's own, from Debian's `docker.io`, which setup
-/// replaces with Debian 13's; an engine from elsewhere, or another machine's, is its owner's
-/// to upgrade (`report` names it).
-pub(crate) fn engine_outdated() -> Option<u32> {
-    let major = engine_older_than_wanted()?;
-    let local = !daemon_answers()
+    let major: u32 = version.trim().split('.').next()?.parse().ok()?;
+    if major >= ENGINE_WANTED {
+        return None;
+    }
+    let local = answering.is_none()
         || std::path::Path::new("/var/run/docker.pid").exists()
         || std::path::Path::new("/run/systemd/system").exists();
-    (local && quietly("dpkg-query", &["-W", "docker.io"])).then_some(major)
+    Some(OldEngine { major, replaceable: local && quietly("dpkg-query", &["-W", "docker.io"]) })
 }
 
 /// Replaces Debian 12's engine with Debian 13's `docker.io` and `docker-cli` (26.1; they need
@@ -75,13 +75,8 @@ pub(crate) fn engine_outdated() -> Option<u32> {
 pub(crate) fn upgrade_engine() -> anyhow::Result<()> {
     println!("setup: Docker Engine 26 from Debian trixie's docker.io (for health checks' start_interval)");
     stop_daemon()?;
-    let work = trixie_debs(&["docker.io", "docker-cli"])?;
-    let debs: Vec<String> = std::fs::read_dir(&work)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .map(|p| p.display().to_string())
-        .collect();
+    let (work, debs) = trixie_debs(&["docker.io", "docker-cli"])?;
+    let debs: Vec<String> = debs.iter().map(|p| p.display().to_string()).collect();
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
     args.extend(debs.iter().map(String::as_str));
     super::root_command("apt-get", &args)?;
@@ -152,15 +147,10 @@ pub(crate) fn install_plugins() -> anyhow::Result<()> {
 
 fn from_trixie() -> anyhow::Result<()> {
     println!("setup: compose v2 and buildx from Debian trixie's packages");
-    let work = trixie_debs(&["docker-compose", "docker-buildx", "docker-cli"])?;
+    let (work, debs) = trixie_debs(&["docker-compose", "docker-buildx", "docker-cli"])?;
     let extracted = work.join("x");
-    for deb in
-        std::fs::read_dir(&work)?.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "deb"))
-    {
-        super::run_command(
-            "dpkg",
-            &["-x", &deb.path().display().to_string(), &extracted.display().to_string()],
-        )?;
+    for deb in debs {
+        super::run_command("dpkg", &["-x", &deb.display().to_string(), &extracted.display().to_string()])?;
     }
     let plugins = std::path::Path::new("/usr/local/lib/docker/cli-plugins");
     std::fs::create_dir_all(plugins)?;
@@ -176,9 +166,9 @@ fn from_trixie() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Downloads Debian 13's packages into a new folder (without adding trixie to apt's sources),
-/// and returns the folder.
-fn trixie_debs(packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+/// Downloads Debian 13's packages into a new folder (without adding trixie to apt's sources);
+/// the folder and the packages' files in it.
+fn trixie_debs(packages: &[&str]) -> anyhow::Result<(std::path::PathBuf, Vec<std::path::PathBuf>)> {
     let work = std::env::temp_dir().join(format!("slipway-setup-{}-{}", std::process::id(), packages[0]));
     std::fs::create_dir_all(work.join("lists/partial"))?;
     std::fs::create_dir_all(work.join("cache/archives/partial"))?;
@@ -201,5 +191,10 @@ fn trixie_debs(packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
     if !apt(&["update", "-qq"])?.success() || !apt(&download)?.success() {
         bail!("cannot fetch {} from Debian trixie", packages.join(", "));
     }
-    Ok(work)
+    let debs = std::fs::read_dir(&work)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    Ok((work, debs))
 }
