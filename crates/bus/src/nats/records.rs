@@ -49,17 +49,11 @@ impl JsBus {
         self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
     }
 
-    /// Notes a claim this process made: `revision` is its record's, `None` for a first
-    /// attempt, which writes none.
-    pub(super) fn claimed(
-        &self,
-        key: &str,
-        attempt: i32,
-        reply: String,
-        revision: Option<u64>,
-    ) -> Result<()> {
-        let lease = Lease { attempt, reply, done: false };
-        self.inner.known.lock().map_err(|_| poisoned())?.insert(key.to_string(), Mine { lease, revision });
+    /// Notes a first attempt this process claimed, which writes no record (`revision` none).
+    pub(super) fn claimed_first(&self, key: &str, reply: String) -> Result<()> {
+        let lease = Lease { attempt: 1, reply, done: false };
+        let mine = Mine { lease, revision: None };
+        self.inner.known.lock().map_err(|_| poisoned())?.insert(key.to_string(), mine);
         Ok(())
     }
 

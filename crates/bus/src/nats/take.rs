@@ -57,7 +57,7 @@ impl JsBus {
             // A first delivery, the common case: no record is written until the attempt ends
             // (or another claim takes it over, which writes one and so fences this one).
             None if delivered(&message) <= 1 => {
-                self.claimed(&key, 1, reply.clone(), None)?;
+                self.claimed_first(&key, reply.clone())?;
                 1
             }
             // Delivered before without a record: a first attempt whose lease ran out.
