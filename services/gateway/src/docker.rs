@@ -236,6 +236,8 @@ impl Watcher<'_> {
     }
 
     async fn inspect(&mut self, docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+        // Counted again below if it still is.
+        self.starting.remove(id);
         let container = match docker
             .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
             .await
@@ -244,12 +246,10 @@ impl Watcher<'_> {
             // Gone between the event and the inspection.
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
                 self.containers.remove(id);
-                self.starting.remove(id);
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
-        self.starting.remove(id);
         if let Some(Some(project)) = &self.project
             && labels::project(&container).as_deref() != Some(project)
         {
