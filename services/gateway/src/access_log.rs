@@ -105,14 +105,13 @@ impl Buffer {
                 .unwrap_or_default();
         }
         let out = &mut self.lines;
-        let _ = write!(
-            out,
-            "{{\"timestamp\":\"{}.{:06}Z\",\"level\":\"INFO\",\"fields\":{{\"message\":\"access\",\"request_id\":\"",
-            self.stamp,
-            now.subsec_micros()
-        );
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        out.extend_from_slice(self.stamp.as_bytes());
+        out.push(b'.');
+        decimal(out, u64::from(now.subsec_micros()), 6);
+        out.extend_from_slice(b"Z\",\"level\":\"INFO\",\"fields\":{\"message\":\"access\",\"request_id\":\"");
         escape(out, e.request_id);
-        let _ = write!(out, "\",\"method\":\"");
+        out.extend_from_slice(b"\",\"method\":\"");
         escape(out, e.method);
         out.extend_from_slice(b"\",\"path\":\"");
         escape(out, e.path);
@@ -120,20 +119,43 @@ impl Buffer {
         escape(out, e.route.unwrap_or("-"));
         out.extend_from_slice(b"\",\"instance\":\"");
         match e.instance {
+            Some(SocketAddr::V4(i)) => {
+                for (n, octet) in i.ip().octets().into_iter().enumerate() {
+                    if n > 0 {
+                        out.push(b'.');
+                    }
+                    decimal(out, u64::from(octet), 1);
+                }
+                out.push(b':');
+                decimal(out, u64::from(i.port()), 1);
+            }
             Some(i) => {
                 let _ = write!(out, "{i}");
             }
             None => out.push(b'-'),
         }
-        let micros = e.elapsed.as_micros();
-        let _ = writeln!(
-            out,
-            "\",\"status\":{},\"elapsed_ms\":{}.{:03}}},\"target\":\"access\"}}",
-            e.status,
-            micros / 1000,
-            micros % 1000
-        );
+        out.extend_from_slice(b"\",\"status\":");
+        decimal(out, u64::from(e.status), 1);
+        let micros = u64::try_from(e.elapsed.as_micros()).unwrap_or(u64::MAX);
+        out.extend_from_slice(b",\"elapsed_ms\":");
+        decimal(out, micros / 1000, 1);
+        out.push(b'.');
+        decimal(out, micros % 1000, 3);
+        out.extend_from_slice(b"},\"target\":\"access\"}\n");
     }
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits (no formatting machinery:
+/// this runs for every request).
+fn decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    while n > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends `s` as the inside of a JSON string.
