@@ -16,8 +16,27 @@ use super::refusal::Refusal;
 use super::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, X_USER_ID, target, upgrade};
 use crate::routes::Route;
 
-/// Removes hop-by-hop headers, including those the Connection header names.
+/// Whether a header is hop-by-hop whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Removes hop-by-hop headers, including those the Connection header names (only those of a
+/// message that has any: one pass over the names, not a lookup per hop-by-hop name).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -85,7 +104,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, kept: &Kept, hop: Hop<'_>) {
         (true, Some(prior)) => format!("{prior}, {}", hop.peer.ip()),
         _ => hop.peer.ip().to_string(),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
