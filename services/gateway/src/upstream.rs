@@ -8,9 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 
+mod answer;
+mod conn;
+mod framing;
 mod pool;
 
-pub use pool::{Pool, SendError};
+pub use conn::{Conn, Failure as SendError};
+pub use framing::connection_has;
+pub use pool::{Pool, Upgraded};
 
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.
 #[derive(Debug)]

@@ -34,7 +34,7 @@ fn limited(body: Incoming, limit: usize, has_length: bool) -> (Body, Option<Arc<
 
 /// What one attempt came to.
 enum Attempt {
-    Answered(Response<Incoming>),
+    Answered(Response<Body>),
     Retry,
     Refused(Refusal),
 }
@@ -56,8 +56,11 @@ impl Proxy {
         );
         // Headers are copied per attempt only when a second attempt is possible.
         let may_retry = replayable && route.instances.len() > 1;
-        let (body, over_limit) =
-            limited(body, self.body_limit, parts.headers.contains_key(http::header::CONTENT_LENGTH));
+        let (body, over_limit) = if replayable {
+            (empty(), None)
+        } else {
+            limited(body, self.body_limit, parts.headers.contains_key(http::header::CONTENT_LENGTH))
+        };
         let mut body = Some(body);
         let over = || over_limit.as_ref().is_some_and(|o| o.load(Ordering::Acquire));
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
@@ -129,13 +132,12 @@ impl Proxy {
 
 /// The instance's answer for the client: a tunnel for an accepted upgrade, else the response
 /// without its hop-by-hop headers.
-fn answer(res: Response<Incoming>, kept: Kept, addr: SocketAddr) -> Response<Body> {
+fn answer(mut res: Response<Body>, kept: Kept, addr: SocketAddr) -> Response<Body> {
     if res.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some((protocol, client_side)) = kept.upgrade
     {
         return upgrade::tunnel(res, protocol, client_side, addr);
     }
-    let (mut head, incoming) = res.into_parts();
-    strip_hop_by_hop(&mut head.headers);
-    Response::from_parts(head, incoming.map_err(Into::into).boxed())
+    strip_hop_by_hop(res.headers_mut());
+    res
 }

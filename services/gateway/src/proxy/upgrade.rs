@@ -6,21 +6,16 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 
 use super::{Body, empty};
+use crate::upstream::{Conn, Upgraded, connection_has};
 
 /// The protocol the client asks to upgrade to, and its side of the upgrade, if it asks.
 pub fn requested(parts: &mut Parts) -> Option<(HeaderValue, OnUpgrade)> {
-    let wants = parts
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let wants = connection_has(&parts.headers, "upgrade");
     let protocol = parts.headers.get(header::UPGRADE).cloned()?;
     if !wants {
         return None;
@@ -34,14 +29,15 @@ pub fn ask(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::UPGRADE, protocol);
 }
 
-/// Answers the client's 101 and, in the background, joins the two upgraded connections.
+/// Answers the client's 101 and, in the background, joins the two upgraded connections
+/// (the instance's first bytes after its 101, if any, go to the client first).
 pub fn tunnel(
-    mut upstream: Response<Incoming>,
+    upstream: Response<Body>,
     protocol: HeaderValue,
     client_side: OnUpgrade,
     instance: SocketAddr,
 ) -> Response<Body> {
-    let upstream_side = hyper::upgrade::on(&mut upstream);
+    let upstream_side = upstream.extensions().get::<Upgraded>().and_then(Upgraded::take);
     let mut res = Response::new(empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     for (name, value) in upstream.headers() {
@@ -50,15 +46,18 @@ pub fn tunnel(
         }
     }
     ask(res.headers_mut(), protocol);
+    let Some(Conn { stream: mut upstream, buf: early }) = upstream_side else {
+        tracing::warn!(%instance, "an upgrade answered without its connection");
+        return res;
+    };
     tokio::spawn(async move {
-        match tokio::try_join!(client_side, upstream_side) {
-            Ok((client, upstream)) => {
-                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    tracing::debug!(%error, %instance, "upgraded connection ended with an error");
-                }
-            }
-            Err(error) => tracing::warn!(%error, %instance, "upgrade failed"),
+        let joined = async {
+            let mut client = TokioIo::new(client_side.await.map_err(std::io::Error::other)?);
+            client.write_all(&early).await?;
+            tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+        };
+        if let Err(error) = joined.await {
+            tracing::debug!(%error, %instance, "upgraded connection ended with an error");
         }
     });
     res

@@ -1,91 +1,134 @@
-//! Each instance's pool of HTTP/1 connections. A request takes a connection that is idle, or
-//! opens one; the connection goes back into the pool at once and is taken again only once its
-//! previous exchange has finished. No task is spawned per request.
+//! Each instance's pool of kept-alive HTTP/1.1 connections, and one request's exchange on one
+//! of them. A request takes an idle connection (or opens one) for itself; the connection goes
+//! back once the answer's body has been read to its end, at once for an answer that came in
+//! whole. No task is spawned per request or per connection.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::header::{self, HeaderMap};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Body as _;
 
-use crate::body::Body;
-
-/// Why a request got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// No connection: nothing was sent, so any request may go to another instance.
-    #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
-    #[error(transparent)]
-    Http(hyper::Error),
-}
+use super::answer::Streaming;
+use super::conn::{Conn, Failure, Head, encode_head};
+use super::framing::{Framing, connection_has};
+use crate::body::{Body, empty};
 
 /// Idle connections kept per instance, at most.
 const MAX_POOLED: usize = 512;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The idle connections of one instance.
+#[derive(Debug, Clone, Default)]
+pub struct Idle(Arc<Mutex<Vec<Conn>>>);
+
+impl Idle {
+    /// The most recently used connection that is still open.
+    fn take(&self) -> Option<Conn> {
+        let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(conn) = idle.pop() {
+            if conn.is_idle_and_open() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    pub fn put(&self, conn: Conn) {
+        let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_POOLED {
+            idle.push(conn);
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Pool {
-    connections: Mutex<Vec<SendRequest<Body>>>,
+    idle: Idle,
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Body>, SendError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(SendError::Connect(e)),
-        Err(_) => return Err(SendError::Connect(std::io::ErrorKind::TimedOut.into())),
-    };
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
-    tokio::spawn(async move {
-        if let Err(error) = conn.with_upgrades().await {
-            tracing::debug!(%error, instance = %addr, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+/// The instance's side of an accepted upgrade (its 101 answer's extension): the connection,
+/// with whatever the instance sent after the 101.
+#[derive(Debug, Clone)]
+pub struct Upgraded(Arc<Mutex<Option<Conn>>>);
+
+impl Upgraded {
+    pub fn take(&self) -> Option<Conn> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl Pool {
-    fn take(&self) -> Option<SendRequest<Body>> {
-        let mut pooled = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        pooled.retain(|s| !s.is_closed());
-        let ready = pooled.iter().rposition(SendRequest::is_ready)?;
-        Some(pooled.swap_remove(ready))
-    }
-
-    fn put(&self, sender: SendRequest<Body>) {
-        let mut pooled = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        if pooled.len() < MAX_POOLED {
-            pooled.push(sender);
-        }
-    }
-
-    /// Sends `req` to `addr` on a pooled or new connection. A request a pooled connection could
-    /// not take (it closed meanwhile) is sent again on another.
-    pub async fn send(
-        &self,
-        addr: SocketAddr,
-        mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
+    /// Sends `req` to `addr` on an idle or new connection. A request with no body that may be
+    /// repeated is sent again on a new connection if a kept-alive one turns out closed.
+    pub async fn send(&self, addr: SocketAddr, req: Request<Body>) -> Result<Response<Body>, Failure> {
+        let (parts, body) = req.into_parts();
+        let upgrade = asks_to_upgrade(&parts.headers);
+        let has_body = !body.is_end_stream();
+        let (head, chunked) = encode_head(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            has_body.then(|| body.size_hint().exact()),
+        );
+        let idempotent = matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+        );
+        let repeatable = !has_body && idempotent;
+        let mut body = has_body.then_some((body, chunked));
+        let mut pooled = self.idle.take();
         loop {
-            let (mut sender, fresh) = match self.take() {
-                Some(s) => (s, false),
-                None => (connect(addr).await?, true),
+            let reused = pooled.is_some();
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                None => Conn::connect(addr).await?,
             };
-            let answer = sender.try_send_request(req);
-            self.put(sender);
-            match answer.await {
-                Ok(res) => return Ok(res),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => req = unsent,
-                    _ => return Err(SendError::Http(e.into_error())),
-                },
+            let exchanged = async {
+                conn.write(&head, body.take(), reused).await?;
+                conn.read_head(&parts.method, upgrade, reused).await
+            };
+            match exchanged.await {
+                Ok(answer) => return Ok(self.response(conn, answer)),
+                Err(Failure::Stale) if repeatable => {}
+                Err(e) => return Err(e),
             }
         }
     }
+
+    /// The answer for the proxy: its body whole if it came in with the head (the connection
+    /// then back in the pool at once), else streaming from the connection.
+    fn response(&self, mut conn: Conn, head: Head) -> Response<Body> {
+        let mut res = Response::new(empty());
+        *res.status_mut() = head.status;
+        *res.headers_mut() = head.headers;
+        if head.status == StatusCode::SWITCHING_PROTOCOLS {
+            res.extensions_mut().insert(Upgraded(Arc::new(Mutex::new(Some(conn)))));
+            return res;
+        }
+        *res.body_mut() = match head.framing {
+            Framing::Length(n) if conn.buf.len() as u64 >= n => {
+                let data = conn.buf.split_to(n as usize).freeze();
+                if head.reusable && conn.buf.is_empty() {
+                    self.idle.put(conn);
+                }
+                if data.is_empty() {
+                    empty()
+                } else {
+                    Full::new(data).map_err(|never| match never {}).boxed()
+                }
+            }
+            framing => Streaming::new(conn, framing, head.reusable, self.idle.clone()).boxed(),
+        };
+        res
+    }
 }
+
+/// Whether the request asks the instance to upgrade the connection.
+fn asks_to_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! One HTTP/1.1 connection to an instance, driven by the request that holds it: the request
+//! head is written and the answer's head read in the request's own task, with no connection
+//! task and no channel between the two (what hyper's client costs per request).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use super::framing::{Framing, connection_has};
+use crate::body::Body;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest answer head accepted from an instance, in bytes.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most header fields an answer may have.
+const MAX_HEADERS: usize = 128;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why an exchange with an instance failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// No connection: nothing was sent, so any request may go to another instance.
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    /// A kept-alive connection the instance had closed: it ended before a byte of an answer.
+    #[error("the instance closed a kept-alive connection before answering")]
+    Stale,
+    #[error("the exchange failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the instance's answer is not valid HTTP/1.1: {0}")]
+    Protocol(&'static str),
+}
+
+/// A connection and what was read from it beyond the last message.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    pub buf: BytesMut,
+}
+
+/// An answer's head: its status and headers, how its body is framed, and whether the
+/// connection may carry another exchange after it.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    pub reusable: bool,
+}
+
+impl Conn {
+    pub async fn connect(addr: SocketAddr) -> Result<Self, Failure> {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Failure::Connect(e)),
+            Err(_) => return Err(Failure::Connect(io::ErrorKind::TimedOut.into())),
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Self { stream, buf: BytesMut::new() })
+    }
+
+    /// Whether a pooled connection is still open and quiet: an instance that closed it, or
+    /// sent something unasked, makes it useless. Costs no system call while nothing arrived.
+    pub fn is_idle_and_open(&self) -> bool {
+        self.buf.is_empty()
+            && matches!(self.stream.try_read(&mut [0_u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes a request head, then its body. `reused`: an error before anything was written
+    /// is [`Failure::Stale`].
+    pub async fn write(
+        &mut self,
+        head: &[u8],
+        body: Option<(Body, bool)>,
+        reused: bool,
+    ) -> Result<(), Failure> {
+        if let Err(e) = self.stream.write_all(head).await {
+            return Err(if reused && gone(&e) { Failure::Stale } else { Failure::Io(e) });
+        }
+        if let Some((body, chunked)) = body {
+            super::framing::write_body(&mut self.stream, body, chunked).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the answer's head, past any interim (1xx) answers. A 101 is an answer only to a
+    /// request that asked to upgrade. `reused`: the connection ending first is [`Failure::Stale`].
+    pub async fn read_head(&mut self, method: &Method, upgrade: bool, reused: bool) -> Result<Head, Failure> {
+        let mut received = false;
+        loop {
+            if let Some(head) = self.parse_head(method, upgrade)? {
+                return Ok(head);
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Err(Failure::Protocol("the answer's head is over 64 KiB"));
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) if reused && !received => return Err(Failure::Stale),
+                Ok(0) => return Err(Failure::Protocol("the connection ended inside the answer's head")),
+                Ok(_) => received = true,
+                Err(e) if reused && !received && gone(&e) => return Err(Failure::Stale),
+                Err(e) => return Err(Failure::Io(e)),
+            }
+        }
+    }
+
+    /// The head at the start of the buffer, once complete (interim answers are dropped).
+    fn parse_head(&mut self, method: &Method, upgrade: bool) -> Result<Option<Head>, Failure> {
+        while let Some(len) = head_end(&self.buf) {
+            let raw = self.buf.split_to(len).freeze();
+            let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut parsed,
+                &raw,
+                &mut fields,
+            ) {
+                Ok(httparse::Status::Complete(n)) if n == len => {}
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(Failure::Protocol("over 128 header fields"));
+                }
+                _ => return Err(Failure::Protocol("a malformed head")),
+            }
+            let code = parsed.code.unwrap_or(0);
+            let status = StatusCode::from_u16(code).map_err(|_| Failure::Protocol("a bad status code"))?;
+            if status.is_informational() && !(status == StatusCode::SWITCHING_PROTOCOLS && upgrade) {
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(Failure::Protocol("101 to a request that did not ask to upgrade"));
+                }
+                continue;
+            }
+            let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+            let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+            for field in parsed.headers.iter() {
+                let name = HeaderName::from_bytes(field.name.as_bytes())
+                    .map_err(|_| Failure::Protocol("a bad header name"))?;
+                let value = HeaderValue::from_maybe_shared(raw.slice_ref(field.value))
+                    .map_err(|_| Failure::Protocol("a bad header value"))?;
+                headers.append(name, value);
+            }
+            let framing = Framing::of(method, status, &headers)?;
+            let reusable = framing.ends_on_its_own() && keeps_alive(version, &headers);
+            return Ok(Some(Head { status, headers, framing, reusable }));
+        }
+        Ok(None)
+    }
+}
+
+/// Where a message head ends (after its empty line), once it has: lines may end in CRLF or,
+/// leniently, LF alone.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = buf[from..].iter().position(|&b| b == b'\n') {
+        let eol = from + at;
+        match (buf.get(eol + 1), buf.get(eol + 2)) {
+            (Some(b'\n'), _) => return Some(eol + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(eol + 3),
+            _ => from = eol + 1,
+        }
+    }
+    None
+}
+
+/// Whether the instance keeps the connection open after this answer.
+fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    if version == Version::HTTP_10 {
+        connection_has(headers, "keep-alive")
+    } else {
+        !connection_has(headers, "close")
+    }
+}
+
+/// Whether an error means the peer had closed the connection.
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// The request head as written on the wire: the request line, the headers and, when the
+/// body's length is not among them, its framing. `body`: none, or one of this length if
+/// known. Returns the head and whether the body goes chunked.
+pub fn encode_head(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Option<Option<u64>>,
+) -> (Vec<u8>, bool) {
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut out = Vec::with_capacity(64 + target.len() + headers.len() * 48);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut chunked = false;
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        match body {
+            Some(Some(n)) => out.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
+            Some(None) => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+            None if expects_body(method) => out.extend_from_slice(b"content-length: 0\r\n"),
+            None => {}
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    (out, chunked)
+}
+
+/// Methods whose requests usually carry a body: an empty one is said to be empty.
+fn expects_body(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+}

@@ -1,0 +1,95 @@
+//! HTTP/1.1 message framing both ways: a request body written with its length or chunked,
+//! and how an answer's body ends (RFC 9112 §6.3): with no body, after a length, at the last
+//! chunk, or when the instance closes the connection.
+
+use bytes::Buf as _;
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt as _;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use super::conn::Failure;
+use crate::body::Body;
+
+/// How an answer's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// This many bytes (0: no body).
+    Length(u64),
+    Chunked,
+    /// When the instance closes the connection.
+    Close,
+}
+
+impl Framing {
+    /// The framing of an answer to `method` with `status` and `headers`.
+    pub fn of(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Self, Failure> {
+        let bodiless = *method == Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        if bodiless {
+            return Ok(Framing::Length(0));
+        }
+        let codings = headers.get_all(header::TRANSFER_ENCODING);
+        if codings.iter().next().is_some() {
+            let last = codings.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).last();
+            return Ok(match last {
+                Some(c) if c.trim().eq_ignore_ascii_case("chunked") => Framing::Chunked,
+                _ => Framing::Close,
+            });
+        }
+        let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+        let Some(first) = lengths.next() else { return Ok(Framing::Close) };
+        if lengths.any(|other| other != first) {
+            return Err(Failure::Protocol("differing Content-Length headers"));
+        }
+        first
+            .to_str()
+            .ok()
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+            .map(Framing::Length)
+            .ok_or(Failure::Protocol("a bad Content-Length"))
+    }
+
+    /// Whether the body's end can be told without the connection closing.
+    pub fn ends_on_its_own(self) -> bool {
+        self != Framing::Close
+    }
+}
+
+/// Whether a message's `Connection` header lists `token` (case-insensitively).
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Writes a request body, chunked or as is (its length already in the head).
+pub async fn write_body(stream: &mut TcpStream, mut body: Body, chunked: bool) -> Result<(), Failure> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Failure::Io(std::io::Error::other(e)))?;
+        let Ok(mut data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            stream.write_all(format!("{:x}\r\n", data.len()).as_bytes()).await?;
+        }
+        while data.has_remaining() {
+            stream.write_buf(&mut data).await?;
+        }
+        if chunked {
+            stream.write_all(b"\r\n").await?;
+        }
+    }
+    if chunked {
+        stream.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
