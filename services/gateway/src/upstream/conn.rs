@@ -13,7 +13,7 @@ use http::{Method, StatusCode, Uri, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::framing::{Framing, connection_has};
+use super::framing::Framing;
 use crate::body::Body;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -138,16 +138,24 @@ impl Conn {
                 continue;
             }
             let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+            let mut hop = HopByHop::default();
             let mut headers = HeaderMap::with_capacity(parsed.headers.len());
             for field in parsed.headers.iter() {
+                if hop.takes(field) {
+                    continue;
+                }
                 let name = HeaderName::from_bytes(field.name.as_bytes())
                     .map_err(|_| Failure::Protocol("a bad header name"))?;
                 let value = HeaderValue::from_maybe_shared(raw.slice_ref(field.value))
                     .map_err(|_| Failure::Protocol("a bad header value"))?;
                 headers.append(name, value);
             }
-            let framing = Framing::of(method, status, &headers)?;
-            let reusable = framing.ends_on_its_own() && keeps_alive(version, &headers);
+            for name in hop.named {
+                headers.remove(name);
+            }
+            let framing = Framing::of(method, status, hop.codings_end_chunked, &headers)?;
+            let keeps_alive = if version == Version::HTTP_10 { hop.keep_alive } else { !hop.close };
+            let reusable = framing.ends_on_its_own() && keeps_alive;
             return Ok(Some(Head { status, headers, framing, reusable }));
         }
         Ok(None)
@@ -169,12 +177,42 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// Whether the instance keeps the connection open after this answer.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    if version == Version::HTTP_10 {
-        connection_has(headers, "keep-alive")
-    } else {
-        !connection_has(headers, "close")
+/// What an answer's hop-by-hop headers say: they are read here and not passed on.
+#[derive(Debug, Default)]
+struct HopByHop {
+    close: bool,
+    keep_alive: bool,
+    /// Whether there is a `Transfer-Encoding` and, if so, whether its last coding is chunked.
+    codings_end_chunked: Option<bool>,
+    /// Other headers `Connection` names as hop-by-hop.
+    named: Vec<HeaderName>,
+}
+
+impl HopByHop {
+    /// Whether `field` is hop-by-hop (it is then noted, not kept).
+    fn takes(&mut self, field: &httparse::Header<'_>) -> bool {
+        let is = |name: &str| field.name.eq_ignore_ascii_case(name);
+        let tokens = || field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty());
+        if is("connection") {
+            for token in tokens() {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                } else if let Ok(name) = HeaderName::from_bytes(token) {
+                    self.named.push(name);
+                }
+            }
+            true
+        } else if is("transfer-encoding") {
+            self.codings_end_chunked =
+                Some(tokens().next_back().is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
+            true
+        } else {
+            ["keep-alive", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+                .into_iter()
+                .any(is)
+        }
     }
 }
 

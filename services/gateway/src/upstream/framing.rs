@@ -23,8 +23,14 @@ pub enum Framing {
 }
 
 impl Framing {
-    /// The framing of an answer to `method` with `status` and `headers`.
-    pub fn of(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Self, Failure> {
+    /// The framing of an answer to `method` with `status` and `headers`. `codings_end_chunked`:
+    /// whether it had a `Transfer-Encoding` (taken out of `headers`) whose last coding is chunked.
+    pub fn of(
+        method: &Method,
+        status: StatusCode,
+        codings_end_chunked: Option<bool>,
+        headers: &HeaderMap,
+    ) -> Result<Self, Failure> {
         let bodiless = *method == Method::HEAD
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
@@ -32,13 +38,10 @@ impl Framing {
         if bodiless {
             return Ok(Framing::Length(0));
         }
-        let codings = headers.get_all(header::TRANSFER_ENCODING);
-        if codings.iter().next().is_some() {
-            let last = codings.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).last();
-            return Ok(match last {
-                Some(c) if c.trim().eq_ignore_ascii_case("chunked") => Framing::Chunked,
-                _ => Framing::Close,
-            });
+        match codings_end_chunked {
+            Some(true) => return Ok(Framing::Chunked),
+            Some(false) => return Ok(Framing::Close),
+            None => {}
         }
         let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
         let Some(first) = lengths.next() else { return Ok(Framing::Close) };

@@ -148,6 +148,20 @@ async fn an_answer_ended_by_closing_the_connection_is_read_to_its_end_and_the_co
 }
 
 #[tokio::test]
+async fn an_answers_hop_by_hop_headers_are_read_and_not_passed_on() {
+    let answer = "HTTP/1.1 200 OK\r\nconnection: close, x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nx-end: 2\r\ncontent-length: 2\r\n\r\nhi";
+    let (addr, seen) = instance(vec![Then::Answer(answer), Then::Answer(OK_HI)]).await;
+    let pool = Pool::default();
+    let res = pool.send(addr, request(Method::GET, empty())).await.expect("answered");
+    let mut names: Vec<&str> = res.headers().keys().map(http::HeaderName::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["content-length", "x-end"]);
+    drop(res);
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2, "`Connection: close` is obeyed");
+}
+
+#[tokio::test]
 async fn interim_answers_are_skipped_and_an_answer_to_head_has_no_body() {
     let script = vec![
         Then::Answer(
