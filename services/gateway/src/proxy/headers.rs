@@ -2,7 +2,7 @@
 //! `Connection:` can name only the client's own headers, never one the gateway sets), then the
 //! gateway's own (`Host`, `X-Forwarded-*`, `X-Request-Id`), and the origin-form target.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::Uri;
@@ -31,32 +31,20 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Removes hop-by-hop headers, including those the Connection header names (only those of a
-/// message that has any: one pass over the names, not a lookup per hop-by-hop name).
+/// Removes hop-by-hop headers, including those the Connection header names: one pass over
+/// the names finds them, and only those present are removed.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    let named: Vec<HeaderName> = headers
+    let named = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok());
+    let doomed: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().chain(named).collect();
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -101,10 +89,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, kept: &Kept, hop: Hop<'_>) {
     }
     let trusted = hop.trusted.contains(hop.peer.ip());
     let forwarded_for = match (trusted, headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
-        (true, Some(prior)) => format!("{prior}, {}", hop.peer.ip()),
-        _ => hop.peer.ip().to_string(),
+        (true, Some(prior)) => HeaderValue::from_str(&format!("{prior}, {}", hop.peer.ip())).ok(),
+        _ => Some(ip_value(hop.peer.ip())),
     };
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
+    if let Some(v) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -115,6 +103,35 @@ pub fn set_forwarded(headers: &mut HeaderMap, kept: &Kept, hop: Hop<'_>) {
         headers.insert(X_FORWARDED_HOST.clone(), h.clone());
     }
     headers.insert(X_REQUEST_ID.clone(), hop.rid.clone());
+}
+
+/// An address as a header value; an IPv4 one written digit by digit (this runs for every
+/// request, and `Display` costs more than the rest of the header work).
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    };
+    let mut out = [0_u8; 15];
+    let mut len = 0;
+    for (n, octet) in v4.octets().into_iter().enumerate() {
+        if n > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            out[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&out[..len]).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// The origin-form target (`/path?query`) the instance gets: the normalised path, less the
