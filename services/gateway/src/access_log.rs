@@ -160,6 +160,10 @@ fn decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
 
 /// Appends `s` as the inside of a JSON string.
 fn escape(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     for &b in s.as_bytes() {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
