@@ -30,15 +30,17 @@ pub struct RequestId(pub String);
 /// The request's id: the `X-Request-Id` it carries if that is short and plain (so it cannot
 /// forge log lines), else a new UUIDv7. The gateway and every service use this one rule.
 pub fn from_headers(headers: &http::HeaderMap) -> String {
-    headers.get(&HEADER).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+    headers
+        .get(&HEADER)
+        .filter(|v| acceptable(v))
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
 }
 
-fn acceptable(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    ok.then(|| s.to_string())
+/// Whether a received request id may be kept: short and plain, so it cannot forge log lines.
+pub fn acceptable(v: &HeaderValue) -> bool {
+    let s = v.as_bytes();
+    !s.is_empty() && s.len() <= 128 && s.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
 /// Middleware: assigns the id, runs the request inside a span carrying it, logs the outcome.

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -93,11 +92,15 @@ fn host_of(req: &Request<Incoming>) -> std::borrow::Cow<'_, str> {
     if host.bytes().any(|b| b.is_ascii_uppercase()) { host.to_ascii_lowercase().into() } else { host.into() }
 }
 
-/// The request id as a header value: the client's if acceptable, else a new one.
+/// The request id as a header value: the client's if acceptable (the rule every service
+/// applies), else a new UUIDv7, written without an intermediate string.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let id = kit::request_id::from_headers(headers);
-    HeaderValue::from_maybe_shared(Bytes::from(id.into_bytes()))
-        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+    if let Some(id) = headers.get(&X_REQUEST_ID).filter(|v| kit::request_id::acceptable(v)) {
+        return id.clone();
+    }
+    let mut text = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 type Routed = (Response<Body>, Option<Arc<Route>>, Option<SocketAddr>);
