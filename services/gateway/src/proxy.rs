@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -65,6 +65,8 @@ pub struct Proxy {
     pub hsts: Option<HeaderValue>,
     /// A starting gateway's warm-up (see [`crate::warm`]).
     pub warm: crate::warm::Warm,
+    /// Set once the gateway stops: every HTTP/1 answer is then its connection's last.
+    pub draining: AtomicBool,
 }
 
 const MAX_ATTEMPTS: usize = 4;
@@ -133,6 +135,7 @@ impl Proxy {
         https: bool,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let http1 = req.version() <= http::Version::HTTP_11;
         let rid = request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
@@ -158,6 +161,9 @@ impl Proxy {
             elapsed: started.elapsed(),
         });
         response.headers_mut().insert(X_REQUEST_ID.clone(), rid);
+        if http1 && self.draining.load(Ordering::Relaxed) {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         Ok(response)
     }
 

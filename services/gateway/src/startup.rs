@@ -99,6 +99,7 @@ impl Application {
                 .and_then(|t| t.hsts.as_deref())
                 .and_then(|h| HeaderValue::from_str(h).ok()),
             warm: Default::default(),
+            draining: Default::default(),
         });
         // Without a warm-up the listeners take connections at once (as a test expects);
         // with one, only once the gateway is warm (see `run_until`).
@@ -176,6 +177,13 @@ impl Application {
                 }
             })
         };
+        let draining = {
+            let (proxy, stopped) = (self.proxy.clone(), stop.wait());
+            tokio::spawn(async move {
+                stopped.await;
+                proxy.draining.store(true, Ordering::Relaxed);
+            })
+        };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
         let admin_socket = match (&self.config.admin_socket, self.admin_router) {
             (Some(path), Some(router)) => Some(crate::listen::serve_admin_socket(path, router, stop.wait())?),
@@ -225,6 +233,7 @@ impl Application {
         reloader.abort();
         flusher.abort();
         jwks.abort();
+        draining.abort();
         self.proxy.access.flush();
         for route in &self.proxy.table.load().routes {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
@@ -286,19 +295,8 @@ async fn accept(
     while let Some((stream, peer)) = next_connection(&listener, stopped.as_mut()).await {
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
-        let stop = stop.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let http1 = req.version() <= http::Version::HTTP_11;
-            let answer = proxy.clone().handle(req, peer, https);
-            let stop = stop.clone();
-            async move {
-                let mut res = answer.await?;
-                // Draining: this connection's last answer.
-                if http1 && stop.triggered() {
-                    res.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok::<_, std::convert::Infallible>(res)
-            }
+            proxy.clone().handle(req, peer, https)
         });
         let builder = builder.clone();
         let graceful = graceful.watcher();
