@@ -3,6 +3,7 @@
 //! back once the answer's body has been read to its end, at once for an answer that came in
 //! whole. No task is spawned per request or per connection.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -19,15 +20,20 @@ use crate::body::{Body, empty};
 /// Idle connections kept per instance, at most.
 const MAX_POOLED: usize = 512;
 
-/// The idle connections of one instance.
+/// The idle connections of one instance, the most recently used last.
 #[derive(Debug, Clone, Default)]
-pub struct Idle(Arc<Mutex<Vec<Conn>>>);
+pub struct Idle(Arc<Mutex<VecDeque<Conn>>>);
 
 impl Idle {
-    /// The most recently used connection that is still open.
+    /// The most recently used connection that is still open. The least recently used one is
+    /// looked at too, and closed if its instance closed it, so that connections left over
+    /// from a burst do not linger half-closed while traffic flows.
     fn take(&self) -> Option<Conn> {
         let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(conn) = idle.pop() {
+        if idle.front().is_some_and(|c| !c.is_idle_and_open()) {
+            idle.pop_front();
+        }
+        while let Some(conn) = idle.pop_back() {
             if conn.is_idle_and_open() {
                 return Some(conn);
             }
@@ -38,7 +44,7 @@ impl Idle {
     pub fn put(&self, conn: Conn) {
         let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_POOLED {
-            idle.push(conn);
+            idle.push_back(conn);
         }
     }
 }

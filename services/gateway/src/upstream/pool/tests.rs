@@ -258,3 +258,20 @@ async fn answers_that_break_the_protocol_are_errors() {
     let res = pool.send(addr, request(Method::GET, empty())).await.expect("a head");
     assert!(res.into_body().collect().await.is_err(), "a body cut short is an error");
 }
+
+#[tokio::test]
+async fn the_oldest_idle_connection_is_dropped_once_its_instance_closed_it_as_traffic_flows() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let oldest = crate::upstream::Conn::connect(addr).await.expect("connect");
+    let (closed_by_instance, _) = listener.accept().await.expect("accept");
+    let newest = crate::upstream::Conn::connect(addr).await.expect("connect");
+    let (_kept, _) = listener.accept().await.expect("accept");
+    drop(closed_by_instance);
+    oldest.stream.readable().await.expect("the close arrives");
+    let idle = super::Idle::default();
+    idle.put(oldest);
+    idle.put(newest);
+    assert!(idle.take().is_some(), "the newest connection is open");
+    assert_eq!(idle.0.lock().expect("lock").len(), 0, "the closed oldest one was dropped on the way");
+}
