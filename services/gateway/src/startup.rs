@@ -177,13 +177,6 @@ impl Application {
                 }
             })
         };
-        let draining = {
-            let (proxy, stopped) = (self.proxy.clone(), stop.wait());
-            tokio::spawn(async move {
-                stopped.await;
-                proxy.draining.store(true, Ordering::Relaxed);
-            })
-        };
         let admin = tokio::spawn(self.admin.run_until(stop.wait()));
         let admin_socket = match (&self.config.admin_socket, self.admin_router) {
             (Some(path), Some(router)) => Some(crate::listen::serve_admin_socket(path, router, stop.wait())?),
@@ -219,6 +212,7 @@ impl Application {
             }
         };
         tokio::join!(plain, secure);
+        self.proxy.draining.store(true, Ordering::Relaxed);
         // The listeners are closed (a successor sharing the ports takes the new connections).
         // Kept-alive connections get one more request, answered with `Connection: close`, so
         // a client is not cut off between two requests; then the idle ones are closed.
@@ -233,7 +227,6 @@ impl Application {
         reloader.abort();
         flusher.abort();
         jwks.abort();
-        draining.abort();
         self.proxy.access.flush();
         for route in &self.proxy.table.load().routes {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
