@@ -14,7 +14,7 @@ mod framing;
 mod pool;
 
 pub use conn::{Conn, Failure as SendError};
-pub use framing::connection_has;
+pub use framing::{HOP_BY_HOP, connection_has, idempotent};
 pub use pool::{Pool, Upgraded};
 
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body as _, Incoming};
 
@@ -16,7 +16,7 @@ use super::headers::{Kept, strip_hop_by_hop};
 use super::refusal::Refusal;
 use super::{Body, MAX_ATTEMPTS, Proxy, Routed, capped, empty, upgrade};
 use crate::routes::Route;
-use crate::upstream::{InFlight, SendError, pick};
+use crate::upstream::{InFlight, SendError, idempotent, pick};
 
 /// The request body as sent upstream, cut at `limit` (0: no limit). A body of unknown length
 /// is cut while it streams; the flag says whether it was, and then the answer is 413 whatever
@@ -50,10 +50,7 @@ impl Proxy {
         id: &str,
     ) -> Routed {
         let replayable = body.is_end_stream();
-        let idempotent = matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-        );
+        let idempotent = idempotent(&parts.method);
         // Headers are copied per attempt only when a second attempt is possible.
         let may_retry = replayable && route.instances.len() > 1;
         let (body, over_limit) = if replayable {

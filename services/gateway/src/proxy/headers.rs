@@ -15,20 +15,11 @@ use kit::client_ip::TrustedProxies;
 use super::refusal::Refusal;
 use super::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, X_USER_ID, target, upgrade};
 use crate::routes::Route;
+use crate::upstream::HOP_BY_HOP;
 
 /// Whether a header is hop-by-hop whatever `Connection` says.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// Removes hop-by-hop headers, including those the Connection header names: one pass over

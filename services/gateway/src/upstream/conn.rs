@@ -13,7 +13,7 @@ use http::{Method, StatusCode, Uri, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::framing::Framing;
+use super::framing::{Framing, HOP_BY_HOP};
 use crate::body::Body;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -209,9 +209,7 @@ impl HopByHop {
                 Some(tokens().next_back().is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
             true
         } else {
-            ["keep-alive", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
-                .into_iter()
-                .any(is)
+            HOP_BY_HOP.into_iter().any(is)
         }
     }
 }

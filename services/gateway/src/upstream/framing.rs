@@ -1,6 +1,7 @@
-//! HTTP/1.1 message framing both ways: a request body written with its length or chunked,
-//! and how an answer's body ends (RFC 9112 §6.3): with no body, after a length, at the last
-//! chunk, or when the instance closes the connection.
+//! HTTP/1.1 message rules the client and the proxy share: a request body written with its
+//! length or chunked, how an answer's body ends (RFC 9112 §6.3: with no body, after a length,
+//! at the last chunk, or when the instance closes the connection), which headers are
+//! hop-by-hop, and which methods may be repeated.
 
 use bytes::Buf as _;
 use http::header::{self, HeaderMap};
@@ -61,6 +62,24 @@ impl Framing {
     pub fn ends_on_its_own(self) -> bool {
         self != Framing::Close
     }
+}
+
+/// The headers that are hop-by-hop whatever `Connection` says (lowercase).
+pub const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether a request with this method may be sent again: the idempotent methods of RFC 9110
+/// §9.2.2 that the gateway retries (TRACE, idempotent too, it does not).
+pub fn idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
 }
 
 /// Whether a message's `Connection` header lists `token` (case-insensitively).

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http::header::{self, HeaderMap};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Body as _;
 
 use super::answer::Streaming;
 use super::conn::{Conn, Failure, Head, encode_head};
-use super::framing::{Framing, connection_has};
+use super::framing::{Framing, connection_has, idempotent};
 use crate::body::{Body, empty};
 
 /// Idle connections kept per instance, at most.
@@ -78,11 +78,7 @@ impl Pool {
             &parts.headers,
             has_body.then(|| body.size_hint().exact()),
         );
-        let idempotent = matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-        );
-        let repeatable = !has_body && idempotent;
+        let repeatable = !has_body && idempotent(&parts.method);
         let mut body = has_body.then_some((body, chunked));
         let mut pooled = self.idle.take();
         loop {
