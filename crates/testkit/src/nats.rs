@@ -82,6 +82,11 @@ impl Server {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Its process id while it runs (a benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills it (SIGKILL: no clean shutdown) and starts it again on the same port and store.
     pub fn kill_and_restart(&mut self) -> Result<(), String> {
         self.kill();

@@ -2,7 +2,9 @@
 //! of 100, acknowledgements awaited per batch) and consumed (one group, acknowledged one by
 //! one), first apart and then at once, on the same NATS server (NATS_URL, or a throwaway one).
 //! The plain peer has none of the bus's promises (no fencing, no dead letters, no per-claim
-//! leases); the figure is what they cost.
+//! leases); the figure is what they cost. With a throwaway server, each phase also reports
+//! the CPU time the server and this process spent per event (from `/proc`), which says where
+//! the bus's extra cost lies.
 
 use std::time::{Duration, Instant};
 
@@ -20,29 +22,82 @@ const BATCH: usize = 100;
 
 pub async fn run() -> anyhow::Result<()> {
     let server;
-    let url = match std::env::var("NATS_URL") {
-        Ok(url) => url,
+    let (url, meter) = match std::env::var("NATS_URL") {
+        Ok(url) => (url, Meter { server: None }),
         Err(_) => {
             server = testkit::nats::Server::start().map_err(anyhow::Error::msg)?;
-            server.url()
+            (server.url(), Meter { server: server.pid() })
         }
     };
-    let (plain_publish, plain_consume, plain_both) = plain(&url).await?;
-    let (bus_publish, bus_drain, bus_both) = through_the_bus(&url).await?;
+    let [plain_publish, plain_consume, plain_both] = plain(&url, &meter).await?;
+    let [bus_publish, bus_drain, bus_both] = through_the_bus(&url, &meter).await?;
     let report = json!({
         "events": N,
-        "plain_publish_per_s": plain_publish,
-        "plain_consume_per_s": plain_consume,
-        "plain_end_to_end_per_s": plain_both,
-        "bus_publish_per_s": bus_publish,
-        "bus_drain_per_s": bus_drain,
-        "bus_end_to_end_per_s": bus_both,
-        "publish_vs_plain": bus_publish / plain_publish,
-        "drain_vs_plain": bus_drain / plain_consume,
-        "end_to_end_vs_plain": bus_both / plain_both,
+        "plain_publish": plain_publish.json(),
+        "plain_consume": plain_consume.json(),
+        "plain_end_to_end": plain_both.json(),
+        "bus_publish": bus_publish.json(),
+        "bus_drain": bus_drain.json(),
+        "bus_end_to_end": bus_both.json(),
+        "publish_vs_plain": bus_publish.per_s / plain_publish.per_s,
+        "drain_vs_plain": bus_drain.per_s / plain_consume.per_s,
+        "end_to_end_vs_plain": bus_both.per_s / plain_both.per_s,
     });
     super::publish_report("bus-nats", &report)?;
     Ok(())
+}
+
+/// Where CPU time goes: the throwaway server's (if this bench started it) and this process's.
+struct Meter {
+    server: Option<u32>,
+}
+
+/// One phase's rate, and CPU microseconds per event spent by the server and by this process.
+struct Phase {
+    per_s: f64,
+    server_us: Option<f64>,
+    client_us: f64,
+}
+
+impl Phase {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "per_s": self.per_s,
+            "server_cpu_us_per_event": self.server_us,
+            "client_cpu_us_per_event": self.client_us,
+        })
+    }
+}
+
+impl Meter {
+    /// Runs `phase` (which handles `N` events) and measures it.
+    async fn phase(&self, phase: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<Phase> {
+        let (server, client) = (self.server.map(cpu_seconds), cpu_seconds("self"));
+        let started = Instant::now();
+        phase.await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let per_event = |before: f64, after: f64| (after - before) * 1e6 / N as f64;
+        Ok(Phase {
+            per_s: N as f64 / elapsed,
+            server_us: self
+                .server
+                .map(cpu_seconds)
+                .zip(server)
+                .map(|(after, before)| per_event(before, after)),
+            client_us: per_event(client, cpu_seconds("self")),
+        })
+    }
+}
+
+/// User plus system CPU time of a process so far (`/proc/<pid>/stat`, in clock ticks of
+/// 1/100 s); 0 if it cannot be read.
+fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command's closing parenthesis: state is field 0, utime 11 and stime 12.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn body(n: usize) -> Vec<u8> {
@@ -50,7 +105,7 @@ fn body(n: usize) -> Vec<u8> {
 }
 
 /// Plain async-nats: publish, consume, then both at once.
-async fn plain(url: &str) -> anyhow::Result<(f64, f64, f64)> {
+async fn plain(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]> {
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client);
     let name = format!("PLAIN_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -93,25 +148,22 @@ async fn plain(url: &str) -> anyhow::Result<(f64, f64, f64)> {
         Ok(())
     };
     eprintln!("bench: plain JetStream: {N} published in batches of {BATCH}");
-    let started = Instant::now();
-    publish(N).await?;
-    let publish_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let published = meter.phase(publish(N)).await?;
     eprintln!("bench: plain JetStream: one pull consumer drains them");
-    let started = Instant::now();
-    consume(N).await?;
-    let consume_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let consumed = meter.phase(consume(N)).await?;
     eprintln!("bench: plain JetStream: both at once");
-    let started = Instant::now();
-    let (published, consumed) = tokio::join!(publish(N), consume(N));
-    published?;
-    consumed?;
-    let both_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let both = meter
+        .phase(async {
+            let (published, consumed) = tokio::join!(publish(N), consume(N));
+            published.and(consumed)
+        })
+        .await?;
     js.delete_stream(&name).await?;
-    Ok((publish_per_s, consume_per_s, both_per_s))
+    Ok([published, consumed, both])
 }
 
 /// The bus's JetStream backend: publish_many, a worker draining, then both at once.
-async fn through_the_bus(url: &str) -> anyhow::Result<(f64, f64, f64)> {
+async fn through_the_bus(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]> {
     let namespace = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let bus = JsBus::connect(url, &namespace).await?;
     let group = Group::new("bench");
@@ -126,9 +178,7 @@ async fn through_the_bus(url: &str) -> anyhow::Result<(f64, f64, f64)> {
         Ok(())
     };
     eprintln!("bench: JetStream bus: {N} published in batches of {BATCH}");
-    let started = Instant::now();
-    publish(N).await?;
-    let publish_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let published = meter.phase(publish(N)).await?;
 
     let probe = Probe::default();
     let config = WorkerConfig {
@@ -142,15 +192,21 @@ async fn through_the_bus(url: &str) -> anyhow::Result<(f64, f64, f64)> {
         let _ = rx.wait_for(|s| *s).await;
     }));
     eprintln!("bench: JetStream bus: one worker (concurrency 512) drains them");
-    let started = Instant::now();
-    probe.until(N as u64).await;
-    let drain_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let drained = meter
+        .phase(async {
+            probe.until(N as u64).await;
+            Ok(())
+        })
+        .await?;
     eprintln!("bench: JetStream bus: both at once");
-    let started = Instant::now();
-    publish(N).await?;
-    probe.until(2 * N as u64).await;
-    let both_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let both = meter
+        .phase(async {
+            publish(N).await?;
+            probe.until(2 * N as u64).await;
+            Ok(())
+        })
+        .await?;
     let _ = stop_tx.send(true);
     running.await??;
-    Ok((publish_per_s, drain_per_s, both_per_s))
+    Ok([published, drained, both])
 }
