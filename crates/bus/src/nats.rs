@@ -1,9 +1,10 @@
 //! The NATS JetStream backend: events in one stream, a durable pull consumer per group and
-//! topic, and a delivery's attempt and fencing in a KV bucket (`fence`), so it keeps the
+//! topic, and deliveries' attempts and fencing in a KV bucket (`fence`), so it keeps the
 //! promises the conformance suite checks. Leases are JetStream's own redelivery timers (the
 //! consumer's acknowledgement wait, or a delayed NAK for another lease); the fence decides
-//! which attempt may acknowledge. A first attempt writes no record: a claim reads the key, and
-//! the completion creates the done record, which fails if a later attempt took it over.
+//! which attempt may acknowledge. A first attempt writes nothing at its claim: the claim reads
+//! its block's record, and the completion marks it done there, which fails if a later attempt
+//! took it over.
 
 mod dead;
 mod envelope;
@@ -15,9 +16,9 @@ mod waiter;
 
 pub use waiter::JsWaiter;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -28,8 +29,8 @@ use uuid::Uuid;
 
 use crate::backend::{Backend, BusError, Result};
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
-use envelope::{Envelope, check_group, check_topic, consumer_name, lease_key, retry_consumer};
-use fence::Lease;
+use envelope::{Envelope, check_group, check_topic, consumer_name, retry_consumer};
+use records::Mine;
 
 /// How long the stream keeps an event (a group that subscribes later gets what is retained).
 const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -69,11 +70,9 @@ struct Inner {
     groups: Mutex<HashMap<String, Policy>>,
     /// Each group's consumers, as last listed (a subscribe lists them again).
     consumers: Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
-    /// The lease records this process wrote last, so a completion can swap without reading
-    /// first (a stale copy only makes the swap fail, as a newer attempt would).
-    known: Mutex<HashMap<String, records::Mine>>,
-    /// Done records, oldest first, purged once JetStream has surely stored the acknowledgement.
-    settled: Mutex<VecDeque<(Instant, String, u64)>>,
+    /// The deliveries this process claimed and has not settled, by group and message id:
+    /// where each one's record is and the reply subject that settles it.
+    known: Mutex<HashMap<(String, Uuid), Mine>>,
 }
 
 /// A group's retry policy, kept where every instance reads it.
@@ -132,11 +131,8 @@ impl JsBus {
             groups: Mutex::default(),
             consumers: Mutex::default(),
             known: Mutex::default(),
-            settled: Mutex::default(),
         };
-        let bus = Self { inner: Arc::new(inner) };
-        tokio::spawn(records::purge_settled(Arc::downgrade(&bus.inner)));
-        Ok(bus)
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     fn topic_subject(&self, topic: &str) -> String {
@@ -239,99 +235,115 @@ impl Backend for JsBus {
             let fetched = tokio::time::timeout(take::FETCH_WAIT, fetch).await.map_err(|_| {
                 BusError::Nats(format!("no answer to a pull request within {:?}", take::FETCH_WAIT).into())
             })??;
-            let taken =
-                futures_util::future::join_all(fetched.into_iter().map(|m| self.take(group, m, lease)));
-            for d in taken.await {
-                claimed.extend(d?);
-            }
+            claimed.extend(self.take(group, fetched, lease).await?);
         }
         claimed.sort_by_key(|d| d.published_at);
         Ok(claimed)
     }
 
-    /// Concurrently: each completion is a few round trips of its own.
+    /// One read and one write per block of the records, whatever the number of deliveries in
+    /// it; then an acknowledgement for each one done.
     async fn complete_many(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
-        futures_util::future::join_all(deliveries.iter().map(|d| self.complete(d)))
-            .await
-            .into_iter()
-            .collect()
+        let done = self.settle_many(deliveries, |block, offset, attempt| {
+            let current = block.is_current(offset, attempt);
+            if current {
+                block.set_done(offset);
+            }
+            current
+        });
+        let done = done.await?;
+        for (d, (mine, done)) in deliveries.iter().zip(&done) {
+            if let (Some(mine), true) = (mine, done) {
+                self.acknowledge(&mine.reply).await?;
+            }
+            self.forget(d)?;
+        }
+        Ok(done.into_iter().map(|(_, done)| done).collect())
     }
 
-    /// Concurrently, as `complete_many`.
+    /// One read per block of the records, then a NAK that puts each current one off.
     async fn extend_many(&self, deliveries: &[Delivery], lease: Duration) -> Result<Vec<bool>> {
-        futures_util::future::join_all(deliveries.iter().map(|d| self.extend(d, lease)))
-            .await
-            .into_iter()
-            .collect()
+        let held = self.settle_many(deliveries, |block, offset, attempt| block.is_current(offset, attempt));
+        let held = held.await?;
+        for (mine, held) in &held {
+            if let (Some(mine), true) = (mine, held) {
+                self.redeliver_in(&mine.reply, Some(lease)).await?;
+            }
+        }
+        Ok(held.into_iter().map(|(_, held)| held).collect())
     }
 
     async fn extend(&self, d: &Delivery, lease: Duration) -> Result<bool> {
-        let key = lease_key(&d.group, d.id);
-        let Some(reply) = self.still_held(&key, d.attempt).await? else { return Ok(false) };
-        self.redeliver_in(&reply, Some(lease)).await?;
-        Ok(true)
+        Ok(self.extend_many(std::slice::from_ref(d), lease).await?.pop().unwrap_or(false))
     }
 
     async fn complete(&self, d: &Delivery) -> Result<bool> {
-        let key = lease_key(&d.group, d.id);
-        let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else { return Ok(false) };
-        let done = Lease { attempt: d.attempt, reply: reply.clone(), done: true };
-        let Some(revision) = self.write(&key, revision, done).await? else { return Ok(false) };
-        self.acknowledge(&reply).await?;
-        self.settled(key, revision)?;
-        Ok(true)
+        Ok(self.complete_many(std::slice::from_ref(d)).await?.pop().unwrap_or(false))
     }
 
     async fn fail(&self, d: &Delivery, error: &str, permanent: bool) -> Result<FailState> {
-        let key = lease_key(&d.group, d.id);
-        let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else {
-            return Ok(FailState::Fenced);
-        };
+        let Some(mine) = self.mine(d)? else { return Ok(FailState::Fenced) };
         let policy = self.policy(&d.group).await?;
-        if permanent || d.attempt >= policy.max_attempts {
-            let done = Lease { attempt: d.attempt, reply: reply.clone(), done: true };
-            let Some(revision) = self.write(&key, revision, done).await? else {
-                return Ok(FailState::Fenced);
-            };
-            let envelope = Envelope {
-                id: d.id,
-                topic: d.topic.clone(),
-                payload: d.payload.clone(),
-                headers: d.headers.clone(),
-                published_at: d.published_at,
-                deliver_at: None,
-            };
-            let stored = dead::Stored {
-                envelope,
-                attempt: d.attempt,
-                last_error: Some(error.to_string()),
-                failed_at: Utc::now(),
-            };
-            dead::put(&self.inner.dead, &d.group, &stored).await?;
-            self.settle(&reply, jetstream::AckKind::Term).await?;
-            self.settled(key, revision)?;
-            return Ok(FailState::Dead);
-        }
-        // Written (to itself, or first written by a first attempt): a claim racing this
-        // failure loses rather than both going on, and the next claim counts this attempt.
-        let kept = Lease { attempt: d.attempt, reply: reply.clone(), done: false };
-        if self.write(&key, revision, kept).await?.is_none() {
+        let dead = permanent || d.attempt >= policy.max_attempts;
+        // Written either way: a claim racing this failure loses rather than both going on,
+        // and the next claim counts this attempt.
+        let current = self
+            .amend(&mine.spot.key, |block| {
+                let current = block.is_current(mine.spot.offset, d.attempt);
+                if current && dead {
+                    block.set_done(mine.spot.offset);
+                } else if current {
+                    block.set_held(mine.spot.offset, d.attempt);
+                }
+                current
+            })
+            .await?;
+        if !current {
+            self.forget(d)?;
             return Ok(FailState::Fenced);
         }
-        self.redeliver_in(&reply, Some(backoff(policy, d.attempt))).await?;
-        Ok(FailState::Retrying)
+        if !dead {
+            self.redeliver_in(&mine.reply, Some(backoff(policy, d.attempt))).await?;
+            return Ok(FailState::Retrying);
+        }
+        let envelope = Envelope {
+            id: d.id,
+            topic: d.topic.clone(),
+            payload: d.payload.clone(),
+            headers: d.headers.clone(),
+            published_at: d.published_at,
+            deliver_at: None,
+        };
+        let stored = dead::Stored {
+            envelope,
+            attempt: d.attempt,
+            last_error: Some(error.to_string()),
+            failed_at: Utc::now(),
+        };
+        dead::put(&self.inner.dead, &d.group, &stored).await?;
+        self.settle(&mine.reply, jetstream::AckKind::Term).await?;
+        self.forget(d)?;
+        Ok(FailState::Dead)
     }
 
     async fn release(&self, d: &Delivery) -> Result<bool> {
-        let key = lease_key(&d.group, d.id);
-        let Some((reply, revision)) = self.attempt_of(&key, d.attempt).await? else { return Ok(false) };
-        let back = Lease { attempt: d.attempt - 1, reply: reply.clone(), done: false };
-        if self.write(&key, revision, back).await?.is_none() {
-            return Ok(false);
+        let Some(mine) = self.mine(d)? else { return Ok(false) };
+        let released = self
+            .amend(&mine.spot.key, |block| {
+                let current = block.is_current(mine.spot.offset, d.attempt);
+                if current {
+                    // One attempt back: the next claim is this attempt again.
+                    block.set_held(mine.spot.offset, d.attempt - 1);
+                }
+                current
+            })
+            .await?;
+        if released {
+            // Confirmed: once this returns, the next claim finds it.
+            self.settle(&mine.reply, jetstream::AckKind::Nak(None)).await?;
         }
-        // Confirmed: once this returns, the next claim finds it.
-        self.settle(&reply, jetstream::AckKind::Nak(None)).await?;
-        Ok(true)
+        self.forget(d)?;
+        Ok(released)
     }
 
     /// Wakes on any publish in the namespace, whatever the group: one subscription serves all.
@@ -348,9 +360,8 @@ impl Backend for JsBus {
 
     async fn retry_dead(&self, group: &str, message: Uuid) -> Result<bool> {
         let Some(stored) = dead::get(&self.inner.dead, group, message).await? else { return Ok(false) };
-        // A fresh lease record, so attempts start again; first, or a claim of the copy could
-        // find the old done record and acknowledge it unhandled.
-        self.forget(&lease_key(group, message)).await?;
+        // The copy is a new message of the stream, with a place of its own in the records:
+        // its attempts start again.
         let body = serde_json::to_vec(&stored.envelope).map_err(|e| BusError::Invalid(e.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("retry:{}", Uuid::new_v4()).as_str());
@@ -374,7 +385,8 @@ impl Backend for JsBus {
     }
 
     async fn sweep(&self) -> Result<u64> {
-        // The stream and the buckets expire their own records (RETENTION).
+        // The stream and the buckets expire their own records (RETENTION); a lease record is
+        // replaced by its next write.
         Ok(0)
     }
 

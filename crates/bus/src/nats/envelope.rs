@@ -84,7 +84,7 @@ pub(super) fn retry_consumer(group: &str) -> String {
     format!("{group}--retry")
 }
 
-/// The lease record's key of a delivery.
+/// The key of a message's record for a group (its dead letter).
 pub(super) fn lease_key(group: &str, id: Uuid) -> String {
     format!("{group}.{id}")
 }

@@ -1,14 +1,18 @@
-//! A claim's work on one fetched message: a delivery under a lease, or settled on the spot
-//! (an event not yet due goes back until its time; one done already is acknowledged again).
+//! A claim's work on a fetched batch: each message becomes a delivery under a lease, or is
+//! settled on the spot (an event not yet due goes back until its time; one done already is
+//! acknowledged again). One read of each block's record, and one write where a message was
+//! taken over or held back.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::Utc;
 
 use super::JsBus;
-use super::envelope::{Envelope, lease_key};
-use super::fence::{self, Lease};
+use super::envelope::Envelope;
+use super::fence::{Block, Spot};
+use super::records::Mine;
 use crate::backend::Result;
 use crate::message::Delivery;
 
@@ -19,79 +23,129 @@ pub(super) const FETCH_WAIT: Duration = Duration::from_secs(5);
 /// unless acknowledged or put off (a claim with another lease puts it off by that lease).
 pub(super) const ACK_WAIT: Duration = Duration::from_secs(30);
 
+/// A fetched message, read.
+struct Fetched {
+    envelope: Envelope,
+    reply: String,
+    spot: Spot,
+    /// How many times JetStream has delivered it, this time included.
+    delivered: i64,
+}
+
+/// What a claim does with one message, decided on its block's record.
+enum Verdict {
+    /// Done already (a redelivery after the server lost the acknowledgement): acknowledge.
+    Done,
+    /// Not due: back until its time.
+    Wait(Duration),
+    /// Handle it as this attempt.
+    Take(i32),
+}
+
 impl JsBus {
-    /// Turns one fetched message into a delivery under a lease, or settles it: a delayed
-    /// event goes back until its time, one done already is acknowledged again. The attempt
-    /// is 1 for a message never taken (no record), else one more than its record's.
+    /// Turns fetched messages into deliveries under a lease, or settles them.
     pub(super) async fn take(
         &self,
         group: &str,
-        message: jetstream::Message,
+        messages: Vec<jetstream::Message>,
         lease: Duration,
-    ) -> Result<Option<Delivery>> {
+    ) -> Result<Vec<Delivery>> {
+        let mut blocks: HashMap<String, Vec<Fetched>> = HashMap::new();
+        for message in messages {
+            if let Some(fetched) = self.read(message).await? {
+                blocks.entry(fetched.spot.key.clone()).or_default().push(fetched);
+            }
+        }
+        let taken = futures_util::future::join_all(
+            blocks.into_iter().map(|(key, batch)| self.take_block(group, key, batch, lease)),
+        );
+        let mut claimed = Vec::new();
+        for deliveries in taken.await {
+            claimed.extend(deliveries?);
+        }
+        Ok(claimed)
+    }
+
+    /// Reads a fetched message; an unreadable one is terminated (`None`).
+    async fn read(&self, message: jetstream::Message) -> Result<Option<Fetched>> {
         let Some(reply) = message.reply.as_ref().map(ToString::to_string) else { return Ok(None) };
-        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
-            Ok(e) => e,
+        let (spot, delivered) = match message.info() {
+            Ok(info) => (Spot::of(info.consumer, info.stream_sequence), info.delivered),
             Err(error) => {
-                tracing::error!(%error, subject = %message.subject, "an unreadable event on the bus; terminated");
+                tracing::error!(%error, subject = %message.subject, "a delivery without JetStream's metadata; terminated");
                 self.settle(&reply, jetstream::AckKind::Term).await?;
                 return Ok(None);
             }
         };
-        let key = lease_key(group, envelope.id);
-        // One read: done already, taken before, or not (most: a first delivery).
-        let record = fence::read(&self.inner.leases, &key).await?;
-        if let Some(at) = envelope.deliver_at
-            && let Ok(wait) = (at - Utc::now()).to_std()
-            && !wait.is_zero()
-        {
-            // Not due: back until its time, with a record of no attempt yet, so its first
-            // delivery when due is not taken for a takeover of a first attempt.
-            if record.is_none() {
-                self.write(&key, None, Lease { attempt: 0, reply: reply.clone(), done: false }).await?;
+        match serde_json::from_slice(&message.payload) {
+            Ok(envelope) => Ok(Some(Fetched { envelope, reply, spot, delivered })),
+            Err(error) => {
+                tracing::error!(%error, subject = %message.subject, "an unreadable event on the bus; terminated");
+                self.settle(&reply, jetstream::AckKind::Term).await?;
+                Ok(None)
             }
-            self.redeliver_in(&reply, Some(wait)).await?;
-            return Ok(None);
         }
-        let attempt = match record {
-            // A first delivery, the common case: no record is written until the attempt ends
-            // (or another claim takes it over, which writes one and so fences this one).
-            None if delivered(&message) <= 1 => {
-                self.claimed_first(&key, reply.clone())?;
-                1
-            }
-            // Delivered before without a record: a first attempt whose lease ran out.
-            None => {
-                let next = Lease { attempt: 2, reply: reply.clone(), done: false };
-                if self.write(&key, None, next).await?.is_none() {
-                    return Ok(None); // another instance took it, or it was just completed
+    }
+
+    /// Decides on one block's messages (one read, and one write if any was taken over or held
+    /// back), then settles or leases each.
+    async fn take_block(
+        &self,
+        group: &str,
+        key: String,
+        batch: Vec<Fetched>,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let now = Utc::now();
+        let verdicts = self
+            .amend(&key, |block| batch.iter().map(|f| verdict(block, f, now)).collect::<Vec<_>>())
+            .await?;
+        let mut claimed = Vec::new();
+        for (fetched, verdict) in batch.into_iter().zip(verdicts) {
+            match verdict {
+                Verdict::Done => self.settle(&fetched.reply, jetstream::AckKind::Ack).await?,
+                Verdict::Wait(wait) => self.redeliver_in(&fetched.reply, Some(wait)).await?,
+                Verdict::Take(attempt) => {
+                    // The consumer's own acknowledgement wait is the lease when they agree.
+                    if lease != ACK_WAIT {
+                        self.redeliver_in(&fetched.reply, Some(lease)).await?;
+                    }
+                    let delivery = fetched.envelope.delivery(group, attempt);
+                    self.remember(&delivery, Mine { attempt, reply: fetched.reply, spot: fetched.spot })?;
+                    claimed.push(delivery);
                 }
-                2
             }
-            Some(held) if held.lease.done => {
-                // Acknowledged again; the record stays its while longer, as after a completion.
-                self.settle(&reply, jetstream::AckKind::Ack).await?;
-                self.settled(key, held.revision)?;
-                return Ok(None);
-            }
-            Some(held) => {
-                let attempt = held.lease.attempt + 1;
-                let next = Lease { attempt, reply: reply.clone(), done: false };
-                if self.write(&key, Some(held.revision), next).await?.is_none() {
-                    return Ok(None); // another instance took it first
-                }
-                attempt
-            }
-        };
-        // The consumer's own acknowledgement wait is the lease when they agree: no request.
-        if lease != ACK_WAIT {
-            self.redeliver_in(&reply, Some(lease)).await?;
         }
-        Ok(Some(envelope.delivery(group, attempt)))
+        Ok(claimed)
     }
 }
 
-/// How many times JetStream has delivered the message (from its reply subject); 1 if unknown.
-fn delivered(message: &jetstream::Message) -> i64 {
-    message.info().map_or(1, |info| info.delivered)
+/// What to do with a fetched message, given its block's record (which this changes where a
+/// claim must be recorded).
+fn verdict(block: &mut Block, fetched: &Fetched, now: chrono::DateTime<Utc>) -> Verdict {
+    let offset = fetched.spot.offset;
+    if block.is_done(offset) {
+        return Verdict::Done;
+    }
+    if let Some(at) = fetched.envelope.deliver_at
+        && let Ok(wait) = (at - now).to_std()
+        && !wait.is_zero()
+    {
+        // Recorded as no attempt yet, so its first delivery when due is not taken for a
+        // takeover of a first attempt.
+        if block.held(offset).is_none() {
+            block.set_held(offset, 0);
+        }
+        return Verdict::Wait(wait);
+    }
+    let attempt = match block.held(offset) {
+        // A first delivery, the common case: nothing is written until the attempt ends (or
+        // another claim takes it over, which writes its attempt and so fences this one).
+        None if fetched.delivered <= 1 => return Verdict::Take(1),
+        // Delivered before without a record: a first attempt whose lease ran out.
+        None => 2,
+        Some(held) => held + 1,
+    };
+    block.set_held(offset, attempt);
+    Verdict::Take(attempt)
 }
