@@ -135,6 +135,17 @@ impl JsBus {
         Ok(Self { inner: Arc::new(inner) })
     }
 
+    /// Wakes the namespace's sleeping workers, after a publish the stream has stored: one plain
+    /// message per batch on a subject outside the stream.
+    async fn wake(&self) -> Result<()> {
+        self.inner.client.publish(self.wake_subject(), bytes::Bytes::new()).await.map_err(nats_error)
+    }
+
+    /// `slipway-wake.<namespace>`: no namespace has a '-', so no stream's subjects take it in.
+    fn wake_subject(&self) -> String {
+        format!("slipway-wake.{}", self.inner.namespace)
+    }
+
     fn topic_subject(&self, topic: &str) -> String {
         format!("{}.t.{topic}", self.inner.namespace)
     }
@@ -188,6 +199,9 @@ impl Backend for JsBus {
         for (id, sent) in pending {
             let ack = sent.await.map_err(nats_error)?;
             ids.push((!ack.duplicate).then_some(id));
+        }
+        if ids.iter().any(Option::is_some) {
+            self.wake().await?;
         }
         Ok(ids)
     }
@@ -348,9 +362,9 @@ impl Backend for JsBus {
 
     /// Wakes on any publish in the namespace, whatever the group: one subscription serves all.
     async fn waiter(&self, _group: &str) -> Result<JsWaiter> {
-        // Every publish to the stream's subjects also reaches plain subscribers.
-        let subscriber =
-            self.inner.client.subscribe(format!("{}.>", self.inner.namespace)).await.map_err(nats_error)?;
+        // The wake subject, not the stream's: a copy of every event to every worker cost the
+        // server and each worker more than the one message per published batch.
+        let subscriber = self.inner.client.subscribe(self.wake_subject()).await.map_err(nats_error)?;
         Ok(JsWaiter { subscriber })
     }
 
@@ -372,6 +386,7 @@ impl Backend for JsBus {
             .map_err(nats_error)?
             .await
             .map_err(nats_error)?;
+        self.wake().await?;
         dead::remove(&self.inner.dead, group, message).await?;
         Ok(true)
     }
