@@ -237,7 +237,9 @@ async fn process<B: Backend, H: Handler>(
         let outcome = tokio::select! {
             outcome = handler.handle(&delivery) => outcome,
             () = async { let _ = stop.wait_for(|stop| *stop).await; } => {
-                if let Err(error) = backend.release(&delivery).await {
+                // Boxed, as `fail` below: rare paths whose futures would otherwise set the
+                // size of every delivery's task.
+                if let Err(error) = Box::pin(backend.release(&delivery)).await {
                     tracing::warn!(%error, "releasing the delivery failed; its lease will expire");
                 }
                 return true;
@@ -256,7 +258,7 @@ async fn process<B: Backend, H: Handler>(
             Err(error) => {
                 let permanent = matches!(error, HandlerError::Permanent(_));
                 let text = error.to_string();
-                backend.fail(&delivery, &text, permanent).await.map(|state| match state {
+                Box::pin(backend.fail(&delivery, &text, permanent)).await.map(|state| match state {
                     FailState::Retrying => {
                         tracing::warn!(error = %text, "handler failed; will retry");
                         true
