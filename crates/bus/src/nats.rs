@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::backend::{Backend, BusError, Result};
 use crate::message::{DeadLetter, Delivery, FailState, Group, Publish};
-use envelope::{Envelope, check_group, check_topic, consumer_name, retry_consumer};
+use envelope::{Envelope, Outgoing, check_group, check_topic, consumer_name, retry_consumer};
 use records::Mine;
 
 /// How long the stream keeps an event (a group that subscribes later gets what is retained).
@@ -183,7 +183,7 @@ impl Backend for JsBus {
         }
         let mut pending = Vec::with_capacity(messages.len());
         for m in messages {
-            let body = serde_json::to_vec(&Envelope::of(m)).map_err(|e| BusError::Invalid(e.to_string()))?;
+            let body = serde_json::to_vec(&Outgoing::of(m)).map_err(|e| BusError::Invalid(e.to_string()))?;
             let mut headers = HeaderMap::new();
             let id = m.dedupe_key.as_ref().map_or_else(|| m.id.to_string(), |k| format!("key:{k}"));
             headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
@@ -258,7 +258,8 @@ impl Backend for JsBus {
     /// One read and one write per block of the records, whatever the number of deliveries in
     /// it; then an acknowledgement for each one done.
     async fn complete_many(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
-        let done = self.settle_many(deliveries, |block, offset, attempt| {
+        let claims = deliveries.iter().map(|d| self.take_mine(d)).collect::<Result<Vec<_>>>()?;
+        let done = self.decide_each(&claims, |block, offset, attempt| {
             let current = block.is_current(offset, attempt);
             if current {
                 block.set_done(offset);
@@ -266,25 +267,25 @@ impl Backend for JsBus {
             current
         });
         let done = done.await?;
-        for (d, (mine, done)) in deliveries.iter().zip(&done) {
+        for (mine, &done) in claims.iter().zip(&done) {
             if let (Some(mine), true) = (mine, done) {
                 self.acknowledge(&mine.reply).await?;
             }
-            self.forget(d)?;
         }
-        Ok(done.into_iter().map(|(_, done)| done).collect())
+        Ok(done)
     }
 
     /// One read per block of the records, then a NAK that puts each current one off.
     async fn extend_many(&self, deliveries: &[Delivery], lease: Duration) -> Result<Vec<bool>> {
-        let held = self.settle_many(deliveries, |block, offset, attempt| block.is_current(offset, attempt));
+        let claims = deliveries.iter().map(|d| self.mine(d)).collect::<Result<Vec<_>>>()?;
+        let held = self.decide_each(&claims, |block, offset, attempt| block.is_current(offset, attempt));
         let held = held.await?;
-        for (mine, held) in &held {
+        for (mine, &held) in claims.iter().zip(&held) {
             if let (Some(mine), true) = (mine, held) {
                 self.redeliver_in(&mine.reply, Some(lease)).await?;
             }
         }
-        Ok(held.into_iter().map(|(_, held)| held).collect())
+        Ok(held)
     }
 
     async fn extend(&self, d: &Delivery, lease: Duration) -> Result<bool> {

@@ -20,18 +20,31 @@ pub(super) struct Envelope {
     pub(super) deliver_at: Option<DateTime<Utc>>,
 }
 
-impl Envelope {
-    pub(super) fn of(m: &Publish) -> Self {
+/// An [`Envelope`] to encode, borrowed from what is published: nothing is copied first.
+#[derive(Debug, Serialize)]
+pub(super) struct Outgoing<'a> {
+    id: Uuid,
+    topic: &'a str,
+    payload: &'a Value,
+    headers: &'a Value,
+    published_at: DateTime<Utc>,
+    deliver_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub(super) fn of(m: &'a Publish) -> Self {
         Self {
             id: m.id,
-            topic: m.topic.clone(),
-            payload: m.payload.clone(),
-            headers: m.headers.clone(),
+            topic: &m.topic,
+            payload: &m.payload,
+            headers: &m.headers,
             published_at: Utc::now(),
             deliver_at: m.deliver_at,
         }
     }
+}
 
+impl Envelope {
     pub(super) fn delivery(self, group: &str, attempt: i32) -> Delivery {
         Delivery {
             id: self.id,
@@ -92,6 +105,15 @@ pub(super) fn lease_key(group: &str, id: Uuid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_message_reads_back_as_the_envelope_it_was_encoded_from() {
+        let m = Publish::new("user.created", serde_json::json!({ "email": "a@example.com" }));
+        let encoded = serde_json::to_vec(&Outgoing::of(&m)).expect("encode");
+        let read: Envelope = serde_json::from_slice(&encoded).expect("decode");
+        assert_eq!((read.id, read.topic.as_str(), &read.payload), (m.id, "user.created", &m.payload));
+        assert_eq!((read.headers, read.deliver_at), (m.headers, m.deliver_at));
+    }
 
     #[test]
     fn topics_and_groups_that_nats_cannot_carry_are_refused_with_what_to_use() {

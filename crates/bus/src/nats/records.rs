@@ -72,42 +72,45 @@ impl JsBus {
         Ok(())
     }
 
-    /// Applies `decide` to each delivery's place in its block's record (its offset and attempt),
-    /// one `amend` per block, the blocks concurrently: for each delivery, this process's claim
-    /// of it (`None`: not current here, so `false` without a look) and what `decide` said.
-    pub(super) async fn settle_many(
+    /// Takes this process's claim of `d`'s attempt out of its notes (see [`JsBus::mine`]), to
+    /// settle it for good.
+    pub(super) fn take_mine(&self, d: &Delivery) -> Result<Option<Mine>> {
+        let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
+        let key = (d.group.clone(), d.id);
+        if known.get(&key).is_some_and(|m| m.attempt == d.attempt) {
+            return Ok(known.remove(&key));
+        }
+        Ok(None)
+    }
+
+    /// Applies `decide` to the place of each claim in its block's record (its offset and
+    /// attempt), one `amend` per block, the blocks concurrently: what `decide` said for each, or
+    /// `false` without a look for a claim this process does not hold (`None`).
+    pub(super) async fn decide_each(
         &self,
-        deliveries: &[Delivery],
+        claims: &[Option<Mine>],
         decide: impl Fn(&mut Block, u16, i32) -> bool,
-    ) -> Result<Vec<(Option<Mine>, bool)>> {
-        let mut settled: Vec<(Option<Mine>, bool)> = Vec::with_capacity(deliveries.len());
-        let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, d) in deliveries.iter().enumerate() {
-            let mine = self.mine(d)?;
-            if let Some(mine) = &mine {
-                blocks.entry(mine.spot.key.clone()).or_default().push(i);
+    ) -> Result<Vec<bool>> {
+        let mut blocks: HashMap<&str, Vec<(usize, u16, i32)>> = HashMap::new();
+        for (i, mine) in claims.iter().enumerate() {
+            if let Some(mine) = mine {
+                blocks.entry(&mine.spot.key).or_default().push((i, mine.spot.offset, mine.attempt));
             }
-            settled.push((mine, false));
         }
-        let decided = futures_util::future::join_all(blocks.iter().map(|(key, members)| {
-            let places: Vec<(u16, i32)> = members
-                .iter()
-                .filter_map(|&i| settled[i].0.as_ref().map(|m| (m.spot.offset, m.attempt)))
-                .collect();
-            let decide = &decide;
-            async move {
-                let said = self
-                    .amend(key, |block| places.iter().map(|&(o, a)| decide(block, o, a)).collect::<Vec<_>>());
-                said.await.map(|said| (members, said))
-            }
+        let decide = &decide;
+        let decided = futures_util::future::join_all(blocks.into_iter().map(|(key, places)| async move {
+            let said = self
+                .amend(key, |block| places.iter().map(|&(_, o, a)| decide(block, o, a)).collect::<Vec<_>>());
+            said.await.map(|said| (places, said))
         }));
+        let mut said = vec![false; claims.len()];
         for result in decided.await {
-            let (members, said) = result?;
-            for (&i, said) in members.iter().zip(said) {
-                settled[i].1 = said;
+            let (places, decided) = result?;
+            for (&(i, _, _), decided) in places.iter().zip(decided) {
+                said[i] = decided;
             }
         }
-        Ok(settled)
+        Ok(said)
     }
 
     /// Reads the record at `key`, lets `decide` look at it and change it, and writes it back if
