@@ -70,9 +70,9 @@ struct Inner {
     groups: Mutex<HashMap<String, Policy>>,
     /// Each group's consumers, as last listed (a subscribe lists them again).
     consumers: Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
-    /// The deliveries this process claimed and has not settled, by group and message id:
-    /// where each one's record is and the reply subject that settles it.
-    known: Mutex<HashMap<(String, Uuid), Mine>>,
+    /// The deliveries this process claimed and has not settled, by message id (one per group
+    /// that claimed it): where each one's record is and the reply subject that settles it.
+    known: Mutex<HashMap<Uuid, Vec<Mine>>>,
 }
 
 /// A group's retry policy, kept where every instance reads it.

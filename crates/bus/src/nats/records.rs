@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use uuid::Uuid;
 
 use super::fence::{self, Block, Spot};
 use super::{JsBus, nats_error, poisoned};
@@ -15,10 +16,18 @@ use crate::message::Delivery;
 /// A delivery this process claimed.
 #[derive(Debug, Clone)]
 pub(super) struct Mine {
+    pub(super) group: String,
     pub(super) attempt: i32,
     /// The reply subject of its JetStream delivery.
     pub(super) reply: String,
     pub(super) spot: Spot,
+}
+
+impl Mine {
+    /// Whether this is the claim of `d`'s attempt.
+    fn holds(&self, d: &Delivery) -> bool {
+        self.attempt == d.attempt && self.group == d.group
+    }
 }
 
 /// How often a swap is tried before a record that keeps changing is reported as an error
@@ -48,9 +57,12 @@ impl JsBus {
         self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
     }
 
-    /// Notes a delivery this process claimed.
-    pub(super) fn remember(&self, d: &Delivery, mine: Mine) -> Result<()> {
-        self.inner.known.lock().map_err(|_| poisoned())?.insert((d.group.clone(), d.id), mine);
+    /// Notes a delivery this process claimed (in place of an earlier attempt's).
+    pub(super) fn remember(&self, mine: Mine, id: Uuid) -> Result<()> {
+        let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
+        let claims = known.entry(id).or_default();
+        claims.retain(|m| m.group != mine.group);
+        claims.push(mine);
         Ok(())
     }
 
@@ -59,28 +71,24 @@ impl JsBus {
     /// be current here.
     pub(super) fn mine(&self, d: &Delivery) -> Result<Option<Mine>> {
         let known = self.inner.known.lock().map_err(|_| poisoned())?;
-        Ok(known.get(&(d.group.clone(), d.id)).filter(|m| m.attempt == d.attempt).cloned())
+        Ok(known.get(&d.id).and_then(|claims| claims.iter().find(|m| m.holds(d))).cloned())
     }
 
     /// Forgets `d`'s attempt, settled or fenced (a newer one of this process stays).
     pub(super) fn forget(&self, d: &Delivery) -> Result<()> {
-        let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
-        let key = (d.group.clone(), d.id);
-        if known.get(&key).is_some_and(|m| m.attempt == d.attempt) {
-            known.remove(&key);
-        }
-        Ok(())
+        self.take_mine(d).map(drop)
     }
 
     /// Takes this process's claim of `d`'s attempt out of its notes (see [`JsBus::mine`]), to
     /// settle it for good.
     pub(super) fn take_mine(&self, d: &Delivery) -> Result<Option<Mine>> {
         let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
-        let key = (d.group.clone(), d.id);
-        if known.get(&key).is_some_and(|m| m.attempt == d.attempt) {
-            return Ok(known.remove(&key));
+        let Some(claims) = known.get_mut(&d.id) else { return Ok(None) };
+        let mine = claims.iter().position(|m| m.holds(d)).map(|i| claims.swap_remove(i));
+        if claims.is_empty() {
+            known.remove(&d.id);
         }
-        Ok(None)
+        Ok(mine)
     }
 
     /// Applies `decide` to the place of each claim in its block's record (its offset and

@@ -111,7 +111,13 @@ impl JsBus {
                         self.redeliver_in(&fetched.reply, Some(lease)).await?;
                     }
                     let delivery = fetched.envelope.delivery(group, attempt);
-                    self.remember(&delivery, Mine { attempt, reply: fetched.reply, spot: fetched.spot })?;
+                    let mine = Mine {
+                        group: delivery.group.clone(),
+                        attempt,
+                        reply: fetched.reply,
+                        spot: fetched.spot,
+                    };
+                    self.remember(mine, delivery.id)?;
                     claimed.push(delivery);
                 }
             }
