@@ -23,6 +23,11 @@ pub(super) struct Mine {
     pub(super) spot: Spot,
 }
 
+/// A random number: enough to spread retries.
+fn rand_u16() -> u16 {
+    u16::try_from(Uuid::new_v4().as_u128() & 0xffff).unwrap_or(0)
+}
+
 impl Mine {
     /// Whether this is the claim of `d`'s attempt.
     fn holds(&self, d: &Delivery) -> bool {
@@ -125,7 +130,13 @@ impl JsBus {
     /// `decide` changed it, by compare-and-swap: if another instance wrote first, it reads and
     /// decides again. What `decide` returned on the record it was written over (or left as is).
     pub(super) async fn amend<T>(&self, key: &str, mut decide: impl FnMut(&mut Block) -> T) -> Result<T> {
-        for _ in 0..TRIES {
+        for tried in 0..TRIES {
+            if tried > 0 {
+                // Instances whose batches share a block: a random pause of up to a few
+                // milliseconds spreads their next tries.
+                let most = 1 + u64::try_from(tried.min(8)).unwrap_or(8);
+                tokio::time::sleep(Duration::from_micros(u64::from(rand_u16()) % (most * 1000))).await;
+            }
             let (before, revision) = match fence::read(&self.inner.leases, key).await? {
                 Some((block, revision)) => (block, Some(revision)),
                 None => (Block::default(), None),

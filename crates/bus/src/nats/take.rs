@@ -155,3 +155,49 @@ fn verdict(block: &mut Block, fetched: &Fetched, now: chrono::DateTime<Utc>) -> 
     block.set_held(offset, attempt);
     Verdict::Take(attempt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetched(delivered: i64, deliver_at: Option<chrono::DateTime<Utc>>) -> Fetched {
+        let envelope = Envelope {
+            id: uuid::Uuid::now_v7(),
+            topic: "job".into(),
+            payload: serde_json::Value::Null,
+            headers: serde_json::json!({}),
+            published_at: Utc::now(),
+            deliver_at,
+        };
+        Fetched { envelope, reply: "$JS.ACK.x".into(), spot: Spot::of("g--job", 7), delivered }
+    }
+
+    #[test]
+    fn a_first_delivery_is_attempt_one_and_writes_nothing() {
+        let mut block = Block::default();
+        assert!(matches!(verdict(&mut block, &fetched(1, None), Utc::now()), Verdict::Take(1)));
+        assert_eq!(block, Block::default(), "nothing to write");
+    }
+
+    #[test]
+    fn a_redelivery_without_an_entry_is_a_takeover_that_fences_the_first_attempt() {
+        let mut block = Block::default();
+        assert!(matches!(verdict(&mut block, &fetched(2, None), Utc::now()), Verdict::Take(2)));
+        assert!(block.is_current(7, 2) && !block.is_current(7, 1));
+        assert!(matches!(verdict(&mut block, &fetched(3, None), Utc::now()), Verdict::Take(3)));
+        assert!(block.is_current(7, 3) && !block.is_current(7, 2));
+    }
+
+    #[test]
+    fn a_done_message_is_acknowledged_again_and_a_held_back_one_waits_as_attempt_zero() {
+        let mut block = Block::default();
+        block.set_done(7);
+        assert!(matches!(verdict(&mut block, &fetched(1, None), Utc::now()), Verdict::Done));
+        let mut block = Block::default();
+        let later = Utc::now() + chrono::Duration::seconds(60);
+        assert!(matches!(verdict(&mut block, &fetched(1, Some(later)), Utc::now()), Verdict::Wait(_)));
+        assert_eq!(block.held(7), Some(0));
+        // When due, its next delivery is its first attempt, not a takeover.
+        assert!(matches!(verdict(&mut block, &fetched(2, Some(later)), later), Verdict::Take(1)));
+    }
+}
