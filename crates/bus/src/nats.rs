@@ -258,7 +258,7 @@ impl Backend for JsBus {
     /// One read and one write per block of the records, whatever the number of deliveries in
     /// it; then an acknowledgement for each one done.
     async fn complete_many(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
-        let claims = deliveries.iter().map(|d| self.take_mine(d)).collect::<Result<Vec<_>>>()?;
+        let claims = self.take_mine(deliveries)?;
         let done = self.decide_each(&claims, |block, offset, attempt| {
             let current = block.is_current(offset, attempt);
             if current {

@@ -62,12 +62,15 @@ impl JsBus {
         self.inner.client.publish(reply.to_string(), body).await.map_err(nats_error)
     }
 
-    /// Notes a delivery this process claimed (in place of an earlier attempt's).
-    pub(super) fn remember(&self, mine: Mine, id: Uuid) -> Result<()> {
+    /// Notes deliveries this process claimed (each in place of an earlier attempt's), by
+    /// message id, under one lock.
+    pub(super) fn remember(&self, claimed: impl IntoIterator<Item = (Uuid, Mine)>) -> Result<()> {
         let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
-        let claims = known.entry(id).or_default();
-        claims.retain(|m| m.group != mine.group);
-        claims.push(mine);
+        for (id, mine) in claimed {
+            let claims = known.entry(id).or_default();
+            claims.retain(|m| m.group != mine.group);
+            claims.push(mine);
+        }
         Ok(())
     }
 
@@ -81,19 +84,25 @@ impl JsBus {
 
     /// Forgets `d`'s attempt, settled or fenced (a newer one of this process stays).
     pub(super) fn forget(&self, d: &Delivery) -> Result<()> {
-        self.take_mine(d).map(drop)
+        self.take_mine(std::slice::from_ref(d)).map(drop)
     }
 
-    /// Takes this process's claim of `d`'s attempt out of its notes (see [`JsBus::mine`]), to
-    /// settle it for good.
-    pub(super) fn take_mine(&self, d: &Delivery) -> Result<Option<Mine>> {
+    /// Takes this process's claims of the deliveries' attempts out of its notes (see
+    /// [`JsBus::mine`]), to settle them for good, under one lock.
+    pub(super) fn take_mine(&self, deliveries: &[Delivery]) -> Result<Vec<Option<Mine>>> {
         let mut known = self.inner.known.lock().map_err(|_| poisoned())?;
-        let Some(claims) = known.get_mut(&d.id) else { return Ok(None) };
-        let mine = claims.iter().position(|m| m.holds(d)).map(|i| claims.swap_remove(i));
-        if claims.is_empty() {
-            known.remove(&d.id);
+        let mut taken = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let Some(claims) = known.get_mut(&d.id) else {
+                taken.push(None);
+                continue;
+            };
+            taken.push(claims.iter().position(|m| m.holds(d)).map(|i| claims.swap_remove(i)));
+            if claims.is_empty() {
+                known.remove(&d.id);
+            }
         }
-        Ok(mine)
+        Ok(taken)
     }
 
     /// Applies `decide` to the place of each claim in its block's record (its offset and

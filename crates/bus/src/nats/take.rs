@@ -101,6 +101,7 @@ impl JsBus {
             .amend(&key, |block| batch.iter().map(|f| verdict(block, f, now)).collect::<Vec<_>>())
             .await?;
         let mut claimed = Vec::new();
+        let mut mine = Vec::new();
         for (fetched, verdict) in batch.into_iter().zip(verdicts) {
             match verdict {
                 Verdict::Done => self.settle(&fetched.reply, jetstream::AckKind::Ack).await?,
@@ -111,17 +112,16 @@ impl JsBus {
                         self.redeliver_in(&fetched.reply, Some(lease)).await?;
                     }
                     let delivery = fetched.envelope.delivery(group, attempt);
-                    let mine = Mine {
-                        group: delivery.group.clone(),
-                        attempt,
-                        reply: fetched.reply,
-                        spot: fetched.spot,
-                    };
-                    self.remember(mine, delivery.id)?;
+                    let group = delivery.group.clone();
+                    mine.push((
+                        delivery.id,
+                        Mine { group, attempt, reply: fetched.reply, spot: fetched.spot },
+                    ));
                     claimed.push(delivery);
                 }
             }
         }
+        self.remember(mine)?;
         Ok(claimed)
     }
 }
