@@ -90,6 +90,28 @@ impl Conn {
         Ok(())
     }
 
+    /// Writes the request, then reads the answer's head (see [`Conn::write`] and
+    /// [`Conn::read_head`]). An instance may answer before it has read the whole body (a 413,
+    /// say) and close: the write then fails, and the answer it sent, if it came, is the one to
+    /// pass on, on a connection not to be reused.
+    pub async fn exchange(
+        &mut self,
+        head: &[u8],
+        body: Option<(Body, bool)>,
+        method: &Method,
+        upgrade: bool,
+        reused: bool,
+    ) -> Result<Head, Failure> {
+        match self.write(head, body, reused).await {
+            Ok(()) => self.read_head(method, upgrade, reused).await,
+            Err(Failure::Io(error)) if gone(&error) => match self.read_head(method, false, false).await {
+                Ok(answer) => Ok(Head { reusable: false, ..answer }),
+                Err(_) => Err(Failure::Io(error)),
+            },
+            Err(failure) => Err(failure),
+        }
+    }
+
     /// Reads the answer's head, past any interim (1xx) answers. A 101 is an answer only to a
     /// request that asked to upgrade. `reused`: the connection ending first is [`Failure::Stale`].
     pub async fn read_head(&mut self, method: &Method, upgrade: bool, reused: bool) -> Result<Head, Failure> {

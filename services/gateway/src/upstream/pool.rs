@@ -87,11 +87,7 @@ impl Pool {
                 Some(conn) => conn,
                 None => Conn::connect(addr).await?,
             };
-            let exchanged = async {
-                conn.write(&head, body.take(), reused).await?;
-                conn.read_head(&parts.method, upgrade, reused).await
-            };
-            match exchanged.await {
+            match conn.exchange(&head, body.take(), &parts.method, upgrade, reused).await {
                 Ok(answer) => return Ok(self.response(conn, answer)),
                 Err(Failure::Stale) if repeatable => {}
                 Err(e) => return Err(e),

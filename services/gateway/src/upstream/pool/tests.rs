@@ -275,3 +275,30 @@ async fn the_oldest_idle_connection_is_dropped_once_its_instance_closed_it_as_tr
     assert!(idle.take().is_some(), "the newest connection is open");
     assert_eq!(idle.0.lock().expect("lock").len(), 0, "the closed oldest one was dropped on the way");
 }
+
+#[tokio::test]
+async fn an_answer_sent_before_the_instance_stopped_reading_the_body_reaches_the_client() {
+    // An instance that refuses a body by its head: it answers 413 and closes without reading
+    // the body, which makes the client's writing fail part way.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0_u8; 1024];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let answer =
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large";
+        stream.write_all(answer).await.expect("answer");
+    });
+    let pool = Pool::default();
+    let big = Bytes::from(vec![b'x'; 32 << 20]);
+    let body = http_body_util::Full::new(big).map_err(|never| match never {}).boxed();
+    let answered = exchange(&pool, addr, request(Method::POST, body)).await;
+    assert_eq!(answered.expect("the instance's answer, not an error"), (413, "too large".to_string()));
+}
