@@ -1,5 +1,6 @@
 //! Active health checks: each instance is probed on its route's path and interval; it joins
 //! the rotation after `healthy` passes in a row and leaves it after `unhealthy` failures.
+//! Each check also closes the instance's connections idle too long.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,10 @@ pub async fn watch(client: CheckClient, instance: Arc<Instance>, health: Health,
                 instance.healthy.store(false, Ordering::Relaxed);
                 tracing::warn!(route, instance = %instance.addr, "instance unhealthy: out of rotation");
             }
+        }
+        let closed = instance.pool.close_idle(crate::upstream::IDLE_TIMEOUT);
+        if closed > 0 {
+            tracing::debug!(route, instance = %instance.addr, closed, "idle connections closed");
         }
         tokio::time::sleep(health.interval).await;
     }

@@ -15,7 +15,7 @@ mod pool;
 
 pub use conn::{Conn, Failure as SendError};
 pub use framing::{HOP_BY_HOP, connection_has, idempotent};
-pub use pool::{Pool, Upgraded};
+pub use pool::{IDLE_TIMEOUT, Pool, Upgraded};
 
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.
 #[derive(Debug)]

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap};
 use http::{Request, Response, StatusCode};
@@ -20,20 +21,24 @@ use crate::body::{Body, empty};
 /// Idle connections kept per instance, at most.
 const MAX_POOLED: usize = 512;
 
-/// The idle connections of one instance, the most recently used last.
+/// How long a connection may sit idle before the gateway closes it (nginx's upstream
+/// keepalive_timeout is as long).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The idle connections of one instance and when each went idle, the most recently used last.
 #[derive(Debug, Clone, Default)]
-pub struct Idle(Arc<Mutex<VecDeque<Conn>>>);
+pub struct Idle(Arc<Mutex<VecDeque<(Conn, Instant)>>>);
 
 impl Idle {
     /// The most recently used connection that is still open. The least recently used one is
     /// looked at too, and closed if its instance closed it, so that connections left over
     /// from a burst do not linger half-closed while traffic flows.
     fn take(&self) -> Option<Conn> {
-        let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.front().is_some_and(|c| !c.is_idle_and_open()) {
+        let mut idle = self.lock();
+        if idle.front().is_some_and(|(c, _)| !c.is_idle_and_open()) {
             idle.pop_front();
         }
-        while let Some(conn) = idle.pop_back() {
+        while let Some((conn, _)) = idle.pop_back() {
             if conn.is_idle_and_open() {
                 return Some(conn);
             }
@@ -42,10 +47,14 @@ impl Idle {
     }
 
     pub fn put(&self, conn: Conn) {
-        let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.lock();
         if idle.len() < MAX_POOLED {
-            idle.push_back(conn);
+            idle.push_back((conn, Instant::now()));
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Conn, Instant)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -66,6 +75,16 @@ impl Upgraded {
 }
 
 impl Pool {
+    /// Closes the connections idle for longer than `timeout`, and those their instance closed;
+    /// how many it closed. The instance's health checker calls it after each check, so idle
+    /// connections go even when no request comes.
+    pub fn close_idle(&self, timeout: Duration) -> usize {
+        let mut idle = self.idle.lock();
+        let before = idle.len();
+        idle.retain(|(conn, since)| since.elapsed() < timeout && conn.is_idle_and_open());
+        before - idle.len()
+    }
+
     /// Sends `req` to `addr` on an idle or new connection. A request with no body that may be
     /// repeated is sent again on a new connection if a kept-alive one turns out closed.
     pub async fn send(&self, addr: SocketAddr, req: Request<Body>) -> Result<Response<Body>, Failure> {

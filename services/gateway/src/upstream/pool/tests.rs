@@ -302,3 +302,16 @@ async fn an_answer_sent_before_the_instance_stopped_reading_the_body_reaches_the
     let answered = exchange(&pool, addr, request(Method::POST, body)).await;
     assert_eq!(answered.expect("the instance's answer, not an error"), (413, "too large".to_string()));
 }
+
+#[tokio::test]
+async fn connections_idle_past_the_timeout_are_closed_and_younger_ones_kept() {
+    let (addr, seen) = instance(vec![Then::Answer(OK_HI), Then::Answer(OK_HI), Then::Answer(OK_HI)]).await;
+    let pool = Pool::default();
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(pool.close_idle(std::time::Duration::from_secs(60)), 0, "a young idle connection stays");
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1, "and carries the next request");
+    assert_eq!(pool.close_idle(std::time::Duration::ZERO), 1, "one idle past the timeout goes");
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2, "the next request opens a new one");
+}
