@@ -300,6 +300,29 @@ impl Backend for JsBus {
         let Some(mine) = self.mine(d)? else { return Ok(FailState::Fenced) };
         let policy = self.policy(&d.group).await?;
         let dead = permanent || d.attempt >= policy.max_attempts;
+        if dead {
+            // The dead letter first: a crash before the record says done leaves a dead letter
+            // for an event that may still run, never an event done and in no dead letter. One
+            // there already: another attempt dead-lettered it, and this one is fenced.
+            let envelope = Envelope {
+                id: d.id,
+                topic: d.topic.clone(),
+                payload: d.payload.clone(),
+                headers: d.headers.clone(),
+                published_at: d.published_at,
+                deliver_at: None,
+            };
+            let stored = dead::Stored {
+                envelope,
+                attempt: d.attempt,
+                last_error: Some(error.to_string()),
+                failed_at: Utc::now(),
+            };
+            if !dead::create(&self.inner.dead, &d.group, &stored).await? {
+                self.forget(d)?;
+                return Ok(FailState::Fenced);
+            }
+        }
         // Written either way: a claim racing this failure loses rather than both going on,
         // and the next claim counts this attempt.
         let current = self
@@ -314,6 +337,10 @@ impl Backend for JsBus {
             })
             .await?;
         if !current {
+            if dead {
+                // Its own, made just now for an attempt that turned out fenced.
+                dead::remove(&self.inner.dead, &d.group, d.id).await?;
+            }
             self.forget(d)?;
             return Ok(FailState::Fenced);
         }
@@ -321,21 +348,6 @@ impl Backend for JsBus {
             self.redeliver_in(&mine.reply, Some(backoff(policy, d.attempt))).await?;
             return Ok(FailState::Retrying);
         }
-        let envelope = Envelope {
-            id: d.id,
-            topic: d.topic.clone(),
-            payload: d.payload.clone(),
-            headers: d.headers.clone(),
-            published_at: d.published_at,
-            deliver_at: None,
-        };
-        let stored = dead::Stored {
-            envelope,
-            attempt: d.attempt,
-            last_error: Some(error.to_string()),
-            failed_at: Utc::now(),
-        };
-        dead::put(&self.inner.dead, &d.group, &stored).await?;
         self.settle(&mine.reply, jetstream::AckKind::Term).await?;
         self.forget(d)?;
         Ok(FailState::Dead)

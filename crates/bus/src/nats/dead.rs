@@ -20,10 +20,16 @@ pub(super) struct Stored {
     pub(super) failed_at: DateTime<Utc>,
 }
 
-pub(super) async fn put(kv: &Store, group: &str, stored: &Stored) -> Result<(), BusError> {
+/// Stores a dead letter unless the group has one for the message already (another attempt
+/// dead-lettered it): whether it did.
+pub(super) async fn create(kv: &Store, group: &str, stored: &Stored) -> Result<bool, BusError> {
+    use async_nats::jetstream::kv::CreateErrorKind;
     let value = serde_json::to_vec(stored).map_err(|e| BusError::Invalid(e.to_string()))?;
-    kv.put(lease_key(group, stored.envelope.id), value.into()).await.map_err(nats_error)?;
-    Ok(())
+    match kv.create(lease_key(group, stored.envelope.id), value.into()).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(nats_error(e)),
+    }
 }
 
 pub(super) async fn get(kv: &Store, group: &str, id: uuid::Uuid) -> Result<Option<Stored>, BusError> {

@@ -2,6 +2,7 @@
 //! generic over [`bus::Backend`]; each backend instantiates them (Postgres here; NATS
 //! JetStream will add its own `conformance!` line).
 
+mod instances;
 mod outbox;
 mod python;
 mod restart;
@@ -52,6 +53,7 @@ macro_rules! every_check {
         a_completion_from_a_stale_attempt_is_ignored,
         failures_back_off_then_dead_letter_with_the_last_error,
         a_permanent_failure_dead_letters_at_once,
+        a_stale_attempts_permanent_failure_neither_dead_letters_nor_replaces_the_current_ones,
         a_delayed_message_waits_for_its_time,
         a_second_publish_with_the_same_dedupe_key_is_a_no_op,
         shutdown_gives_back_unfinished_deliveries_without_spending_an_attempt,

@@ -157,9 +157,11 @@ pub async fn a_dead_workers_lease_expires_and_another_instance_takes_over<B: Bac
     assert_eq!(taken[0].attempt, 2);
 }
 
-pub async fn a_completion_from_a_stale_attempt_is_ignored<B: Backend>(bus: B) {
+/// One event on `g`, claimed by a slow worker whose short lease runs out and then by a fast
+/// one: the stale attempt and the current one.
+async fn stale_and_current<B: Backend>(bus: &B) -> (Delivery, Delivery) {
     bus.subscribe(&group("g"), &["job"]).await.expect("subscribe");
-    publish(&bus, "job", 1).await;
+    publish(bus, "job", 1).await;
     let stale = bus.claim("g", "slow", 10, Duration::from_millis(200)).await.expect("claim").remove(0);
     let mut current = Vec::new();
     eventually(SOON, "the slow worker's lease expires", async || {
@@ -167,11 +169,16 @@ pub async fn a_completion_from_a_stale_attempt_is_ignored<B: Backend>(bus: B) {
         !current.is_empty()
     })
     .await;
+    (stale, current.remove(0))
+}
+
+pub async fn a_completion_from_a_stale_attempt_is_ignored<B: Backend>(bus: B) {
+    let (stale, current) = stale_and_current(&bus).await;
     assert!(!bus.extend(&stale, LEASE).await.expect("extend"), "the stale attempt cannot extend");
     assert!(!bus.complete(&stale).await.expect("complete"), "nor complete");
     assert_eq!(bus.fail(&stale, "late", false).await.expect("fail"), FailState::Fenced, "nor fail");
-    assert!(bus.extend(&current[0], LEASE).await.expect("extend"), "the current attempt still holds it");
-    assert!(bus.complete(&current[0]).await.expect("complete"));
+    assert!(bus.extend(&current, LEASE).await.expect("extend"), "the current attempt still holds it");
+    assert!(bus.complete(&current).await.expect("complete"));
 }
 
 pub async fn failures_back_off_then_dead_letter_with_the_last_error<B: Backend>(bus: B) {
@@ -217,6 +224,25 @@ pub async fn a_permanent_failure_dead_letters_at_once<B: Backend>(bus: B) {
         bus.dead_letters("g").await.expect("dead")[0].last_error.as_deref(),
         Some("550 no such mailbox")
     );
+}
+
+pub async fn a_stale_attempts_permanent_failure_neither_dead_letters_nor_replaces_the_current_ones<
+    B: Backend,
+>(
+    bus: B,
+) {
+    let (stale, current) = stale_and_current(&bus).await;
+    assert_eq!(
+        bus.fail(&stale, "stale", true).await.expect("fail"),
+        FailState::Fenced,
+        "while current holds it"
+    );
+    assert!(bus.dead_letters("g").await.expect("dead").is_empty(), "no dead letter from a fenced attempt");
+    assert_eq!(bus.fail(&current, "current", true).await.expect("fail"), FailState::Dead);
+    assert_eq!(bus.fail(&stale, "stale", true).await.expect("fail"), FailState::Fenced, "after it is dead");
+    let dead = bus.dead_letters("g").await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].attempt, dead[0].last_error.as_deref()), (2, Some("current")));
 }
 
 pub async fn a_delayed_message_waits_for_its_time<B: Backend>(bus: B) {

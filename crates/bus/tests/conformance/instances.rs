@@ -1,0 +1,41 @@
+//! JetStream: two instances of a service on one namespace, each with its own connection and
+//! its own notes of what it claimed. The lease records they share fence the stale one.
+
+use std::time::Duration;
+
+use bus::nats::JsBus;
+use bus::{Backend, FailState, Group, Publish};
+use serde_json::json;
+use testkit::eventually;
+
+async fn two_instances() -> (JsBus, JsBus) {
+    let namespace = testkit::nats::namespace().await;
+    let connect = async || JsBus::connect(&testkit::nats::url(), &namespace).await.expect("NATS at NATS_URL");
+    (connect().await, connect().await)
+}
+
+#[tokio::test]
+async fn an_instance_whose_lease_ran_out_can_neither_complete_nor_dead_letter_what_another_took_over() {
+    let (slow, fast) = two_instances().await;
+    let group = Group::new("g");
+    slow.subscribe(&group, &["job"]).await.expect("subscribe");
+    let id = slow.publish(&Publish::new("job", json!({ "n": 1 }))).await.expect("publish").expect("new");
+    let stale = slow.claim("g", "slow", 10, Duration::from_millis(200)).await.expect("claim").remove(0);
+    let mut current = Vec::new();
+    eventually(Duration::from_secs(10), "the slow instance's lease to run out", async || {
+        current = fast.claim("g", "fast", 10, Duration::from_secs(30)).await.expect("claim");
+        !current.is_empty()
+    })
+    .await;
+    assert_eq!((current[0].id, current[0].attempt), (id, 2));
+    assert!(
+        !slow.extend(&stale, Duration::from_secs(30)).await.expect("extend"),
+        "the stale one cannot extend"
+    );
+    assert_eq!(fast.fail(&current[0], "current", true).await.expect("fail"), FailState::Dead);
+    assert_eq!(slow.fail(&stale, "stale", true).await.expect("fail"), FailState::Fenced);
+    assert!(!slow.complete(&stale).await.expect("complete"), "nor complete");
+    let dead = fast.dead_letters("g").await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "the current attempt's dead letter stays: {dead:?}");
+    assert_eq!((dead[0].attempt, dead[0].last_error.as_deref()), (2, Some("current")));
+}
