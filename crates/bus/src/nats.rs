@@ -163,8 +163,12 @@ fn backoff(policy: Policy, attempt: i32) -> Duration {
     let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(32);
     let full = policy.backoff_base_ms.saturating_mul(1 << doublings).min(policy.backoff_max_ms);
     // Jitter: between half and all of it.
-    let jitter = (Uuid::new_v4().as_u128() % 1000) as u64;
-    Duration::from_millis(full / 2 + full * jitter / 2000)
+    Duration::from_millis(full / 2 + full * random_below(1000) / 2000)
+}
+
+/// A random number below `n` (at least 1): enough to spread retries.
+fn random_below(n: u64) -> u64 {
+    u64::try_from(Uuid::new_v4().as_u128() % u128::from(n.max(1))).unwrap_or(0)
 }
 
 impl Backend for JsBus {

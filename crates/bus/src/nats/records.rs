@@ -9,7 +9,7 @@ use async_nats::jetstream;
 use uuid::Uuid;
 
 use super::fence::{self, Block, Spot};
-use super::{JsBus, nats_error, poisoned};
+use super::{JsBus, nats_error, poisoned, random_below};
 use crate::backend::{BusError, Result};
 use crate::message::Delivery;
 
@@ -21,11 +21,6 @@ pub(super) struct Mine {
     /// The reply subject of its JetStream delivery.
     pub(super) reply: String,
     pub(super) spot: Spot,
-}
-
-/// A random number: enough to spread retries.
-fn rand_u16() -> u16 {
-    u16::try_from(Uuid::new_v4().as_u128() & 0xffff).unwrap_or(0)
 }
 
 impl Mine {
@@ -144,7 +139,7 @@ impl JsBus {
                 // Instances whose batches share a block: a random pause of up to a few
                 // milliseconds spreads their next tries.
                 let most = 1 + u64::try_from(tried.min(8)).unwrap_or(8);
-                tokio::time::sleep(Duration::from_micros(u64::from(rand_u16()) % (most * 1000))).await;
+                tokio::time::sleep(Duration::from_micros(random_below(most * 1000))).await;
             }
             let (before, revision) = match fence::read(&self.inner.leases, key).await? {
                 Some((block, revision)) => (block, Some(revision)),
