@@ -99,6 +99,16 @@ fn publish_report(name: &str, report: &serde_json::Value) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The fields of a process's `stat` file (`/proc/<pid>/stat`, or `/proc/self/stat`) after the
+/// command's closing parenthesis: state is field 0, ppid 1, pgrp 2, utime 11, stime 12. Empty
+/// if it cannot be read (the process is gone).
+fn proc_stat(stat_file: &std::path::Path) -> Vec<String> {
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// Where results go: target/bench/<name>.json.
 fn results_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);

@@ -92,11 +92,8 @@ impl Meter {
 /// User plus system CPU time of a process so far (`/proc/<pid>/stat`, in clock ticks of
 /// 1/100 s); 0 if it cannot be read.
 fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let fields = super::proc_stat(std::path::Path::new(&format!("/proc/{pid}/stat")));
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // After the command's closing parenthesis: state is field 0, utime 11 and stime 12.
     (ticks(11) + ticks(12)) / 100.0
 }
 

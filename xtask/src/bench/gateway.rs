@@ -31,10 +31,8 @@ impl Server {
         let Some(group) = self.0.id() else { return (0.0, 0.0) };
         let mut totals = (0_u64, 0_u64);
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // pid (comm) state ppid pgrp …: the fields after the command's closing parenthesis.
-            let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2));
-            if pgrp != Some(group.to_string().as_str()) {
+            let stat = super::proc_stat(&entry.path().join("stat"));
+            if stat.get(2) != Some(&group.to_string()) {
                 continue;
             }
             let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
