@@ -1,5 +1,6 @@
-//! JetStream: two instances of a service on one namespace, each with its own connection and
-//! its own notes of what it claimed. The lease records they share fence the stale one.
+//! JetStream: instances of a service on one namespace, each with its own connection and its
+//! own notes of what it claimed. The lease records they share fence the stale one, and a
+//! publish wakes them on the namespace's wake subject.
 
 use std::time::Duration;
 
@@ -38,4 +39,18 @@ async fn an_instance_whose_lease_ran_out_can_neither_complete_nor_dead_letter_wh
     let dead = fast.dead_letters("g").await.expect("dead letters");
     assert_eq!(dead.len(), 1, "the current attempt's dead letter stays: {dead:?}");
     assert_eq!((dead[0].attempt, dead[0].last_error.as_deref()), (2, Some("current")));
+}
+
+#[tokio::test]
+async fn a_published_batch_wakes_sleeping_workers_with_a_message_on_the_wake_subject() {
+    use futures_util::StreamExt as _;
+    let namespace = testkit::nats::namespace().await;
+    let bus = JsBus::connect(&testkit::nats::url(), &namespace).await.expect("NATS at NATS_URL");
+    let listener = async_nats::connect(testkit::nats::url()).await.expect("NATS at NATS_URL");
+    let mut wakes = listener.subscribe(format!("slipway-wake.{namespace}")).await.expect("subscribe");
+    listener.flush().await.expect("flush");
+    let batch: Vec<Publish> = (0..10).map(|n| Publish::new("job", json!({ "n": n }))).collect();
+    bus.publish_many(&batch).await.expect("publish");
+    let woken = tokio::time::timeout(Duration::from_secs(10), wakes.next()).await;
+    assert!(matches!(woken, Ok(Some(_))), "a wake-up for the batch");
 }
