@@ -1,6 +1,8 @@
 //! The JetStream backend beside plain JetStream: the same number of events published (batches
 //! of 100, acknowledgements awaited per batch) and consumed (one group, acknowledged one by
 //! one), first apart and then at once, on the same NATS server (NATS_URL, or a throwaway one).
+//! A round measures plain JetStream, then the bus; rounds alternate so that both see the same
+//! machine, and the report gives each ratio's median over the rounds beside every round's.
 //! The plain peer has none of the bus's promises (no fencing, no dead letters, no per-claim
 //! leases); the figure is what they cost. With a throwaway server, each phase also reports
 //! the CPU time the server and this process spent per event (from `/proc`), which says where
@@ -16,9 +18,12 @@ use serde_json::json;
 
 use super::bus::Probe;
 
-/// Events per run.
+/// Events per phase.
 const N: usize = 20_000;
 const BATCH: usize = 100;
+/// Rounds of plain JetStream then the bus: one round's three phases take about a second, too
+/// short to read a ratio from one of them (single rounds here ranged 0.61-0.76x end to end).
+const ROUNDS: usize = 7;
 
 pub async fn run() -> anyhow::Result<()> {
     let server;
@@ -29,22 +34,59 @@ pub async fn run() -> anyhow::Result<()> {
             (server.url(), Meter { server: server.pid() })
         }
     };
-    let [plain_publish, plain_consume, plain_both] = plain(&url, &meter).await?;
-    let [bus_publish, bus_drain, bus_both] = through_the_bus(&url, &meter).await?;
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for round in 1..=ROUNDS {
+        eprintln!("bench: round {round} of {ROUNDS}");
+        let plain = plain(&url, &meter).await?;
+        let bus = through_the_bus(&url, &meter).await?;
+        rounds.push(Round { plain, bus });
+    }
+    let ratio = |phase: usize| median(rounds.iter().map(|r| r.bus[phase].per_s / r.plain[phase].per_s));
     let report = json!({
         "events": N,
-        "plain_publish": plain_publish.json(),
-        "plain_consume": plain_consume.json(),
-        "plain_end_to_end": plain_both.json(),
-        "bus_publish": bus_publish.json(),
-        "bus_drain": bus_drain.json(),
-        "bus_end_to_end": bus_both.json(),
-        "publish_vs_plain": bus_publish.per_s / plain_publish.per_s,
-        "drain_vs_plain": bus_drain.per_s / plain_consume.per_s,
-        "end_to_end_vs_plain": bus_both.per_s / plain_both.per_s,
+        "rounds": rounds.iter().map(Round::json).collect::<Vec<_>>(),
+        "publish_vs_plain": ratio(0),
+        "drain_vs_plain": ratio(1),
+        "end_to_end_vs_plain": ratio(2),
     });
     super::publish_report("bus-nats", &report)?;
     Ok(())
+}
+
+/// One round: plain JetStream's publish, consume and both at once, then the bus's publish,
+/// drain and both at once.
+struct Round {
+    plain: [Phase; 3],
+    bus: [Phase; 3],
+}
+
+impl Round {
+    fn json(&self) -> serde_json::Value {
+        let [plain_publish, plain_consume, plain_both] = &self.plain;
+        let [bus_publish, bus_drain, bus_both] = &self.bus;
+        json!({
+            "plain_publish": plain_publish.json(),
+            "plain_consume": plain_consume.json(),
+            "plain_end_to_end": plain_both.json(),
+            "bus_publish": bus_publish.json(),
+            "bus_drain": bus_drain.json(),
+            "bus_end_to_end": bus_both.json(),
+            "publish_vs_plain": bus_publish.per_s / plain_publish.per_s,
+            "drain_vs_plain": bus_drain.per_s / plain_consume.per_s,
+            "end_to_end_vs_plain": bus_both.per_s / plain_both.per_s,
+        })
+    }
+}
+
+/// The median of some figures (the mean of the middle two for an even count).
+fn median(figures: impl Iterator<Item = f64>) -> f64 {
+    let mut figures: Vec<f64> = figures.collect();
+    figures.sort_by(f64::total_cmp);
+    match figures.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => figures[n / 2],
+        n => (figures[n / 2 - 1] + figures[n / 2]) / 2.0,
+    }
 }
 
 /// Where CPU time goes: the throwaway server's (if this bench started it) and this process's.
@@ -205,5 +247,11 @@ async fn through_the_bus(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]>
         .await?;
     let _ = stop_tx.send(true);
     running.await??;
+    // Each round's stream and buckets go, so that the next round starts as empty as this one.
+    let js = jetstream::new(async_nats::connect(url).await?);
+    let name = format!("SLIPWAY_{}", namespace.to_ascii_uppercase());
+    for stream in [format!("KV_{name}_LEASES"), format!("KV_{name}_DEAD"), name] {
+        js.delete_stream(&stream).await?;
+    }
     Ok([published, drained, both])
 }
