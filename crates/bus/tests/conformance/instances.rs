@@ -54,3 +54,70 @@ async fn a_published_batch_wakes_sleeping_workers_with_a_message_on_the_wake_sub
     let woken = tokio::time::timeout(Duration::from_secs(10), wakes.next()).await;
     assert!(matches!(woken, Ok(Some(_))), "a wake-up for the batch");
 }
+
+/// Counts each event's handlings, across instances.
+#[derive(Clone, Default)]
+struct Tally(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, u32>>>);
+
+impl bus::Handler for Tally {
+    async fn handle(&self, d: &bus::Delivery) -> Result<bus::Handled, bus::HandlerError> {
+        *self.0.lock().expect("lock").entry(d.id).or_default() += 1;
+        Ok(bus::Handled::Done)
+    }
+}
+
+#[tokio::test]
+async fn ten_instances_of_a_group_share_its_lease_records_and_handle_each_event_once() {
+    // Their completion batches land in the same blocks of the records, so their
+    // compare-and-swaps collide; a batch that lost every try would let its leases run out and
+    // its events run twice.
+    const EVENTS: usize = 4_000;
+    let namespace = testkit::nats::namespace().await;
+    let mut instances = Vec::new();
+    for _ in 0..10 {
+        instances.push(JsBus::connect(&testkit::nats::url(), &namespace).await.expect("NATS at NATS_URL"));
+    }
+    let group = Group::new("g");
+    instances[0].subscribe(&group, &["job"]).await.expect("subscribe");
+    let tally = Tally::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers: Vec<_> = instances
+        .iter()
+        .map(|bus| {
+            let config = bus::WorkerConfig {
+                concurrency: 64,
+                poll: Duration::from_millis(200),
+                ..bus::WorkerConfig::new(group.clone(), &["job"])
+            };
+            let mut stopped = stopped.clone();
+            tokio::spawn(bus::Worker::new(bus.clone(), tally.clone(), config).run_until(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for start in (0..EVENTS).step_by(100) {
+        let batch: Vec<Publish> =
+            (start..start + 100).map(|n| Publish::new("job", json!({ "n": n }))).collect();
+        ids.extend(
+            instances[start / 100 % 10].publish_many(&batch).await.expect("publish").into_iter().flatten(),
+        );
+    }
+    assert_eq!(ids.len(), EVENTS);
+    eventually(Duration::from_secs(60), "every event handled", async || {
+        tally.0.lock().expect("lock").len() == EVENTS
+    })
+    .await;
+    // Until every acknowledgement is in: a completion that failed would show as a redelivery.
+    eventually(Duration::from_secs(30), "every event settled", async || {
+        testkit::nats::unsettled(&namespace).await.0 == 0
+    })
+    .await;
+    let _ = stop.send(true);
+    for worker in workers {
+        worker.await.expect("worker task").expect("worker stops cleanly");
+    }
+    let tally = tally.0.lock().expect("lock");
+    let twice = ids.iter().filter(|id| tally.get(id) != Some(&1)).count();
+    assert_eq!(twice, 0, "every event handled once, none twice");
+}
