@@ -10,6 +10,7 @@ mod dead;
 mod envelope;
 mod fence;
 mod records;
+mod stamp;
 mod take;
 mod topology;
 mod waiter;
@@ -186,17 +187,26 @@ impl Backend for JsBus {
             check_topic(&m.topic)?;
         }
         let mut pending = Vec::with_capacity(messages.len());
+        // A batch is mostly of one topic: its subject is made once, not per message.
+        let mut subject: Option<(&str, async_nats::Subject)> = None;
         for m in messages {
             let body = serde_json::to_vec(&Outgoing::of(m)).map_err(|e| BusError::Invalid(e.to_string()))?;
             let mut headers = HeaderMap::new();
-            let id = m.dedupe_key.as_ref().map_or_else(|| m.id.to_string(), |k| format!("key:{k}"));
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-            let sent = self
-                .inner
-                .js
-                .publish_with_headers(self.topic_subject(&m.topic), headers, body.into())
-                .await
-                .map_err(nats_error)?;
+            match &m.dedupe_key {
+                Some(key) => {
+                    headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("key:{key}").as_str())
+                }
+                None => headers.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    m.id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) as &str,
+                ),
+            }
+            let to = match &subject {
+                Some((topic, to)) if *topic == m.topic => to.clone(),
+                _ => subject.insert((&m.topic, self.topic_subject(&m.topic).into())).1.clone(),
+            };
+            let sent =
+                self.inner.js.publish_with_headers(to, headers, body.into()).await.map_err(nats_error)?;
             pending.push((m.id, sent));
         }
         let mut ids = Vec::with_capacity(pending.len());

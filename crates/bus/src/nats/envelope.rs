@@ -12,22 +12,28 @@ use crate::message::{Delivery, Publish};
 /// A message's body in the stream.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Envelope {
+    #[serde(serialize_with = "super::stamp::id")]
     pub(super) id: Uuid,
     pub(super) topic: String,
     pub(super) payload: Value,
     pub(super) headers: Value,
+    #[serde(with = "super::stamp")]
     pub(super) published_at: DateTime<Utc>,
+    #[serde(with = "super::stamp::optional", default)]
     pub(super) deliver_at: Option<DateTime<Utc>>,
 }
 
 /// An [`Envelope`] to encode, borrowed from what is published: nothing is copied first.
 #[derive(Debug, Serialize)]
 pub(super) struct Outgoing<'a> {
+    #[serde(serialize_with = "super::stamp::id")]
     id: Uuid,
     topic: &'a str,
     payload: &'a Value,
     headers: &'a Value,
+    #[serde(serialize_with = "super::stamp::serialize")]
     published_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::stamp::optional::serialize")]
     deliver_at: Option<DateTime<Utc>>,
 }
 

@@ -21,6 +21,9 @@ use crate::BusError;
 /// from 11 to 5), large enough that a claim of a hundred touches one or two.
 pub(super) const SPAN: u64 = 128;
 
+/// The keys' prefix, which names the span.
+const PREFIX: &str = "b128.";
+
 /// Where a message's state lives: its record's key and its place in the record.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Spot {
@@ -33,7 +36,13 @@ impl Spot {
     pub(super) fn of(consumer: &str, sequence: u64) -> Self {
         let offset = u16::try_from(sequence % SPAN).unwrap_or(0);
         // `b128.`: records of another span (`b.` was 1,024) are another key, never misread.
-        Self { key: format!("b{SPAN}.{consumer}.{}", sequence / SPAN), offset }
+        // Built by hand: `format!` cost about 1,800 instructions a delivery (callgrind).
+        let mut key = String::with_capacity(PREFIX.len() + consumer.len() + 21);
+        key.push_str(PREFIX);
+        key.push_str(consumer);
+        key.push('.');
+        key.push_str(itoa::Buffer::new().format(sequence / SPAN));
+        Self { key, offset }
     }
 }
 
@@ -167,6 +176,7 @@ mod tests {
 
     #[test]
     fn messages_of_one_consumer_share_a_record_per_span_of_sequences() {
+        assert_eq!(PREFIX, format!("b{SPAN}."), "the prefix names the span");
         assert_eq!(Spot::of("g--retry", 5), Spot { key: "b128.g--retry.0".into(), offset: 5 });
         assert_eq!(Spot::of("g--retry", SPAN + 2), Spot { key: "b128.g--retry.1".into(), offset: 2 });
         assert_ne!(Spot::of("g--a", 1).key, Spot::of("g--b", 1).key);

@@ -68,7 +68,7 @@ impl JsBus {
 
     /// Reads a fetched message; an unreadable one is terminated (`None`).
     async fn read(&self, message: jetstream::Message) -> Result<Option<Fetched>> {
-        let Some(reply) = message.reply.as_ref().map(ToString::to_string) else { return Ok(None) };
+        let Some(reply) = message.reply.as_ref().map(|r| r.as_str().to_owned()) else { return Ok(None) };
         let (spot, delivered) = match message.info() {
             Ok(info) => (Spot::of(info.consumer, info.stream_sequence), info.delivered),
             Err(error) => {
