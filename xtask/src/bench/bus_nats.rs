@@ -1,8 +1,9 @@
 //! The JetStream backend beside plain JetStream: the same number of events published (batches
 //! of 100, acknowledgements awaited per batch) and consumed (one group, acknowledged one by
 //! one), first apart and then at once, on the same NATS server (NATS_URL, or a throwaway one).
-//! A round measures plain JetStream, then the bus; rounds alternate so that both see the same
-//! machine, and the report gives each ratio's median over the rounds beside every round's.
+//! A round measures plain JetStream with message ids (de-duplicated, as the bus's publishes
+//! are), plain JetStream, then the bus; rounds alternate so that all see the same machine, and
+//! the report gives each ratio's median over the rounds beside every round's.
 //! The plain peer has none of the bus's promises (no fencing, no dead letters, no per-claim
 //! leases); the figure is what they cost. With a throwaway server, each phase also reports
 //! the CPU time the server and this process spent per event (from `/proc`), which says where
@@ -37,37 +38,56 @@ pub async fn run() -> anyhow::Result<()> {
     let mut rounds = Vec::with_capacity(ROUNDS);
     for round in 1..=ROUNDS {
         eprintln!("bench: round {round} of {ROUNDS}");
-        let plain = plain(&url, &meter).await?;
+        let plain_ids = plain(&url, &meter, Ids::Sent).await?;
+        let plain = plain(&url, &meter, Ids::None).await?;
         let bus = through_the_bus(&url, &meter).await?;
-        rounds.push(Round { plain, bus });
+        rounds.push(Round { plain, plain_ids, bus });
     }
     let ratio = |phase: usize| median(rounds.iter().map(|r| r.bus[phase].per_s / r.plain[phase].per_s));
+    let ratio_ids =
+        |phase: usize| median(rounds.iter().map(|r| r.bus[phase].per_s / r.plain_ids[phase].per_s));
     let report = json!({
         "events": N,
         "rounds": rounds.iter().map(Round::json).collect::<Vec<_>>(),
         "publish_vs_plain": ratio(0),
         "drain_vs_plain": ratio(1),
         "end_to_end_vs_plain": ratio(2),
+        "publish_vs_plain_with_ids": ratio_ids(0),
+        "drain_vs_plain_with_ids": ratio_ids(1),
+        "end_to_end_vs_plain_with_ids": ratio_ids(2),
     });
     super::publish_report("bus-nats", &report)?;
     Ok(())
 }
 
-/// One round: plain JetStream's publish, consume and both at once, then the bus's publish,
-/// drain and both at once.
+/// One round: plain JetStream's publish, consume and both at once (with message ids, then
+/// without), then the bus's publish, drain and both at once.
 struct Round {
     plain: [Phase; 3],
+    plain_ids: [Phase; 3],
     bus: [Phase; 3],
+}
+
+/// Whether plain JetStream's publishes carry a message id, as the bus's do: JetStream then
+/// de-duplicates them, which is part of what the bus's exactly-once publishing costs.
+#[derive(Clone, Copy, PartialEq)]
+enum Ids {
+    None,
+    Sent,
 }
 
 impl Round {
     fn json(&self) -> serde_json::Value {
         let [plain_publish, plain_consume, plain_both] = &self.plain;
+        let [ids_publish, ids_consume, ids_both] = &self.plain_ids;
         let [bus_publish, bus_drain, bus_both] = &self.bus;
         json!({
             "plain_publish": plain_publish.json(),
             "plain_consume": plain_consume.json(),
             "plain_end_to_end": plain_both.json(),
+            "plain_with_ids_publish": ids_publish.json(),
+            "plain_with_ids_consume": ids_consume.json(),
+            "plain_with_ids_end_to_end": ids_both.json(),
             "bus_publish": bus_publish.json(),
             "bus_drain": bus_drain.json(),
             "bus_end_to_end": bus_both.json(),
@@ -144,7 +164,7 @@ fn body(n: usize) -> Vec<u8> {
 }
 
 /// Plain async-nats: publish, consume, then both at once.
-async fn plain(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]> {
+async fn plain(url: &str, meter: &Meter, ids: Ids) -> anyhow::Result<[Phase; 3]> {
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client);
     let name = format!("PLAIN_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -153,6 +173,7 @@ async fn plain(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]> {
         .create_stream(stream::Config {
             name: name.clone(),
             subjects: vec![subject.clone()],
+            duplicate_window: Duration::from_secs(120),
             ..Default::default()
         })
         .await?;
@@ -168,7 +189,18 @@ async fn plain(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]> {
         for start in (0..n).step_by(BATCH) {
             let mut acks = Vec::with_capacity(BATCH);
             for i in start..(start + BATCH).min(n) {
-                acks.push(js.publish(subject.clone(), body(i).into()).await?);
+                let ack = if ids == Ids::Sent {
+                    let mut headers = async_nats::HeaderMap::new();
+                    let id = uuid::Uuid::now_v7();
+                    headers.insert(
+                        async_nats::header::NATS_MESSAGE_ID,
+                        id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,
+                    );
+                    js.publish_with_headers(subject.clone(), headers, body(i).into()).await?
+                } else {
+                    js.publish(subject.clone(), body(i).into()).await?
+                };
+                acks.push(ack);
             }
             for ack in acks {
                 ack.await?;
@@ -186,7 +218,8 @@ async fn plain(url: &str, meter: &Meter) -> anyhow::Result<[Phase; 3]> {
         }
         Ok(())
     };
-    eprintln!("bench: plain JetStream: {N} published in batches of {BATCH}");
+    let with = if ids == Ids::Sent { " with message ids" } else { "" };
+    eprintln!("bench: plain JetStream{with}: {N} published in batches of {BATCH}");
     let published = meter.phase(publish(N)).await?;
     eprintln!("bench: plain JetStream: one pull consumer drains them");
     let consumed = meter.phase(consume(N)).await?;
