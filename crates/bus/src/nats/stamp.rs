@@ -1,6 +1,7 @@
 //! An envelope's timestamps and id as JSON strings, written and read without the formatting
 //! machinery (chrono's RFC 3339 writer and parser cost about 2,500 and 2,200 instructions an
-//! event, measured with callgrind; these, a tenth of that). The text is RFC 3339 as before, in
+//! event, measured with callgrind; the writer here, with serde_json's string escaping, about
+//! 760; uuid's `Serialize` goes through `Display` too). The text is RFC 3339 as before, in
 //! UTC with nanoseconds (`2026-12-06T04:27:48.123456789Z`), so an instance of either kind reads
 //! what the other wrote: anything else is left to chrono.
 
