@@ -4,7 +4,9 @@
 //! The peers, measured in the same run on the same database: a raw SQL loop that claims and
 //! deletes the same number of rows from a plain table in batches of 100 with `FOR UPDATE SKIP
 //! LOCKED`, on two connections — a queue with none of the bus's guarantees (no fan-out, no
-//! leases, no retries), the ceiling this Postgres sets; and graphile-worker (npm, in tools/)
+//! leases, no retries), the ceiling this Postgres sets; the same end to end with a publisher
+//! and a lease (insert, leased claim, fenced delete: the bus's three round trips and nothing
+//! else of it); and graphile-worker (npm, in tools/)
 //! draining the same number of no-op jobs in its default mode and with its local queue and
 //! batched completions (`tools/graphile-bench.mjs`).
 
@@ -91,6 +93,7 @@ async fn measure(url: &str) -> anyhow::Result<()> {
     let group = Group::new("bench");
 
     let raw_per_s = raw_loop(&pool).await?;
+    let leased_per_s = raw_leased_loop(&pool).await?;
     let graphile_default = graphile(url, "default").await?;
     let graphile_local = graphile(url, "local").await?;
 
@@ -155,6 +158,8 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         "drain_per_s": drain_per_s,
         "end_to_end_per_s": end_to_end_per_s,
         "end_to_end_vs_raw": end_to_end_per_s / raw_per_s,
+        "raw_publish_lease_delete_end_to_end_per_s": leased_per_s,
+        "end_to_end_vs_raw_with_publish_and_lease": end_to_end_per_s / leased_per_s,
         "graphile_worker_default_per_s": graphile_default,
         "graphile_worker_local_queue_per_s": graphile_local,
         "end_to_end_vs_graphile_best": end_to_end_per_s / graphile_default.max(graphile_local),
@@ -210,6 +215,70 @@ async fn raw_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
                     return Ok::<_, sqlx::Error>(());
                 }
             }
+        });
+    }
+    while let Some(done) = loops.join_next().await {
+        done??;
+    }
+    Ok(N as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The like-for-like peer: the least a queue with the bus's round trips does. One loop
+/// publishes `N` rows in batches of `BATCH` (an insert each) while two loops claim a batch
+/// under a lease (an update with `SKIP LOCKED`, an attempt counted) and delete it where the
+/// attempt is still theirs: three statements per batch, as the bus's publish, claim and
+/// completion, with none of its fan-out, dedupe, retries, delays or dead letters; rows per
+/// second end to end.
+async fn raw_leased_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
+    sqlx::query(
+        "CREATE TABLE public.raw_leased (id bigserial PRIMARY KEY, payload jsonb NOT NULL,          lease_until timestamptz, attempt integer NOT NULL DEFAULT 0)",
+    )
+    .execute(pool)
+    .await?;
+    eprintln!(
+        "bench: peer: {N} rows published {BATCH} at a time while two loops lease and delete them (raw SQL)"
+    );
+    let deleted = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut loops = tokio::task::JoinSet::new();
+    let publisher = pool.clone();
+    loops.spawn(async move {
+        for start in (0..N).step_by(BATCH) {
+            let n: Vec<i64> = (start..(start + BATCH).min(N)).filter_map(|n| i64::try_from(n).ok()).collect();
+            sqlx::query(
+                "INSERT INTO public.raw_leased (payload) SELECT jsonb_build_object('n', n, 'email',                  'bench@example.com') FROM unnest($1::bigint[]) AS n",
+            )
+            .bind(n)
+            .execute(&publisher)
+            .await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    });
+    for _ in 0..2 {
+        let (pool, deleted) = (pool.clone(), deleted.clone());
+        loops.spawn(async move {
+            while deleted.load(Ordering::Relaxed) < N as u64 {
+                let claimed: Vec<(i64, i32, serde_json::Value)> = sqlx::query_as(
+                    "UPDATE public.raw_leased q SET lease_until = now() + interval '30 seconds',                      attempt = q.attempt + 1 FROM (SELECT id FROM public.raw_leased                      WHERE lease_until IS NULL OR lease_until < now() ORDER BY id LIMIT $1                      FOR UPDATE SKIP LOCKED) picked WHERE q.id = picked.id                      RETURNING q.id, q.attempt, q.payload",
+                )
+                .bind(i64::try_from(BATCH).unwrap_or(100))
+                .fetch_all(&pool)
+                .await?;
+                if claimed.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.into_iter().map(|(id, a, _)| (id, a)).unzip();
+                let done = sqlx::query(
+                    "DELETE FROM public.raw_leased q USING unnest($1::bigint[], $2::int[]) AS c (id, attempt)                      WHERE q.id = c.id AND q.attempt = c.attempt",
+                )
+                .bind(ids)
+                .bind(attempts)
+                .execute(&pool)
+                .await?;
+                deleted.fetch_add(done.rows_affected(), Ordering::Relaxed);
+            }
+            Ok(())
         });
     }
     while let Some(done) = loops.join_next().await {
