@@ -16,11 +16,12 @@ use std::time::Duration;
 pub enum Target {
     /// Logins/s against the argon2 ceiling, refreshes/s, /me latency under a login flood.
     Auth,
-    /// Batched publish, drain and end-to-end rates and latency, beside a raw SKIP LOCKED loop
-    /// and graphile-worker.
+    /// Batched publish, drain and end-to-end rates and latency, beside a raw SKIP LOCKED loop,
+    /// the same with a publisher and a lease, and graphile-worker.
     Bus,
     /// The JetStream backend's publish, drain and end-to-end rates beside plain async-nats
-    /// JetStream publish and consume on the same server (NATS_URL, or a throwaway one).
+    /// JetStream publish and consume, with and without message ids, on the same server
+    /// (NATS_URL, or a throwaway one); medians of seven rounds.
     BusNats,
     /// Ten minutes at a sustained rate (SLIPWAY_BENCH_SOAK_SECS): the last minute's rate
     /// against the first's.
