@@ -1,0 +1,37 @@
+-- The batch functions a worker calls on every round trip, in PL/pgSQL rather than SQL: a SQL
+-- function that cannot be inlined (SECURITY DEFINER, SET) plans its statement again on every
+-- call, while PL/pgSQL keeps the plan for the session. Measured on an empty table: 66 µs a
+-- call against 21 µs; under load `complete_many` spent half its time outside its DELETE.
+-- Same statements, same results; the lookups stay key by key (see 20261207100001_lean).
+CREATE OR REPLACE FUNCTION bus.complete_many(p_group text, p_messages uuid[], p_attempts integer[])
+RETURNS TABLE (message_id uuid, attempt integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1 AS $$
+BEGIN
+    RETURN QUERY
+    DELETE FROM bus.deliveries d USING unnest(p_messages, p_attempts) AS u (id, attempt)
+    WHERE d.group_name = p_group AND d.message_id = u.id AND d.state || '' = 'running'
+      AND d.attempt = u.attempt
+    RETURNING d.message_id, d.attempt;
+END $$;
+
+CREATE OR REPLACE FUNCTION bus.extend_many(p_group text, p_messages uuid[], p_attempts integer[], p_lease interval)
+RETURNS TABLE (message_id uuid, attempt integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1 AS $$
+BEGIN
+    RETURN QUERY
+    UPDATE bus.deliveries d SET lease_until = now() + p_lease, updated_at = now()
+    FROM unnest(p_messages, p_attempts) AS u (id, attempt)
+    WHERE d.group_name = p_group AND d.message_id = u.id AND d.state || '' = 'running'
+      AND d.attempt = u.attempt
+    RETURNING d.message_id, d.attempt;
+END $$;
+
+CREATE OR REPLACE FUNCTION bus.next_due(p_group text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN least(
+        (SELECT d.run_at FROM bus.deliveries d WHERE d.group_name = p_group AND d.state = 'ready'
+         ORDER BY d.run_at LIMIT 1),
+        (SELECT d.lease_until FROM bus.deliveries d WHERE d.group_name = p_group AND d.state = 'running'
+         ORDER BY d.lease_until LIMIT 1));
+END $$;
