@@ -17,7 +17,7 @@ pub enum Target {
     /// Logins/s against the argon2 ceiling, refreshes/s, /me latency under a login flood.
     Auth,
     /// Batched publish, drain and end-to-end rates and latency, beside a raw SKIP LOCKED loop,
-    /// the same with a publisher and a lease, and graphile-worker.
+    /// the same with a publisher and a lease (medians of five rounds), and graphile-worker.
     Bus,
     /// The JetStream backend's publish, drain and end-to-end rates beside plain async-nats
     /// JetStream publish and consume, with and without message ids, on the same server
@@ -114,6 +114,17 @@ fn proc_stat(stat_file: &std::path::Path) -> Vec<String> {
 fn results_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     target.join("bench").join(format!("{name}.json"))
+}
+
+/// The median of some figures (the mean of the middle two for an even count; NaN if none).
+fn median(figures: impl Iterator<Item = f64>) -> f64 {
+    let mut figures: Vec<f64> = figures.collect();
+    figures.sort_by(f64::total_cmp);
+    match figures.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => figures[n / 2],
+        n => (figures[n / 2 - 1] + figures[n / 2]) / 2.0,
+    }
 }
 
 /// The q-quantile of durations (sorted in place), in milliseconds.

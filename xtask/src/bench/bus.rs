@@ -9,6 +9,10 @@
 //! else of it); and graphile-worker (npm, in tools/)
 //! draining the same number of no-op jobs in its default mode and with its local queue and
 //! batched completions (`tools/graphile-bench.mjs`).
+//!
+//! The raw peers and the bus alternate in rounds, and the report gives each figure's and each
+//! ratio's median beside every round's; graphile-worker (slow in its default mode) and the
+//! latency run go once, after the rounds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +23,7 @@ use bus::{Backend, Delivery, Group, Handled, Handler, HandlerError, Publish, Wor
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::quantile_ms;
+use super::{median, quantile_ms};
 
 /// Messages per throughput run.
 const N: usize = 50_000;
@@ -27,6 +31,9 @@ const N: usize = 50_000;
 const BATCH: usize = 100;
 /// One publish per transaction, for the single-publish rate.
 const SINGLE: usize = 2_000;
+/// Rounds of the peers then the bus: the machine's speed drifts over minutes (the raw peers
+/// alone ranged 1.3x between single runs), so figures are medians of rounds that alternate.
+const ROUNDS: usize = 5;
 /// How long the latency run publishes.
 const LATENCY_RUN: Duration = Duration::from_secs(5);
 
@@ -88,14 +95,90 @@ pub(super) async fn bus_on(url: &str) -> anyhow::Result<(sqlx::PgPool, PgBus)> {
     Ok((pool, bus))
 }
 
+/// One round's figures, per second: the two raw peers, then the bus publishing, draining and
+/// both at once.
+struct Round {
+    raw: f64,
+    leased: f64,
+    publish: f64,
+    drain: f64,
+    end_to_end: f64,
+}
+
+impl Round {
+    /// The bus against the raw peers measured in the same round.
+    fn ratios(&self) -> [(&'static str, f64); 2] {
+        [
+            ("end_to_end_vs_raw", self.end_to_end / self.raw),
+            ("end_to_end_vs_raw_with_publish_and_lease", self.end_to_end / self.leased),
+        ]
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut round = json!({
+            "raw_skip_locked_claim_delete_per_s": self.raw,
+            "raw_publish_lease_delete_end_to_end_per_s": self.leased,
+            "publish_batched_per_s": self.publish,
+            "drain_per_s": self.drain,
+            "end_to_end_per_s": self.end_to_end,
+        });
+        for (name, ratio) in self.ratios() {
+            round[name] = json!(ratio);
+        }
+        round
+    }
+}
+
+/// A worker of the group `bench` handling into `probe` until the returned sender says stop.
+fn start_worker(
+    bus: &PgBus,
+    probe: &Probe,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<Result<(), bus::BusError>>) {
+    let config = WorkerConfig {
+        concurrency: 512,
+        poll: Duration::from_secs(60),
+        ..WorkerConfig::new(Group::new("bench"), &["bench.event"])
+    };
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(Worker::new(bus.clone(), probe.clone(), config).run_until(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    (stop_tx, running)
+}
+
+/// The peers then the bus, `N` messages each: publishing alone, one worker (concurrency 512)
+/// draining what was published, then both at once. Each round starts with the bus's table
+/// vacuumed, as the raw peers start with new tables: what dead rows cost over time is `bench
+/// bus-soak`'s to measure.
+async fn round(pool: &sqlx::PgPool, bus: &PgBus) -> anyhow::Result<Round> {
+    sqlx::query("VACUUM ANALYZE bus.deliveries").execute(pool).await?;
+    let raw = raw_loop(pool).await?;
+    let leased = raw_leased_loop(pool).await?;
+
+    eprintln!("bench: {N} publishes in batches of {BATCH} (bus.publish_many)");
+    let started = Instant::now();
+    publish_all(bus, N).await?;
+    let publish = N as f64 / started.elapsed().as_secs_f64();
+
+    let probe = Probe::default();
+    let (stop, running) = start_worker(bus, &probe);
+    eprintln!("bench: one worker (concurrency 512) drains the {N} published");
+    let started = Instant::now();
+    probe.until(N as u64).await;
+    let drain = N as f64 / started.elapsed().as_secs_f64();
+
+    eprintln!("bench: end to end: {N} published in batches while the worker handles them");
+    let started = Instant::now();
+    publish_all(bus, N).await?;
+    probe.until(2 * N as u64).await;
+    let end_to_end = N as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    running.await??;
+    Ok(Round { raw, leased, publish, drain, end_to_end })
+}
+
 async fn measure(url: &str) -> anyhow::Result<()> {
     let (pool, bus) = bus_on(url).await?;
-    let group = Group::new("bench");
-
-    let raw_per_s = raw_loop(&pool).await?;
-    let leased_per_s = raw_leased_loop(&pool).await?;
-    let graphile_default = graphile(url, "default").await?;
-    let graphile_local = graphile(url, "local").await?;
 
     eprintln!("bench: {SINGLE} publishes, one per transaction");
     let started = Instant::now();
@@ -103,37 +186,25 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         bus.publish(&event(n)).await?;
     }
     let single_per_s = SINGLE as f64 / started.elapsed().as_secs_f64();
+    let probe = Probe::default();
+    let (stop, running) = start_worker(&bus, &probe);
+    probe.until(SINGLE as u64).await;
+    let _ = stop.send(true);
+    running.await??;
 
-    eprintln!("bench: {N} publishes in batches of {BATCH} (bus.publish_many)");
-    let started = Instant::now();
-    publish_all(&bus, N).await?;
-    let publish_per_s = N as f64 / started.elapsed().as_secs_f64();
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for n in 1..=ROUNDS {
+        eprintln!("bench: round {n} of {ROUNDS}");
+        rounds.push(round(&pool, &bus).await?);
+    }
+    let median_of = |f: fn(&Round) -> f64| median(rounds.iter().map(f));
+    let end_to_end_per_s = median_of(|r| r.end_to_end);
+    let drain_per_s = median_of(|r| r.drain);
 
     let probe = Probe::default();
-    let config = WorkerConfig {
-        concurrency: 512,
-        poll: Duration::from_secs(60),
-        ..WorkerConfig::new(group.clone(), &["bench.event"])
-    };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut rx = stop_rx.clone();
-    let running = tokio::spawn(Worker::new(bus.clone(), probe.clone(), config).run_until(async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    let backlog = (SINGLE + N) as u64;
-    eprintln!("bench: one worker (concurrency 512) drains the {backlog} published");
-    let started = Instant::now();
-    probe.until(backlog).await;
-    let drain_per_s = backlog as f64 / started.elapsed().as_secs_f64();
-
-    eprintln!("bench: end to end: {N} published in batches while the worker handles them");
-    let started = Instant::now();
-    publish_all(&bus, N).await?;
-    probe.until(backlog + N as u64).await;
-    let end_to_end_per_s = N as f64 / started.elapsed().as_secs_f64();
-
+    let (stop, running) = start_worker(&bus, &probe);
     let rate = end_to_end_per_s / 2.0;
-    eprintln!("bench: latency at half that rate ({rate:.0}/s, batches of 10) for {LATENCY_RUN:?}");
+    eprintln!("bench: latency at half the end-to-end rate ({rate:.0}/s, batches of 10) for {LATENCY_RUN:?}");
     let every = Duration::from_secs_f64(10.0 / rate);
     let mut ticker = tokio::time::interval(every);
     let started = Instant::now();
@@ -145,31 +216,39 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         bus.publish_many(&batch).await?;
         sent += 10;
     }
-    probe.until(backlog + (N + sent) as u64).await;
-    let _ = stop_tx.send(true);
+    probe.until(sent as u64).await;
+    let _ = stop.send(true);
     running.await??;
     let mut latencies = probe.latencies.lock().await.clone();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM bus.events").fetch_one(&pool).await?;
 
-    let report = json!({
-        "raw_skip_locked_claim_delete_per_s": raw_per_s,
+    let graphile_default = graphile(url, "default").await?;
+    let graphile_local = graphile(url, "local").await?;
+    let graphile_best = graphile_default.max(graphile_local);
+
+    let mut report = json!({
+        "rounds": rounds.iter().map(Round::json).collect::<Vec<_>>(),
+        "raw_skip_locked_claim_delete_per_s": median_of(|r| r.raw),
+        "raw_publish_lease_delete_end_to_end_per_s": median_of(|r| r.leased),
         "publish_single_per_s": single_per_s,
-        "publish_batched_per_s": publish_per_s,
+        "publish_batched_per_s": median_of(|r| r.publish),
         "drain_per_s": drain_per_s,
         "end_to_end_per_s": end_to_end_per_s,
-        "end_to_end_vs_raw": end_to_end_per_s / raw_per_s,
-        "raw_publish_lease_delete_end_to_end_per_s": leased_per_s,
-        "end_to_end_vs_raw_with_publish_and_lease": end_to_end_per_s / leased_per_s,
         "graphile_worker_default_per_s": graphile_default,
         "graphile_worker_local_queue_per_s": graphile_local,
-        "end_to_end_vs_graphile_best": end_to_end_per_s / graphile_default.max(graphile_local),
+        // graphile-worker runs once, after the rounds: against the bus's medians.
+        "end_to_end_vs_graphile_best": end_to_end_per_s / graphile_best,
         // graphile-worker's figures drain jobs inserted beforehand: the like-for-like ratio.
-        "drain_vs_graphile_best": drain_per_s / graphile_default.max(graphile_local),
+        "drain_vs_graphile_best": drain_per_s / graphile_best,
         "latency_rate_per_s": rate,
         "latency_p50_ms": quantile_ms(&mut latencies, 0.5),
         "latency_p99_ms": quantile_ms(&mut latencies, 0.99),
         "messages_left_after_drain": left,
     });
+    for (name, _) in rounds.first().map(Round::ratios).unwrap_or_default() {
+        let ratios = rounds.iter().flat_map(Round::ratios).filter(|(n, _)| *n == name).map(|(_, r)| r);
+        report[name] = json!(median(ratios));
+    }
     super::publish_report("bus", &report)?;
     Ok(())
 }
@@ -186,6 +265,7 @@ async fn publish_all(bus: &PgBus, n: usize) -> anyhow::Result<()> {
 /// The peer: `N` rows in a plain table, claimed and deleted `BATCH` at a time with `FOR
 /// UPDATE SKIP LOCKED` by two loops at once; rows per second.
 async fn raw_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
+    sqlx::query("DROP TABLE IF EXISTS public.raw_queue").execute(pool).await?;
     sqlx::query("CREATE TABLE public.raw_queue (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
         .execute(pool)
         .await?;
@@ -230,6 +310,7 @@ async fn raw_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
 /// completion, with none of its fan-out, dedupe, retries, delays or dead letters; rows per
 /// second end to end.
 async fn raw_leased_loop(pool: &sqlx::PgPool) -> anyhow::Result<f64> {
+    sqlx::query("DROP TABLE IF EXISTS public.raw_leased").execute(pool).await?;
     sqlx::query(
         "CREATE TABLE public.raw_leased (id bigserial PRIMARY KEY, payload jsonb NOT NULL,          lease_until timestamptz, attempt integer NOT NULL DEFAULT 0)",
     )

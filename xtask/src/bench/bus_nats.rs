@@ -18,6 +18,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 
 use super::bus::Probe;
+use super::median;
 
 /// Events per phase.
 const N: usize = 20_000;
@@ -105,17 +106,6 @@ impl Round {
             ratios.push((with_ids, bus / self.plain_ids[phase].per_s));
         }
         ratios
-    }
-}
-
-/// The median of some figures (the mean of the middle two for an even count).
-fn median(figures: impl Iterator<Item = f64>) -> f64 {
-    let mut figures: Vec<f64> = figures.collect();
-    figures.sort_by(f64::total_cmp);
-    match figures.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => figures[n / 2],
-        n => (figures[n / 2 - 1] + figures[n / 2]) / 2.0,
     }
 }
 
