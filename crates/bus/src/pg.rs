@@ -364,7 +364,9 @@ impl Waiter for PgWaiter {
                 }
             }
         }
-        let sleep = self.until_due().await.map_or(max, |due| due.min(max)).saturating_sub(started.elapsed());
+        // The due time counts from now; the poll interval from the start of this wait.
+        let left = max.saturating_sub(started.elapsed());
+        let sleep = self.until_due().await.map_or(left, |due| due.min(left));
         if sleep.is_zero() {
             return;
         }
