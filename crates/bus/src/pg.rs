@@ -326,6 +326,28 @@ impl PgWaiter {
         }
     }
 
+    /// Waits up to `time` for a wake-up (all that came are taken); whether one came. Without
+    /// a listening connection it sleeps the whole time; a broken one is dropped, to listen
+    /// again at the next wait.
+    async fn woken_within(&mut self, time: Duration) -> bool {
+        let Some(listener) = &mut self.listener else {
+            tokio::time::sleep(time).await;
+            return false;
+        };
+        match tokio::time::timeout(time, listener.recv()).await {
+            Ok(Ok(_)) => {
+                drain(listener);
+                true
+            }
+            Err(_) => false,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "bus wake-up connection lost; reconnecting");
+                self.listener = None;
+                false
+            }
+        }
+    }
+
     /// How long until the group's next delivery is due, if it has one.
     async fn until_due(&self) -> Option<Duration> {
         let due: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT bus.next_due($1)")
@@ -351,18 +373,8 @@ impl Waiter for PgWaiter {
         // the head of its indexes (half a millisecond then, once per wait). What no wake-up
         // announces (a delayed delivery, an expired lease) comes at most `GRACE` later.
         let started = std::time::Instant::now();
-        if let Some(listener) = &mut self.listener {
-            match tokio::time::timeout(GRACE.min(max), listener.recv()).await {
-                Ok(Ok(_)) => {
-                    drain(listener);
-                    return;
-                }
-                Err(_) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "bus wake-up connection lost; reconnecting");
-                    self.listener = None;
-                }
-            }
+        if self.listener.is_some() && self.woken_within(GRACE.min(max)).await {
+            return;
         }
         // The due time counts from now; the poll interval from the start of this wait.
         let left = max.saturating_sub(started.elapsed());
@@ -373,19 +385,7 @@ impl Waiter for PgWaiter {
         if self.listener.is_none() {
             self.listen().await;
         }
-        match &mut self.listener {
-            Some(listener) => match tokio::time::timeout(sleep, listener.recv()).await {
-                Ok(Ok(_)) => {
-                    drain(listener);
-                }
-                Err(_) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "bus wake-up connection lost; reconnecting");
-                    self.listener = None;
-                }
-            },
-            None => tokio::time::sleep(sleep).await,
-        }
+        self.woken_within(sleep).await;
     }
 }
 
