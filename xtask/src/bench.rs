@@ -127,6 +127,15 @@ fn median(figures: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// Each named ratio's median over the rounds, set in `report` under its name; every round
+/// names the same ratios in the same order.
+fn median_ratios(report: &mut serde_json::Value, rounds: &[Vec<(&'static str, f64)>]) {
+    let Some(first) = rounds.first() else { return };
+    for (i, (name, _)) in first.iter().enumerate() {
+        report[*name] = serde_json::json!(median(rounds.iter().filter_map(|r| r.get(i)).map(|(_, r)| *r)));
+    }
+}
+
 /// The q-quantile of durations (sorted in place), in milliseconds.
 fn quantile_ms(samples: &mut [Duration], q: f64) -> f64 {
     if samples.is_empty() {
@@ -135,4 +144,25 @@ fn quantile_ms(samples: &mut [Duration], q: f64) -> f64 {
     samples.sort_unstable();
     let i = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[i].as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_median_is_the_middle_figure_or_the_mean_of_the_middle_two() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert!(median(std::iter::empty()).is_nan());
+    }
+
+    #[test]
+    fn each_named_ratio_gets_its_median_over_the_rounds() {
+        let rounds =
+            vec![vec![("a", 1.0), ("b", 10.0)], vec![("a", 3.0), ("b", 30.0)], vec![("a", 2.0), ("b", 20.0)]];
+        let mut report = serde_json::json!({ "kept": true });
+        median_ratios(&mut report, &rounds);
+        assert_eq!(report, serde_json::json!({ "kept": true, "a": 2.0, "b": 20.0 }));
+    }
 }

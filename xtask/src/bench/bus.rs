@@ -23,7 +23,7 @@ use bus::{Backend, Delivery, Group, Handled, Handler, HandlerError, Publish, Wor
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::{median, quantile_ms};
+use super::{median, median_ratios, quantile_ms};
 
 /// Messages per throughput run.
 const N: usize = 50_000;
@@ -107,8 +107,8 @@ struct Round {
 
 impl Round {
     /// The bus against the raw peers measured in the same round.
-    fn ratios(&self) -> [(&'static str, f64); 2] {
-        [
+    fn ratios(&self) -> Vec<(&'static str, f64)> {
+        vec![
             ("end_to_end_vs_raw", self.end_to_end / self.raw),
             ("end_to_end_vs_raw_with_publish_and_lease", self.end_to_end / self.leased),
         ]
@@ -248,10 +248,7 @@ async fn measure(url: &str) -> anyhow::Result<()> {
         "latency_p99_ms": quantile_ms(&mut latencies, 0.99),
         "messages_left_after_drain": left,
     });
-    for (name, _) in rounds.first().map(Round::ratios).unwrap_or_default() {
-        let ratios = rounds.iter().flat_map(Round::ratios).filter(|(n, _)| *n == name).map(|(_, r)| r);
-        report[name] = json!(median(ratios));
-    }
+    median_ratios(&mut report, &rounds.iter().map(Round::ratios).collect::<Vec<_>>());
     super::publish_report("bus", &report)?;
     Ok(())
 }

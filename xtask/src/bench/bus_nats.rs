@@ -18,7 +18,6 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 
 use super::bus::Probe;
-use super::median;
 
 /// Events per phase.
 const N: usize = 20_000;
@@ -48,11 +47,7 @@ pub async fn run() -> anyhow::Result<()> {
         "events": N,
         "rounds": rounds.iter().map(Round::json).collect::<Vec<_>>(),
     });
-    for (name, _) in rounds.first().map(Round::ratios).unwrap_or_default() {
-        let median =
-            median(rounds.iter().flat_map(Round::ratios).filter(|(n, _)| *n == name).map(|(_, r)| r));
-        report[name] = json!(median);
-    }
+    super::median_ratios(&mut report, &rounds.iter().map(Round::ratios).collect::<Vec<_>>());
     super::publish_report("bus-nats", &report)?;
     Ok(())
 }
