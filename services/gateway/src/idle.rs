@@ -1,13 +1,15 @@
 //! An idle timeout for client connections: one that moves no byte either way for the timeout is
 //! closed — a silent client (slowloris), a kept-alive connection gone quiet, a dead WebSocket.
 //! Progress only records the time; the timer is re-armed lazily when it fires, so the hot path
-//! never touches the timer wheel.
+//! never touches the timer wheel. Bytes read ahead can be put back in front of the connection,
+//! for hyper when the gateway hands it a connection whose next request it had begun to read.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf as _, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -17,12 +19,25 @@ pub struct Idle<T> {
     timeout: Duration,
     last: Instant,
     timer: Pin<Box<Sleep>>,
+    /// Bytes put back: read before the connection's own.
+    unread: Bytes,
 }
 
 impl<T> Idle<T> {
     pub fn new(inner: T, timeout: Duration) -> Self {
         let now = Instant::now();
-        Self { inner, timeout, last: now, timer: Box::pin(tokio::time::sleep_until(now + timeout)) }
+        Self {
+            inner,
+            timeout,
+            last: now,
+            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+            unread: Bytes::new(),
+        }
+    }
+
+    /// Puts `read` back: the next reads return it before anything the connection brings.
+    pub fn put_back(&mut self, read: Bytes) {
+        self.unread = read;
     }
 
     /// On no progress: `Ready(TimedOut)` if idle for the whole timeout, else `Pending` with the
@@ -47,6 +62,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread[..n]);
+            self.unread.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 self.last = Instant::now();
@@ -88,5 +109,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_put_back_are_read_first_then_the_connection_s() {
+        let (mut near, far) = tokio::io::duplex(64);
+        near.write_all(b" world").await.expect("write");
+        drop(near);
+        let mut conn = Idle::new(far, Duration::from_secs(5));
+        conn.put_back(Bytes::from_static(b"hello"));
+        let mut all = String::new();
+        conn.read_to_string(&mut all).await.expect("read");
+        assert_eq!(all, "hello world");
     }
 }

@@ -16,6 +16,7 @@ mod limiter;
 pub mod listen;
 mod proxy;
 pub mod routes;
+mod serve;
 mod startup;
 pub mod tls;
 mod upstream;

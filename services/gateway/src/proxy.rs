@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use kit::client_ip::TrustedProxies;
 
 mod admission;
@@ -77,7 +76,7 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The request's host, lowercased, without its port (IPv6 literals keep their brackets).
-fn host_of(req: &Request<Incoming>) -> std::borrow::Cow<'_, str> {
+fn host_of(req: &Request<Body>) -> std::borrow::Cow<'_, str> {
     let raw = req
         .headers()
         .get(header::HOST)
@@ -108,7 +107,7 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 type Routed = (Response<Body>, Option<Arc<Route>>, Option<SocketAddr>);
 
 /// 308 to the same host and target over HTTPS (308 keeps the method and body).
-fn redirect_to_https(req: &Request<Incoming>, port: u16, rid: &HeaderValue) -> Response<Body> {
+fn redirect_to_https(req: &Request<Body>, port: u16, rid: &HeaderValue) -> Response<Body> {
     let host = host_of(req);
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = if port == 443 {
@@ -130,7 +129,7 @@ fn redirect_to_https(req: &Request<Incoming>, port: u16, rid: &HeaderValue) -> R
 impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<Body>,
         peer: SocketAddr,
         https: bool,
     ) -> Result<Response<Body>, Infallible> {
@@ -168,13 +167,7 @@ impl Proxy {
     }
 
     /// Admission, header rewriting, forwarding: the request path, one concern per module.
-    async fn route(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        https: bool,
-        rid: &HeaderValue,
-    ) -> Routed {
+    async fn route(&self, req: Request<Body>, peer: SocketAddr, https: bool, rid: &HeaderValue) -> Routed {
         let id = rid.to_str().unwrap_or("-");
         let Admitted { route, normalized } = match self.admit(&req, peer) {
             Ok(admitted) => admitted,

@@ -10,14 +10,14 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use kit::health::Readiness;
 use kit::server::{Server, Stop, service_router};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::listen::Socket;
 use tokio_rustls::TlsAcceptor;
@@ -26,9 +26,9 @@ use crate::Config;
 use crate::access_log::AccessLog;
 use crate::edge_auth::EdgeAuth;
 use crate::health::{self, CheckClient};
-use crate::idle::Idle;
 use crate::proxy::{Metrics, Proxy};
 use crate::routes::{self, RouteSpec, Table};
+use crate::serve::{MAX_HEAD, Served};
 use crate::tls::CertDir;
 
 struct TlsListener {
@@ -197,7 +197,8 @@ impl Application {
         self.proxy.warm.listening.store(true, Ordering::Relaxed);
         let graceful = GracefulShutdown::new();
         let timeout = (self.config.header_timeout, self.config.idle_timeout);
-        let plain = accept(listener, None, self.proxy.clone(), timeout, &graceful, &stop);
+        let closing = CancellationToken::new();
+        let plain = accept(listener, None, self.proxy.clone(), timeout, (&graceful, &closing), &stop);
         let secure = async {
             if let Some((listener, acceptor, certs)) = tls {
                 let every = self.config.reload_every;
@@ -207,7 +208,8 @@ impl Application {
                         certs.refresh();
                     }
                 });
-                accept(listener, Some(acceptor), self.proxy.clone(), timeout, &graceful, &stop).await;
+                accept(listener, Some(acceptor), self.proxy.clone(), timeout, (&graceful, &closing), &stop)
+                    .await;
                 refresh.abort();
             }
         };
@@ -221,6 +223,7 @@ impl Application {
         while graceful.count() > 0 && tokio::time::Instant::now() < drain_until {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        closing.cancel();
         if tokio::time::timeout(self.config.common.http.shutdown_grace, graceful.shutdown()).await.is_err() {
             tracing::warn!("grace period over: dropping unfinished connections");
         }
@@ -239,10 +242,6 @@ impl Application {
     }
 }
 
-/// A client connection, plain or TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 /// The next accepted connection, or `None` once `stopped` resolves; a failed accept is logged
 /// and skipped.
 pub(crate) async fn next_connection(
@@ -260,26 +259,24 @@ pub(crate) async fn next_connection(
     }
 }
 
-/// The largest request head accepted, in bytes.
-const MAX_HEAD: usize = 32 * 1024;
-
 /// Accepts connections (through TLS if `tls`) until `stopped`; each is watched by `graceful`
-/// so shutdown lets it finish.
+/// so shutdown lets it finish, and closes when idle once `closing` is cancelled.
 async fn accept(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
     (header_timeout, idle_timeout): (std::time::Duration, std::time::Duration),
-    graceful: &GracefulShutdown,
+    (graceful, closing): (&GracefulShutdown, &CancellationToken),
     stop: &Stop,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut hyper = auto::Builder::new(TokioExecutor::new());
     // A request head of at most 32 KiB (hyper answers 431 past it; one line may hold at most
     // 8 KiB, checked per request), as nginx's default buffers allow.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD);
-    builder.http2().max_header_list_size(MAX_HEAD as u32);
-    let builder = Arc::new(builder);
+    hyper.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD);
+    hyper.http2().max_header_list_size(MAX_HEAD as u32);
     let https = tls.is_some();
+    let served =
+        Arc::new(Served { proxy, hyper, tls, header_timeout, idle_timeout, closing: closing.clone() });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, https, "gateway listening");
     }
@@ -287,29 +284,7 @@ async fn accept(
     tokio::pin!(stopped);
     while let Some((stream, peer)) = next_connection(&listener, stopped.as_mut()).await {
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            proxy.clone().handle(req, peer, https)
-        });
-        let builder = builder.clone();
-        let graceful = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let stream = Idle::new(stream, idle_timeout);
-            let io: Box<dyn Io> = match tls {
-                None => Box::new(stream),
-                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => Box::new(s),
-                    Ok(Err(error)) => return tracing::debug!(%error, %peer, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                },
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-            let result = graceful.watch(conn).await;
-            if let Err(error) = result {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(served.clone().connection(stream, peer, graceful.watcher()));
     }
 }
 

@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use http::Request;
 use http::header::{self, HeaderMap, HeaderValue};
-use hyper::body::Incoming;
 
 use super::refusal::Refusal;
-use super::{Proxy, X_USER_ID, host_of, target};
+use super::{Body, Proxy, X_USER_ID, host_of, target};
 use crate::routes::Route;
 
 /// A request the gateway will forward: its route, and its path if normalising changed it
@@ -27,7 +26,7 @@ pub struct Admitted {
 pub type Refused = (Refusal, Option<Arc<Route>>);
 
 impl Proxy {
-    pub(super) fn admit(&self, req: &Request<Incoming>, peer: SocketAddr) -> Result<Admitted, Refused> {
+    pub(super) fn admit(&self, req: &Request<Body>, peer: SocketAddr) -> Result<Admitted, Refused> {
         target::check_head(req).map_err(|m| (Refusal::Malformed(m), None))?;
         let normalized = match target::normalize(req.uri().path()) {
             Ok(Cow::Borrowed(_)) => None,

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
+
+use crate::body::Body;
 
 pub struct Capped {
-    inner: Incoming,
+    inner: Body,
     left: usize,
     over: Arc<AtomicBool>,
 }
@@ -22,13 +24,13 @@ pub struct OverLimit;
 
 impl Capped {
     /// The body and the flag that is set if it goes over `limit` bytes.
-    pub fn new(inner: Incoming, limit: usize) -> (Self, Arc<AtomicBool>) {
+    pub fn new(inner: Body, limit: usize) -> (Self, Arc<AtomicBool>) {
         let over = Arc::new(AtomicBool::new(false));
         (Self { inner, left: limit, over: over.clone() }, over)
     }
 }
 
-impl Body for Capped {
+impl hyper::body::Body for Capped {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -46,8 +48,7 @@ impl Body for Capped {
                 self.left -= len;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            other => other.map(|o| o.map(|r| r.map_err(|e| Box::new(e) as Self::Error))),
+            other => other,
         }
     }
 

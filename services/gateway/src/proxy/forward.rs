@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::request::Parts;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 
 use super::headers::{Kept, strip_hop_by_hop};
 use super::refusal::Refusal;
@@ -21,9 +21,9 @@ use crate::upstream::{InFlight, SendError, idempotent, pick};
 /// The request body as sent upstream, cut at `limit` (0: no limit). A body of unknown length
 /// is cut while it streams; the flag says whether it was, and then the answer is 413 whatever
 /// the instance made of the cut request.
-fn limited(body: Incoming, limit: usize, has_length: bool) -> (Body, Option<Arc<AtomicBool>>) {
+fn limited(body: Body, limit: usize, has_length: bool) -> (Body, Option<Arc<AtomicBool>>) {
     if limit == 0 {
-        (body.map_err(Into::into).boxed(), None)
+        (body, None)
     } else if body.is_end_stream() || has_length {
         (Limited::new(body, limit).boxed(), None)
     } else {
@@ -44,7 +44,7 @@ impl Proxy {
         &self,
         route: Arc<Route>,
         mut parts: Parts,
-        body: Incoming,
+        body: Body,
         uri: Uri,
         kept: Kept,
         id: &str,

@@ -1,5 +1,6 @@
 //! Beyond plain HTTP/1.1 requests: upgraded connections (the WebSocket handshake) are tunnelled
-//! both ways, and clients speaking HTTP/2 (h2c) are served.
+//! both ways, clients speaking HTTP/2 (h2c) are served, and the gateway's own HTTP/1.1 path
+//! hands a connection to hyper midway without losing a byte.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -127,4 +128,109 @@ async fn a_connection_that_sends_nothing_dribbles_headers_or_goes_quiet_is_close
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(SOON, stream.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "an idle kept-alive connection is closed");
+}
+
+/// Reads one answer with a `content-length` from `r`: its head (lowercased) and body.
+async fn read_answer(r: &mut (impl AsyncBufReadExt + Unpin)) -> (String, serde_json::Value) {
+    let head = read_head(r).await.expect("an answer");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a content-length in {head}"));
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).await.expect("the body");
+    (head, serde_json::from_slice(&body).expect("json"))
+}
+
+#[tokio::test]
+async fn pipelined_gets_then_a_post_then_gets_share_one_kept_alive_connection() {
+    let app = Backend::start("app").await;
+    let gw = spawn_gateway(&route("app", "", &[app.addr]), &[]).await;
+    eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
+    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let mut stream = BufReader::new(TcpStream::connect(gateway).await.expect("connect"));
+    // Two GETs in one write: answered in order, each with its length and a date.
+    let two = "GET /one HTTP/1.1\r\nhost: x\r\n\r\nGET /two?q=1 HTTP/1.1\r\nhost: x\r\n\r\n";
+    stream.get_mut().write_all(two.as_bytes()).await.expect("write");
+    for path in ["/one", "/two?q=1"] {
+        let (head, json) = read_answer(&mut stream).await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n") && head.contains("\r\ndate: "), "{head}");
+        assert_eq!(json["path"], path);
+        assert_eq!(json["headers"]["x-forwarded-host"], "x");
+    }
+    // A request with a body, then more GETs, on the same connection.
+    let post = "POST /three HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello";
+    stream.get_mut().write_all(post.as_bytes()).await.expect("write");
+    let (_, json) = read_answer(&mut stream).await;
+    assert_eq!(
+        (json["path"].as_str(), json["headers"]["content-length"].as_str()),
+        (Some("/three"), Some("5"))
+    );
+    stream
+        .get_mut()
+        .write_all(b"GET /four HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let (_, json) = read_answer(&mut stream).await;
+    assert_eq!(json["path"], "/four");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(SOON, stream.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "closed after the request that asked: {closed:?}");
+    assert_eq!(app.hits(), 4);
+}
+
+#[tokio::test]
+async fn each_part_of_a_streamed_answer_reaches_the_client_before_the_next_is_sent() {
+    let (first_seen, seen) = tokio::sync::oneshot::channel::<()>();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Some(seen)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                while let Some(head) = read_head(&mut stream).await {
+                    if !head.starts_with("get /stream") {
+                        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        let _ = stream.get_mut().write_all(ok.as_bytes()).await;
+                        continue;
+                    }
+                    let start = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+                    let _ = stream.get_mut().write_all(start.as_bytes()).await;
+                    // The second part is sent only once the client has the first.
+                    let wait = seen.lock().expect("lock").take();
+                    if let Some(seen) = wait {
+                        let _ = seen.await;
+                    }
+                    let _ = stream.get_mut().write_all(b"6\r\nsecond\r\n0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    let gw = spawn_gateway(&route("app", "", &[addr]), &[]).await;
+    eventually(SOON, "in rotation", async || gw.healthy(addr).await).await;
+    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let mut stream = BufReader::new(TcpStream::connect(gateway).await.expect("connect"));
+    stream.get_mut().write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
+    let head =
+        tokio::time::timeout(SOON, read_head(&mut stream)).await.expect("a head in time").expect("a head");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut got = String::new();
+    while !got.contains("first") {
+        let mut line = String::new();
+        let read = tokio::time::timeout(SOON, stream.read_line(&mut line)).await;
+        assert!(matches!(read, Ok(Ok(1..))), "the first part arrives on its own: {got:?}");
+        got.push_str(&line);
+    }
+    first_seen.send(()).expect("the backend waits");
+    let mut rest = String::new();
+    while !rest.ends_with("0\r\n\r\n") {
+        let mut line = String::new();
+        let read = tokio::time::timeout(SOON, stream.read_line(&mut line)).await;
+        assert!(matches!(read, Ok(Ok(1..))), "the rest arrives: {rest:?}");
+        rest.push_str(&line);
+    }
+    assert!(rest.contains("second"), "{rest}");
 }

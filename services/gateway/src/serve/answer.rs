@@ -1,0 +1,243 @@
+//! An answer written on the gateway's own HTTP/1.1 path, as hyper's server writes one: the
+//! status line and headers, a `Date` if it has none, and the body framed by its length when
+//! that is known, chunked when not, absent for 1xx, 204 and 304. A small body leaves in the
+//! same write as the head; a body that streams is written as it comes.
+
+use std::cell::RefCell;
+use std::io::{self, Write as _};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Frame};
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+
+use crate::body::Body;
+
+/// Bytes gathered before a write: a head and a small body go out together.
+const GATHER: usize = 16 * 1024;
+
+type Next = Option<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>;
+
+/// Writes `res`; whether the connection may carry another request (the answer went out whole
+/// and neither side asked to close).
+pub async fn write<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    res: Response<Body>,
+    out: &mut Vec<u8>,
+    close: bool,
+) -> io::Result<bool> {
+    let (parts, mut body) = res.into_parts();
+    let status = parts.status;
+    let bodiless =
+        status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let length = if bodiless { None } else { body.size_hint().exact() };
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let (mut dated, mut closes) = (false, close);
+    for (name, value) in &parts.headers {
+        if (name == header::CONTENT_LENGTH && status != StatusCode::NOT_MODIFIED)
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        dated |= name == header::DATE;
+        closes |= name == header::CONNECTION && says_close(value);
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !dated {
+        date(out);
+    }
+    if close && !closes_already(&parts.headers) {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    match (bodiless, length) {
+        (true, _) => {}
+        (false, Some(n)) => {
+            out.extend_from_slice(b"content-length: ");
+            decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        (false, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    if bodiless {
+        io.write_all(out).await?;
+        return Ok(!closes);
+    }
+    let mut sent = 0_u64;
+    loop {
+        let next = match ready_frame(&mut body) {
+            Poll::Ready(next) => next,
+            // Nothing more yet: what is gathered goes out now, not when the body goes on.
+            Poll::Pending => {
+                flush(io, out).await?;
+                body.frame().await
+            }
+        };
+        let data = match next {
+            None => break,
+            Some(Err(error)) => {
+                flush(io, out).await?;
+                tracing::debug!(error, "an answer's body failed midway: closing the connection");
+                return Ok(false);
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue,
+            },
+        };
+        sent += data.len() as u64;
+        if length.is_none() {
+            let _ = write!(out, "{:x}\r\n", data.len());
+        }
+        if out.len() + data.len() <= GATHER {
+            out.extend_from_slice(&data);
+        } else {
+            flush(io, out).await?;
+            io.write_all(&data).await?;
+        }
+        if length.is_none() {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if length.is_none() {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    flush(io, out).await?;
+    Ok(!closes && length.is_none_or(|n| n == sent))
+}
+
+/// The body's next frame if it is ready now, without waiting.
+fn ready_frame(body: &mut Body) -> Poll<Next> {
+    Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop()))
+}
+
+async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn says_close(value: &HeaderValue) -> bool {
+    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+fn closes_already(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(says_close)
+}
+
+/// Appends `n` in decimal.
+fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+thread_local! {
+    /// The second the `Date` text was made for, and the text.
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// A `Date` header for now (IMF-fixdate), its text made once a second.
+fn date(out: &mut Vec<u8>) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(second, text)| {
+        if *second != now {
+            *second = now;
+            *text = chrono::DateTime::from_timestamp(now as i64, 0)
+                .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+                .unwrap_or_default();
+        }
+        line(out, b"date", text.as_bytes());
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{Full, StreamBody};
+
+    use super::*;
+    use crate::body::empty;
+
+    async fn written(res: Response<Body>, close: bool) -> (String, bool) {
+        let mut wire = Vec::new();
+        let reusable = write(&mut wire, res, &mut Vec::new(), close).await.expect("write");
+        (String::from_utf8(wire).expect("text"), reusable)
+    }
+
+    fn full(text: &'static str) -> Body {
+        Full::new(Bytes::from_static(text.as_bytes())).map_err(|never| match never {}).boxed()
+    }
+
+    #[tokio::test]
+    async fn a_body_of_known_length_goes_with_its_length_a_date_and_the_headers_as_they_were() {
+        let mut res = Response::new(full("hello"));
+        res.headers_mut().insert("x-a", HeaderValue::from_static("1"));
+        res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+        let (wire, reusable) = written(res, false).await;
+        let (head, body) = wire.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("\r\nx-a: 1") && head.contains("\r\ncontent-length: 5"), "{head}");
+        assert!(!head.contains("999") && head.contains("\r\ndate: "), "{head}");
+        assert_eq!((body, reusable), ("hello", true));
+    }
+
+    #[tokio::test]
+    async fn a_body_of_unknown_length_is_chunked() {
+        let frames = tokio_stream::iter(
+            ["ab", "", "cde"]
+                .map(|s| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(s.as_bytes())))),
+        );
+        let body = StreamBody::new(frames).map_err(|never| match never {}).boxed();
+        let (wire, reusable) = written(Response::new(body), false).await;
+        let (head, body) = wire.split_once("\r\n\r\n").expect("a head");
+        assert!(
+            head.contains("\r\ntransfer-encoding: chunked") && !head.contains("content-length"),
+            "{head}"
+        );
+        assert_eq!((body, reusable), ("2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n", true));
+    }
+
+    #[tokio::test]
+    async fn no_content_has_no_framing_and_a_close_on_either_side_ends_the_connection() {
+        let mut res = Response::new(empty());
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        let (wire, reusable) = written(res, true).await;
+        assert!(
+            wire.starts_with("HTTP/1.1 204 No Content\r\n") && wire.ends_with("connection: close\r\n\r\n"),
+            "{wire}"
+        );
+        assert!(!wire.contains("content-length") && !reusable, "{wire}");
+        let mut res = Response::new(empty());
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let (wire, reusable) = written(res, false).await;
+        assert!(wire.contains("\r\ncontent-length: 0\r\n") && !reusable, "{wire}");
+        assert_eq!(wire.matches("connection: close").count(), 1, "{wire}");
+    }
+}
