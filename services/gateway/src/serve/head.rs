@@ -12,6 +12,8 @@ use crate::body::{Body, empty};
 
 /// The most header fields in a request head (hyper's default too).
 const MAX_HEADERS: usize = 100;
+/// Headers the gateway may add to a request before it goes to an instance.
+const ADDED_UPSTREAM: usize = 6;
 
 /// What the bytes at the start of a connection's buffer hold.
 #[derive(Debug)]
@@ -60,13 +62,10 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     let base = buf.as_ptr() as usize;
     let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
     let target = req.path.map(|p| at(p.as_bytes()));
-    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
-    let count = req.headers.len();
-    for (span, field) in spans.iter_mut().zip(req.headers.iter()) {
-        *span = (at(field.name.as_bytes()), at(field.value));
-    }
+    let spans: Vec<(Span, Span)> =
+        req.headers.iter().map(|field| (at(field.name.as_bytes()), at(field.value))).collect();
     let raw = buf.split_to(len).freeze();
-    match build(&raw, target, &spans[..count]) {
+    match build(&raw, target, &spans) {
         Some(request) => Parsed::Request(request, close),
         None => {
             // hyper refuses what could not be built: it gets the head back.
@@ -88,7 +87,9 @@ fn slice(raw: &Bytes, (at, len): Span) -> Bytes {
 /// The request, or `None` if its target or a header is not valid.
 fn build(raw: &Bytes, target: Option<Span>, fields: &[(Span, Span)]) -> Option<Request<Body>> {
     let uri = Uri::from_maybe_shared(slice(raw, target?)).ok()?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for the headers the gateway adds on the way to the instance (`X-Forwarded-*`,
+    // `X-Request-Id`), so that adding them never grows the map.
+    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_UPSTREAM);
     for &(name, value) in fields {
         let name = HeaderName::from_bytes(&raw[name.0..name.0 + name.1]).ok()?;
         let value = HeaderValue::from_maybe_shared(slice(raw, value)).ok()?;

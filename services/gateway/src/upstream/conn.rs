@@ -161,7 +161,8 @@ impl Conn {
             }
             let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
             let mut hop = HopByHop::default();
-            let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+            // Room for the headers the gateway adds to an answer (`X-Request-Id`, HSTS).
+            let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 2);
             for field in parsed.headers.iter() {
                 if hop.takes(field) {
                     continue;
