@@ -71,7 +71,12 @@ impl Instance {
     }
 
     pub fn available(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed) && self.ejected_until.load(Ordering::Relaxed) <= now_ms()
+        self.available_at(now_ms())
+    }
+
+    /// Whether it is available at `now` (milliseconds since the epoch).
+    fn available_at(&self, now: u64) -> bool {
+        self.healthy.load(Ordering::Relaxed) && self.ejected_until.load(Ordering::Relaxed) <= now
     }
 
     /// Passive ejection: out for a while after a connection failure or a 5xx streak.
@@ -127,7 +132,9 @@ impl Balancer {
 /// An available instance of `instances`, skipping `avoid` (no allocation): the next in turn
 /// for round robin, else the least outstanding of two at random.
 pub fn pick(instances: &[Arc<Instance>], balancer: &Balancer, avoid: &[SocketAddr]) -> Option<InFlight> {
-    let candidates = || instances.iter().filter(|i| i.available() && !avoid.contains(&i.addr));
+    // One clock read per pick, however many instances and passes.
+    let now = now_ms();
+    let candidates = || instances.iter().filter(|i| i.available_at(now) && !avoid.contains(&i.addr));
     let chosen = match candidates().count() {
         0 => return None,
         1 => candidates().next()?,

@@ -12,8 +12,9 @@ use crate::body::{Body, empty};
 
 /// The most header fields in a request head (hyper's default too).
 const MAX_HEADERS: usize = 100;
-/// Headers the gateway may add to a request before it goes to an instance.
-const ADDED_UPSTREAM: usize = 6;
+/// Headers the gateway adds to a request before it goes to an instance (`X-Forwarded-For`,
+/// `-Proto`, `-Host`, `X-Request-Id`, and `Host` if it had none).
+const ADDED_UPSTREAM: usize = 5;
 
 /// What the bytes at the start of a connection's buffer hold.
 #[derive(Debug)]
