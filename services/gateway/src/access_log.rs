@@ -147,7 +147,7 @@ impl Buffer {
 
 /// Appends `n` in decimal, zero-padded to at least `width` digits (no formatting machinery:
 /// this runs for every request).
-fn decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
+pub(crate) fn decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let mut at = digits.len();
     while n > 0 || digits.len() - at < width {

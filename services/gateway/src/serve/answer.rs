@@ -10,13 +10,15 @@ use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
+use crate::access_log::decimal;
 use crate::body::Body;
+use crate::upstream::connection_has;
 
 /// Bytes gathered before a write: a head and a small body go out together.
 const GATHER: usize = 16 * 1024;
@@ -42,7 +44,9 @@ pub async fn write<W: AsyncWrite + Unpin>(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let (mut dated, mut closes) = (false, close);
+    let said_close = connection_has(&parts.headers, "close");
+    let closes = close || said_close;
+    let mut dated = false;
     for (name, value) in &parts.headers {
         if (name == header::CONTENT_LENGTH && status != StatusCode::NOT_MODIFIED)
             || name == header::TRANSFER_ENCODING
@@ -50,20 +54,19 @@ pub async fn write<W: AsyncWrite + Unpin>(
             continue;
         }
         dated |= name == header::DATE;
-        closes |= name == header::CONNECTION && says_close(value);
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if !dated {
         date(out);
     }
-    if close && !closes_already(&parts.headers) {
+    if close && !said_close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     match (bodiless, length) {
         (true, _) => {}
         (false, Some(n)) => {
             out.extend_from_slice(b"content-length: ");
-            decimal(out, n);
+            decimal(out, n, 1);
             out.extend_from_slice(b"\r\n");
         }
         (false, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -136,29 +139,6 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn says_close(value: &HeaderValue) -> bool {
-    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-}
-
-fn closes_already(headers: &http::HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(says_close)
-}
-
-/// Appends `n` in decimal.
-fn decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0_u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
 thread_local! {
     /// The second the `Date` text was made for, and the text.
     static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
@@ -180,6 +160,7 @@ fn date(out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
     use http_body_util::{Full, StreamBody};
 
     use super::*;
