@@ -135,6 +135,11 @@ impl Gateway {
         self.task.await.expect("the gateway task").expect("the gateway stops cleanly");
     }
 
+    /// The address the gateway listens on, for raw connections.
+    pub fn addr(&self) -> SocketAddr {
+        self.base.trim_start_matches("http://").parse().expect("the gateway's address")
+    }
+
     pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.base))
@@ -159,8 +164,7 @@ impl Gateway {
     /// requests a client library would refuse to send or would normalise.
     pub async fn raw(&self, head: &str, body: &[u8]) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = self.base.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(self.addr()).await.expect("connect");
         let mut request = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
         request.extend_from_slice(body);
         // The gateway may answer and close before reading everything (431, 413).

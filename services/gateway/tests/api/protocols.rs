@@ -66,7 +66,7 @@ async fn a_websocket_upgrade_is_tunnelled_both_ways() {
     let gw = spawn_gateway(&route("ws", "", &[backend]), &[]).await;
     eventually(SOON, "in rotation", async || gw.healthy(backend).await).await;
 
-    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let gateway = gw.addr();
     let mut client = BufReader::new(TcpStream::connect(gateway).await.expect("connect"));
     let handshake = "GET /chat HTTP/1.1\r\nhost: ws.test\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
                      sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
@@ -89,7 +89,7 @@ async fn a_client_speaking_http2_is_served() {
     let gw = spawn_gateway(&route("app", "", &[app.addr]), &[]).await;
     eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
 
-    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let gateway = gw.addr();
     let stream = TcpStream::connect(gateway).await.expect("connect");
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2c");
@@ -110,7 +110,7 @@ async fn a_connection_that_sends_nothing_dribbles_headers_or_goes_quiet_is_close
         &[("SLIPWAY_GATEWAY_HEADER_TIMEOUT", "300ms"), ("SLIPWAY_GATEWAY_IDLE_TIMEOUT", "500ms")],
     )
     .await;
-    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let gateway = gw.addr();
     for opening in ["", "GET / HTTP/1.1\r\nhost: x\r\n"] {
         let mut stream = TcpStream::connect(gateway).await.expect("connect");
         stream.write_all(opening.as_bytes()).await.expect("write");
@@ -148,7 +148,7 @@ async fn pipelined_gets_then_a_post_then_gets_share_one_kept_alive_connection() 
     let app = Backend::start("app").await;
     let gw = spawn_gateway(&route("app", "", &[app.addr]), &[]).await;
     eventually(SOON, "in rotation", async || gw.healthy(app.addr).await).await;
-    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let gateway = gw.addr();
     let mut stream = BufReader::new(TcpStream::connect(gateway).await.expect("connect"));
     // Two GETs in one write: answered in order, each with its length and a date.
     let two = "GET /one HTTP/1.1\r\nhost: x\r\n\r\nGET /two?q=1 HTTP/1.1\r\nhost: x\r\n\r\n";
@@ -211,7 +211,7 @@ async fn each_part_of_a_streamed_answer_reaches_the_client_before_the_next_is_se
     });
     let gw = spawn_gateway(&route("app", "", &[addr]), &[]).await;
     eventually(SOON, "in rotation", async || gw.healthy(addr).await).await;
-    let gateway: SocketAddr = gw.base.trim_start_matches("http://").parse().expect("addr");
+    let gateway = gw.addr();
     let mut stream = BufReader::new(TcpStream::connect(gateway).await.expect("connect"));
     stream.get_mut().write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
     let head =
