@@ -88,8 +88,7 @@ fn slice(raw: &Bytes, (at, len): Span) -> Bytes {
 /// The request, or `None` if its target or a header is not valid.
 fn build(raw: &Bytes, target: Option<Span>, fields: &[(Span, Span)]) -> Option<Request<Body>> {
     let uri = Uri::from_maybe_shared(slice(raw, target?)).ok()?;
-    // Room for the headers the gateway adds on the way to the instance (`X-Forwarded-*`,
-    // `X-Request-Id`), so that adding them never grows the map.
+    // Adding the gateway's own headers never grows the map.
     let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_UPSTREAM);
     for &(name, value) in fields {
         let name = HeaderName::from_bytes(&raw[name.0..name.0 + name.1]).ok()?;
