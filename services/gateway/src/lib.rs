@@ -17,6 +17,7 @@ pub mod listen;
 mod proxy;
 pub mod routes;
 mod serve;
+mod spare_maps;
 mod startup;
 pub mod tls;
 mod upstream;

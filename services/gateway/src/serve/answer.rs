@@ -56,6 +56,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
         dated |= name == header::DATE;
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    crate::spare_maps::give_back(parts.headers);
     if !dated {
         date(out);
     }

@@ -5,7 +5,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
 use crate::body::{Body, empty};
@@ -89,7 +89,7 @@ fn slice(raw: &Bytes, (at, len): Span) -> Bytes {
 fn build(raw: &Bytes, target: Option<Span>, fields: &[(Span, Span)]) -> Option<Request<Body>> {
     let uri = Uri::from_maybe_shared(slice(raw, target?)).ok()?;
     // Adding the gateway's own headers never grows the map.
-    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_UPSTREAM);
+    let mut headers = crate::spare_maps::with_capacity(fields.len() + ADDED_UPSTREAM);
     for &(name, value) in fields {
         let name = HeaderName::from_bytes(&raw[name.0..name.0 + name.1]).ok()?;
         let value = HeaderValue::from_maybe_shared(slice(raw, value)).ok()?;

@@ -162,7 +162,7 @@ impl Conn {
             let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
             let mut hop = HopByHop::default();
             // Room for the headers the gateway adds to an answer (`X-Request-Id`, HSTS).
-            let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 2);
+            let mut headers = crate::spare_maps::with_capacity(parsed.headers.len() + 2);
             for field in parsed.headers.iter() {
                 if hop.takes(field) {
                     continue;

@@ -97,6 +97,7 @@ impl Pool {
             &parts.headers,
             has_body.then(|| body.size_hint().exact()),
         );
+        crate::spare_maps::give_back(parts.headers);
         let repeatable = !has_body && idempotent(&parts.method);
         let mut body = has_body.then_some((body, chunked));
         let mut pooled = self.idle.take();
