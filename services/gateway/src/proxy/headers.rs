@@ -79,9 +79,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, kept: &Kept, hop: Hop<'_>) {
         upgrade::ask(headers, protocol.clone());
     }
     let trusted = hop.trusted.contains(hop.peer.ip());
-    let forwarded_for = match (trusted, headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
-        (true, Some(prior)) => HeaderValue::from_str(&format!("{prior}, {}", hop.peer.ip())).ok(),
-        _ => Some(ip_value(hop.peer.ip())),
+    // Only a trusted proxy's list is extended: an untrusted client's is not even looked up.
+    let prior = if trusted { headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) } else { None };
+    let forwarded_for = match prior {
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", hop.peer.ip())).ok(),
+        None => Some(ip_value(hop.peer.ip())),
     };
     if let Some(v) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), v);

@@ -189,7 +189,7 @@ impl Conn {
 /// leniently, LF alone.
 fn head_end(buf: &[u8]) -> Option<usize> {
     let mut from = 0;
-    while let Some(at) = buf[from..].iter().position(|&b| b == b'\n') {
+    while let Some(at) = memchr::memchr(b'\n', &buf[from..]) {
         let eol = from + at;
         match (buf.get(eol + 1), buf.get(eol + 2)) {
             (Some(b'\n'), _) => return Some(eol + 2),
