@@ -2,8 +2,9 @@
 //! packages) as reverse proxies in front of the same upstream, and the gateway with routing,
 //! access logging and rate limiting on; each proxy with one worker pinned to one core, wrk and
 //! the upstream to the other, then the cores swapped. Figures are ratios to the peers, per
-//! placement; each proxy's resident memory (its whole process group) idle and at its peak
-//! under load too.
+//! placement; each proxy's CPU time per request (user and system, measured over the same
+//! runs: steadier than throughput when the machine's speed drifts) and its resident memory
+//! (its whole process group) idle and at its peak under load too.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -48,6 +49,22 @@ impl Server {
         }
         (totals.0 as f64 / 1024.0, totals.1 as f64 / 1024.0)
     }
+
+    /// The user and system CPU time of every process in its group so far, in seconds.
+    fn cpu(&self) -> (f64, f64) {
+        let Some(group) = self.0.id() else { return (0.0, 0.0) };
+        let mut totals = (0.0, 0.0);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = super::proc_stat(&entry.path().join("stat"));
+            if stat.get(2) != Some(&group.to_string()) {
+                continue;
+            }
+            let ticks = |i: usize| stat.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+            totals.0 += ticks(11) / 100.0;
+            totals.1 += ticks(12) / 100.0;
+        }
+        totals
+    }
 }
 
 impl Drop for Server {
@@ -89,14 +106,27 @@ async fn wait_for(url: &str) -> anyhow::Result<()> {
     anyhow::bail!("{url} never answered 200")
 }
 
-/// Runs wrk on `core` against a URL: (requests per second, p99 latency in ms).
-async fn wrk(core: &str, url: &str) -> anyhow::Result<(f64, f64)> {
+/// One proxy's figures from one wrk run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    rps: f64,
+    p99_ms: f64,
+    /// The proxy's CPU time per request, user and system, in microseconds: what it costs,
+    /// whichever core is the bottleneck.
+    user_us: f64,
+    system_us: f64,
+}
+
+/// Runs wrk on `core` against a URL `server` answers, after a warm-up.
+async fn wrk(core: &str, url: &str, server: &Server) -> anyhow::Result<Run> {
     let _warm =
         Command::new("taskset").args(["-c", core, "wrk", "-t1", "-c64", "-d2s", url]).output().await?;
+    let before = server.cpu();
     let out = Command::new("taskset")
         .args(["-c", core, "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
         .output()
         .await?;
+    let after = server.cpu();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let rps = text
         .lines()
@@ -108,12 +138,22 @@ async fn wrk(core: &str, url: &str) -> anyhow::Result<(f64, f64)> {
         .find_map(|l| l.trim().strip_prefix("99%"))
         .map(|v| millis(v.trim()))
         .ok_or_else(|| anyhow::anyhow!("no 99% latency in wrk output:\n{text}"))?;
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse::<f64>().ok()))
+        .ok_or_else(|| anyhow::anyhow!("no request count in wrk output:\n{text}"))?;
     let errors =
         text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors")).map(str::to_string);
     if let Some(e) = errors {
         eprintln!("bench: {url}: {e}");
     }
-    Ok((rps, p99))
+    let per_request = |seconds: f64| seconds * 1e6 / requests;
+    Ok(Run {
+        rps,
+        p99_ms: p99,
+        user_us: per_request(after.0 - before.0),
+        system_us: per_request(after.1 - before.1),
+    })
 }
 
 fn millis(v: &str) -> f64 {
@@ -238,40 +278,61 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
         wait_for(&format!("http://127.0.0.1:{port}/")).await?;
     }
     let idle: Vec<f64> = servers.iter().map(|s| s.memory().0).collect();
-    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); PROXIES.len()];
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); PROXIES.len()];
     for round in 1..=ROUNDS {
-        for ((name, port), runs) in PROXIES.iter().zip(ports).zip(results.iter_mut()) {
+        for (((name, port), server), runs) in PROXIES.iter().zip(ports).zip(servers).zip(results.iter_mut()) {
             eprintln!(
                 "bench: proxies on core {proxies}, round {round}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {name}"
             );
-            runs.push(wrk(load, &format!("http://127.0.0.1:{port}/")).await?);
+            runs.push(wrk(load, &format!("http://127.0.0.1:{port}/"), server).await?);
         }
     }
-    let median = |mut v: Vec<f64>| {
+    let median = |runs: &[Run], field: fn(&Run) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(field).collect();
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let figures: Vec<(f64, f64)> = results
+    // Each figure is its own median over the rounds.
+    let figures: Vec<Run> = results
         .iter()
-        .map(|r| (median(r.iter().map(|x| x.0).collect()), median(r.iter().map(|x| x.1).collect())))
+        .map(|r| Run {
+            rps: median(r, |x| x.rps),
+            p99_ms: median(r, |x| x.p99_ms),
+            user_us: median(r, |x| x.user_us),
+            system_us: median(r, |x| x.system_us),
+        })
         .collect();
     // Peak resident memory over every round: each proxy's memory under load.
     let loaded: Vec<f64> = servers.iter().map(|s| s.memory().1).collect();
     let access_lines =
         std::fs::read_to_string(dir.join("gateway-access.log")).map(|t| t.lines().count()).unwrap_or(0);
     let gateway_at = PROXIES.len() - 1;
-    let (gr, gp) = figures[gateway_at];
+    let gw = figures[gateway_at];
+    let cpu = |r: &Run| r.user_us + r.system_us;
     let mut out = serde_json::Map::new();
     for (i, name) in PROXIES.iter().enumerate() {
-        let (rps, p99) = figures[i];
+        let r = figures[i];
         out.insert(
             name.to_string(),
-            json!({ "rps": rps, "p99_ms": p99, "rss_mb_idle": idle[i], "rss_mb_peak_under_load": loaded[i] }),
+            json!({
+                "rps": r.rps,
+                "p99_ms": r.p99_ms,
+                "cpu_us_per_request": { "user": r.user_us, "system": r.system_us },
+                "rss_mb_idle": idle[i],
+                "rss_mb_peak_under_load": loaded[i],
+            }),
         );
         if i != gateway_at {
             out.insert(
                 format!("gateway_vs_{name}"),
-                json!({ "throughput": gr / rps, "p99": gp / p99, "memory_under_load": loaded[gateway_at] / loaded[i] }),
+                json!({
+                    "throughput": gw.rps / r.rps,
+                    "p99": gw.p99_ms / r.p99_ms,
+                    "cpu_per_request": cpu(&gw) / cpu(&r),
+                    "user_cpu_per_request": gw.user_us / r.user_us,
+                    "system_cpu_per_request": gw.system_us / r.system_us,
+                    "memory_under_load": loaded[gateway_at] / loaded[i],
+                }),
             );
         }
     }
