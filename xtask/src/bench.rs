@@ -110,6 +110,13 @@ fn proc_stat(stat_file: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A process's user and system CPU time so far, in seconds, from its `stat` fields (clock
+/// ticks of 1/100 s); 0 for what cannot be read.
+fn cpu_times(stat: &[String]) -> (f64, f64) {
+    let ticks = |i: usize| stat.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) / 100.0, ticks(12) / 100.0)
+}
+
 /// Where results go: target/bench/<name>.json.
 fn results_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);

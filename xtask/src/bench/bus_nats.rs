@@ -149,9 +149,9 @@ impl Meter {
 /// User plus system CPU time of a process so far (`/proc/<pid>/stat`, in clock ticks of
 /// 1/100 s); 0 if it cannot be read.
 fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
-    let fields = super::proc_stat(std::path::Path::new(&format!("/proc/{pid}/stat")));
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    let (user, system) =
+        super::cpu_times(&super::proc_stat(std::path::Path::new(&format!("/proc/{pid}/stat"))));
+    user + system
 }
 
 fn body(n: usize) -> Vec<u8> {

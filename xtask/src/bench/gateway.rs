@@ -26,17 +26,26 @@ fn free_port() -> anyhow::Result<u16> {
 struct Server(Child);
 
 impl Server {
-    /// The resident memory of every process in its group (nginx's master and worker), in MB:
-    /// now (`VmRSS`) and at its peak so far (`VmHWM`).
+    /// The `/proc` directory and `stat` fields of every process in its group (nginx's master
+    /// and worker).
+    fn processes(&self) -> Vec<(std::path::PathBuf, Vec<String>)> {
+        let Some(group) = self.0.id().map(|g| g.to_string()) else { return Vec::new() };
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| (super::proc_stat(&entry.path().join("stat")), entry.path()))
+            .filter(|(stat, _)| stat.get(2) == Some(&group))
+            .map(|(stat, dir)| (dir, stat))
+            .collect()
+    }
+
+    /// The resident memory of its whole group, in MB: now (`VmRSS`) and at its peak so far
+    /// (`VmHWM`).
     fn memory(&self) -> (f64, f64) {
-        let Some(group) = self.0.id() else { return (0.0, 0.0) };
         let mut totals = (0_u64, 0_u64);
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let stat = super::proc_stat(&entry.path().join("stat"));
-            if stat.get(2) != Some(&group.to_string()) {
-                continue;
-            }
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        for (dir, _) in self.processes() {
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
             let kib = |field: &str| -> u64 {
                 status
                     .lines()
@@ -50,20 +59,12 @@ impl Server {
         (totals.0 as f64 / 1024.0, totals.1 as f64 / 1024.0)
     }
 
-    /// The user and system CPU time of every process in its group so far, in seconds.
+    /// The user and system CPU time of its whole group so far, in seconds.
     fn cpu(&self) -> (f64, f64) {
-        let Some(group) = self.0.id() else { return (0.0, 0.0) };
-        let mut totals = (0.0, 0.0);
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let stat = super::proc_stat(&entry.path().join("stat"));
-            if stat.get(2) != Some(&group.to_string()) {
-                continue;
-            }
-            let ticks = |i: usize| stat.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-            totals.0 += ticks(11) / 100.0;
-            totals.1 += ticks(12) / 100.0;
-        }
-        totals
+        self.processes()
+            .iter()
+            .map(|(_, stat)| super::cpu_times(stat))
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 
@@ -128,6 +129,24 @@ async fn wrk(core: &str, url: &str, server: &Server) -> anyhow::Result<Run> {
         .await?;
     let after = server.cpu();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (rps, p99_ms, requests) = parse_wrk(&text)?;
+    let errors =
+        text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors")).map(str::to_string);
+    if let Some(e) = errors {
+        eprintln!("bench: {url}: {e}");
+    }
+    let per_request = |seconds: f64| seconds * 1e6 / requests;
+    Ok(Run {
+        rps,
+        p99_ms,
+        user_us: per_request(after.0 - before.0),
+        system_us: per_request(after.1 - before.1),
+    })
+}
+
+/// What wrk printed (with `--latency`): requests per second, p99 latency in ms, and how many
+/// requests it made.
+fn parse_wrk(text: &str) -> anyhow::Result<(f64, f64, f64)> {
     let rps = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
@@ -142,18 +161,7 @@ async fn wrk(core: &str, url: &str, server: &Server) -> anyhow::Result<Run> {
         .lines()
         .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse::<f64>().ok()))
         .ok_or_else(|| anyhow::anyhow!("no request count in wrk output:\n{text}"))?;
-    let errors =
-        text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors")).map(str::to_string);
-    if let Some(e) = errors {
-        eprintln!("bench: {url}: {e}");
-    }
-    let per_request = |seconds: f64| seconds * 1e6 / requests;
-    Ok(Run {
-        rps,
-        p99_ms: p99,
-        user_us: per_request(after.0 - before.0),
-        system_us: per_request(after.1 - before.1),
-    })
+    Ok((rps, p99, requests))
 }
 
 fn millis(v: &str) -> f64 {
@@ -287,11 +295,7 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
             runs.push(wrk(load, &format!("http://127.0.0.1:{port}/"), server).await?);
         }
     }
-    let median = |runs: &[Run], field: fn(&Run) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(field).collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let median = |runs: &[Run], field: fn(&Run) -> f64| super::median(runs.iter().map(field));
     // Each figure is its own median over the rounds.
     let figures: Vec<Run> = results
         .iter()
@@ -339,4 +343,19 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
     out.insert("gateway_access_log_lines".into(), json!(access_lines));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(serde_json::Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_s_report_gives_its_rate_p99_and_request_count() {
+        let text = "Running 10s test @ http://127.0.0.1:8080/\n  1 threads and 64 connections\n\
+                    \x20 Latency Distribution\n     50%    1.20ms\n     99%  850.00us\n\
+                    \x20 481234 requests in 10.00s, 70.00MB read\nRequests/sec:  48123.40\n";
+        let (rps, p99, requests) = parse_wrk(text).expect("parsed");
+        assert_eq!((rps, p99, requests), (48123.4, 0.85, 481234.0));
+        assert!(parse_wrk("Running 10s test\n").is_err());
+    }
 }
