@@ -27,7 +27,7 @@ use crate::limiter::Limiter;
 use crate::routes::{Route, Table};
 
 use admission::Admitted;
-use headers::Hop;
+use headers::{Forwarded, Hop};
 use refusal::Refusal;
 pub use retry_budget::RetryBudget;
 
@@ -174,18 +174,23 @@ impl Proxy {
             Err((refusal, route)) => return self.refused(refusal, route, None, id),
         };
         let (mut parts, body) = req.into_parts();
-        let kept = headers::clean(&mut parts);
+        let mut kept = headers::clean(&mut parts);
         if route.protected
             && let Err(refusal) = self.authenticate(&mut parts.headers).await
         {
             return self.refused(refusal, Some(route), None, id);
         }
-        headers::set_forwarded(&mut parts.headers, &kept, Hop { peer, https, trusted: &self.trusted, rid });
+        if let Some((protocol, _)) = &kept.upgrade {
+            upgrade::ask(&mut parts.headers, protocol.clone());
+        }
+        let hop = Hop { peer, https, trusted: &self.trusted, rid };
+        let forwarded = Forwarded::new(&parts.headers, kept.host.take(), hop);
         let uri = match headers::upstream_uri(&route, &parts.uri, normalized.as_deref()) {
             Ok(uri) => uri,
             Err(refusal) => return self.refused(refusal, Some(route), None, id),
         };
-        self.forward(route, parts, body, uri, kept, id).await
+        let req = Request::from_parts(parts, body);
+        self.forward(route, req, uri, kept, &forwarded.fields(), id).await
     }
 
     /// Counts a refusal and answers it.

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::request::Parts;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Body as _;
@@ -16,7 +15,7 @@ use super::headers::{Kept, strip_hop_by_hop};
 use super::refusal::Refusal;
 use super::{Body, MAX_ATTEMPTS, Proxy, Routed, capped, empty, upgrade};
 use crate::routes::Route;
-use crate::upstream::{InFlight, SendError, idempotent, pick};
+use crate::upstream::{InFlight, SendError, Set, idempotent, pick};
 
 /// The request body as sent upstream, cut at `limit` (0: no limit). A body of unknown length
 /// is cut while it streams; the flag says whether it was, and then the answer is 413 whatever
@@ -43,12 +42,13 @@ impl Proxy {
     pub(super) async fn forward(
         &self,
         route: Arc<Route>,
-        mut parts: Parts,
-        body: Body,
+        req: Request<Body>,
         uri: Uri,
         kept: Kept,
+        set: &Set<'_>,
         id: &str,
     ) -> Routed {
+        let (mut parts, body) = req.into_parts();
         let replayable = body.is_end_stream();
         let idempotent = idempotent(&parts.method);
         // Headers are copied per attempt only when a second attempt is possible.
@@ -81,7 +81,7 @@ impl Proxy {
             *upstream.headers_mut() =
                 if last_chance { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
             let can_retry = !last_chance && idempotent;
-            match self.attempt(&slot, upstream, can_retry, last_chance, &over).await {
+            match self.attempt(&slot, upstream, set, can_retry, last_chance, &over).await {
                 Attempt::Retry => self.metrics.retries.fetch_add(1, Ordering::Relaxed),
                 Attempt::Refused(refusal) => return self.refused(refusal, Some(route), Some(addr), id),
                 Attempt::Answered(res) => return (answer(res, kept, addr), Some(route), Some(addr)),
@@ -94,12 +94,13 @@ impl Proxy {
         &self,
         slot: &InFlight,
         req: Request<Body>,
+        set: &Set<'_>,
         can_retry: bool,
         last_chance: bool,
         over_limit: &(dyn Fn() -> bool + Sync),
     ) -> Attempt {
         let addr = slot.0.addr;
-        match tokio::time::timeout(self.upstream_timeout, slot.0.pool.send(addr, req)).await {
+        match tokio::time::timeout(self.upstream_timeout, slot.0.pool.send(addr, req, set)).await {
             Ok(_) if over_limit() => Attempt::Refused(Refusal::BodyTooLarge),
             Ok(Ok(res)) => {
                 let status = res.status();

@@ -1,6 +1,7 @@
 //! Header rewriting on the way to an instance: the client's hop-by-hop headers out first (so
 //! `Connection:` can name only the client's own headers, never one the gateway sets), then the
-//! gateway's own (`Host`, `X-Forwarded-*`, `X-Request-Id`), and the origin-form target.
+//! gateway's own (`Host`, `X-Forwarded-*`, `X-Request-Id`, set as the head is written), and the
+//! origin-form target.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -69,33 +70,46 @@ pub struct Hop<'a> {
     pub rid: &'a HeaderValue,
 }
 
-/// The gateway's headers: `Host`, the upgrade it asks for, `X-Forwarded-For` (appended to a
-/// trusted proxy's), `-Proto` (a trusted proxy's kept), `-Host`, and `X-Request-Id`.
-pub fn set_forwarded(headers: &mut HeaderMap, kept: &Kept, hop: Hop<'_>) {
-    if let Some(host) = &kept.host {
-        headers.insert(header::HOST, host.clone());
+/// The fields the gateway sets on a request for its instance, each in place of any field of
+/// that name the client sent: `Host`, `X-Forwarded-For` (a trusted proxy's list extended),
+/// `-Proto` (a trusted proxy's kept), `-Host` and `X-Request-Id`. They are written out with the
+/// request's head ([`crate::upstream::Set`]), not inserted into its map: five hashed
+/// insertions fewer per request.
+#[derive(Debug)]
+pub struct Forwarded {
+    host: Option<HeaderValue>,
+    forwarded_for: Option<HeaderValue>,
+    proto: Option<HeaderValue>,
+    rid: HeaderValue,
+}
+
+impl Forwarded {
+    /// The fields for a request with these headers (the client's, cleaned), from `host` (the
+    /// site it named) and `hop`.
+    pub fn new(headers: &HeaderMap, host: Option<HeaderValue>, hop: Hop<'_>) -> Self {
+        let trusted = hop.trusted.contains(hop.peer.ip());
+        // Only a trusted proxy's list is extended: an untrusted client's is not even looked up.
+        let prior = if trusted { headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) } else { None };
+        let forwarded_for = match prior {
+            Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", hop.peer.ip())).ok(),
+            None => Some(ip_value(hop.peer.ip())),
+        };
+        let proto = (!trusted || !headers.contains_key(&X_FORWARDED_PROTO))
+            .then(|| HeaderValue::from_static(if hop.https { "https" } else { "http" }));
+        Self { host, forwarded_for, proto, rid: hop.rid.clone() }
     }
-    if let Some((protocol, _)) = &kept.upgrade {
-        upgrade::ask(headers, protocol.clone());
+
+    /// The fields as the instance's request head takes them: `Host` first; a `None` leaves the
+    /// client's field of that name as it was.
+    pub fn fields(&self) -> [(&HeaderName, Option<&HeaderValue>); 5] {
+        [
+            (&header::HOST, self.host.as_ref()),
+            (&X_FORWARDED_FOR, self.forwarded_for.as_ref()),
+            (&X_FORWARDED_PROTO, self.proto.as_ref()),
+            (&X_FORWARDED_HOST, self.host.as_ref()),
+            (&X_REQUEST_ID, Some(&self.rid)),
+        ]
     }
-    let trusted = hop.trusted.contains(hop.peer.ip());
-    // Only a trusted proxy's list is extended: an untrusted client's is not even looked up.
-    let prior = if trusted { headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) } else { None };
-    let forwarded_for = match prior {
-        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", hop.peer.ip())).ok(),
-        None => Some(ip_value(hop.peer.ip())),
-    };
-    if let Some(v) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    if !trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
-        let scheme = if hop.https { "https" } else { "http" };
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
-    }
-    if let Some(h) = &kept.host {
-        headers.insert(X_FORWARDED_HOST.clone(), h.clone());
-    }
-    headers.insert(X_REQUEST_ID.clone(), hop.rid.clone());
 }
 
 /// An address as a header value; an IPv4 one written digit by digit (this runs for every
@@ -143,4 +157,57 @@ pub fn upstream_uri(route: &Route, uri: &Uri, normalized: Option<&str>) -> Resul
     let mut target = http::uri::Parts::default();
     target.path_and_query = path_and_query.or(Some(PathAndQuery::from_static("/")));
     Uri::from_parts(target).map_err(|_| Refusal::BadTarget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::encode_head;
+
+    /// The head the instance gets for a GET with these client headers, from `peer`, with
+    /// 10.0.0.0/8 trusted.
+    fn upstream_head(client: &[(&str, &str)], peer: [u8; 4]) -> String {
+        let mut headers = HeaderMap::new();
+        for (name, value) in client {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                value.parse().expect("value"),
+            );
+        }
+        let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("net")]);
+        let rid = HeaderValue::from_static("rid-1");
+        let hop = Hop { peer: SocketAddr::from((peer, 9)), https: false, trusted: &trusted, rid: &rid };
+        let forwarded = Forwarded::new(&headers, headers.get(header::HOST).cloned(), hop);
+        let (head, _) =
+            encode_head(&http::Method::GET, &Uri::from_static("/a"), &headers, &forwarded.fields(), None);
+        String::from_utf8(head).expect("text")
+    }
+
+    #[test]
+    fn an_untrusted_client_s_forwarding_fields_are_replaced_and_host_comes_first() {
+        let head = upstream_head(
+            &[("x-a", "1"), ("host", "shop"), ("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https")],
+            [192, 0, 2, 7],
+        );
+        assert!(head.starts_with("GET /a HTTP/1.1\r\nhost: shop\r\n"), "{head}");
+        for line in [
+            "x-forwarded-for: 192.0.2.7",
+            "x-forwarded-proto: http",
+            "x-forwarded-host: shop",
+            "x-request-id: rid-1",
+            "x-a: 1",
+        ] {
+            assert_eq!(head.matches(&format!("\r\n{line}\r\n")).count(), 1, "{line} once in {head}");
+        }
+        assert!(!head.contains("6.6.6.6") && !head.contains("https"), "{head}");
+    }
+
+    #[test]
+    fn a_trusted_proxy_s_list_is_extended_and_its_protocol_kept() {
+        let head =
+            upstream_head(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https")], [10, 1, 2, 3]);
+        assert!(head.contains("\r\nx-forwarded-for: 6.6.6.6, 10.1.2.3\r\n"), "{head}");
+        assert_eq!(head.matches("x-forwarded-proto").count(), 1, "{head}");
+        assert!(head.contains("\r\nx-forwarded-proto: https\r\n") && !head.contains("host"), "{head}");
+    }
 }

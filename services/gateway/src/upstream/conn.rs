@@ -245,26 +245,41 @@ fn gone(e: &io::Error) -> bool {
     )
 }
 
-/// The request head as written on the wire: the request line, the headers and, when the
-/// body's length is not among them, its framing. `body`: none, or one of this length if
-/// known. Returns the head and whether the body goes chunked.
+/// Header fields set on a request for the hop to its instance, written before the request's
+/// own: each `Some` replaces every field of its name that the request carries.
+pub type Set<'a> = [(&'a HeaderName, Option<&'a HeaderValue>)];
+
+/// The request head as written on the wire: the request line, the fields `set`, the request's
+/// own headers and, when the body's length is not among them, its framing. `body`: none, or
+/// one of this length if known. Returns the head and whether the body goes chunked.
 pub fn encode_head(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    set: &Set<'_>,
     body: Option<Option<u64>>,
 ) -> (Vec<u8>, bool) {
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut out = Vec::with_capacity(64 + target.len() + headers.len() * 48);
+    let mut out = Vec::with_capacity(64 + target.len() + (headers.len() + set.len()) * 48);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
+    let line = |out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue| {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    };
+    for &(name, value) in set {
+        if let Some(value) = value {
+            line(&mut out, name, value);
+        }
+    }
+    for (name, value) in headers {
+        if !set.iter().any(|&(n, v)| v.is_some() && n == name) {
+            line(&mut out, name, value);
+        }
     }
     let mut chunked = false;
     if !headers.contains_key(header::CONTENT_LENGTH) {

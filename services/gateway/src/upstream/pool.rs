@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Body as _;
 
 use super::answer::Streaming;
-use super::conn::{Conn, Failure, Head, encode_head};
+use super::conn::{Conn, Failure, Head, Set, encode_head};
 use super::framing::{Framing, connection_has, idempotent};
 use crate::body::{Body, empty};
 
@@ -85,9 +85,15 @@ impl Pool {
         before - idle.len()
     }
 
-    /// Sends `req` to `addr` on an idle or new connection. A request with no body that may be
-    /// repeated is sent again on a new connection if a kept-alive one turns out closed.
-    pub async fn send(&self, addr: SocketAddr, req: Request<Body>) -> Result<Response<Body>, Failure> {
+    /// Sends `req`, with the fields `set` for this hop, to `addr` on an idle or new connection.
+    /// A request with no body that may be repeated is sent again on a new connection if a
+    /// kept-alive one turns out closed.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        req: Request<Body>,
+        set: &Set<'_>,
+    ) -> Result<Response<Body>, Failure> {
         let (parts, body) = req.into_parts();
         let upgrade = asks_to_upgrade(&parts.headers);
         let has_body = !body.is_end_stream();
@@ -95,6 +101,7 @@ impl Pool {
             &parts.method,
             &parts.uri,
             &parts.headers,
+            set,
             has_body.then(|| body.size_hint().exact()),
         );
         crate::spare_maps::give_back(parts.headers);
