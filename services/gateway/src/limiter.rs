@@ -3,9 +3,10 @@
 //!
 //! The keys are spread over shards, each behind its own lock, and a shard drops its expired
 //! keys at most once a second once it holds many: a flood of distinct clients costs each
-//! request a constant amount of work, not a walk over every key under one lock.
+//! request a constant amount of work, not a walk over every key under one lock. A key is hashed
+//! once, with a per-process random SipHash key (clients choose their addresses): the hash
+//! picks the shard and finds the key in it.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -18,10 +19,12 @@ const SHARDS: usize = 32;
 const SWEEP_ABOVE: usize = 4096;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+type Key = (u64, IpAddr);
+
 #[derive(Debug, Default)]
 struct Shard {
-    /// (route key, client) → theoretical arrival time of the next request.
-    tat: HashMap<(u64, IpAddr), Instant>,
+    /// (route key, client) and the theoretical arrival time of its next request.
+    tat: hashbrown::HashTable<(Key, Instant)>,
     swept: Option<Instant>,
 }
 
@@ -48,14 +51,17 @@ impl Limiter {
         let burst = rate.per;
         let now = Instant::now();
         let key = (route, client);
-        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        let hash = self.hasher.hash_one(key);
+        // The table uses the hash's low bits: the shard is picked by its high ones.
+        let shard = &self.shards[(hash >> 58) as usize % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
         if shard.tat.len() > SWEEP_ABOVE && shard.swept.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
         {
-            shard.tat.retain(|_, tat| *tat > now);
+            shard.tat.retain(|(_, tat)| *tat > now);
             shard.swept = Some(now);
         }
-        let tat = shard.tat.entry(key).or_insert(now);
+        let rehash = |(k, _): &(Key, Instant)| self.hasher.hash_one(k);
+        let (_, tat) = shard.tat.entry(hash, |(k, _)| *k == key, rehash).or_insert((key, now)).into_mut();
         let next = (*tat).max(now) + interval;
         if next.saturating_duration_since(now) > burst {
             let wait = next.saturating_duration_since(now) - burst;
