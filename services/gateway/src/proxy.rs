@@ -94,14 +94,29 @@ fn host_of(req: &Request<Body>) -> std::borrow::Cow<'_, str> {
 }
 
 /// The request id as a header value: the client's if acceptable (the rule every service
-/// applies), else a new UUIDv7, written without an intermediate string.
+/// applies), else a new one ([`new_request_id`]).
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID).filter(|v| kit::request_id::acceptable(v)) {
-        return id.clone();
+    match headers.get(&X_REQUEST_ID).filter(|v| kit::request_id::acceptable(v)) {
+        Some(id) => id.clone(),
+        None => new_request_id(),
     }
+}
+
+/// A new UUIDv7: the time in milliseconds and 74 random bits from the thread's generator
+/// (RFC 9562's layout without its optional counter: ids of one millisecond are unordered
+/// among themselves, as request ids may be), written without an intermediate string into
+/// one shared allocation. `Uuid::now_v7` orders them through a context every thread locks.
+fn new_request_id() -> HeaderValue {
+    use rand::Rng as _;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random: [u8; 10] = rand::thread_rng().r#gen();
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let mut text = [0_u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
-    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    id.hyphenated().encode_lower(&mut text);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 type Routed = (Response<Body>, Option<Arc<Route>>, Option<SocketAddr>);
@@ -203,5 +218,38 @@ impl Proxy {
     ) -> Routed {
         refusal.count(&self.metrics);
         (refusal.response(id), route, instance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_request_id_is_a_uuid_v7_of_now_and_each_is_different() {
+        let before = std::time::SystemTime::now();
+        let ids: Vec<HeaderValue> = (0..1000).map(|_| request_id(&HeaderMap::new())).collect();
+        let parsed: Vec<uuid::Uuid> =
+            ids.iter().map(|v| v.to_str().expect("text").parse().expect("a UUID")).collect();
+        assert!(parsed.iter().all(|u| u.get_version_num() == 7 && u.get_variant() == uuid::Variant::RFC4122));
+        assert_eq!(
+            ids[0].to_str().expect("text"),
+            parsed[0].hyphenated().to_string(),
+            "lowercase, hyphenated"
+        );
+        let (secs, _) = parsed[0].get_timestamp().expect("a time").to_unix();
+        let now = before.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+        assert!(secs.abs_diff(now) <= 1, "{secs} vs {now}");
+        let distinct: std::collections::HashSet<_> = parsed.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
+
+    #[test]
+    fn a_client_s_plain_request_id_is_kept_and_a_forged_one_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("edge-42"));
+        assert_eq!(request_id(&headers), "edge-42");
+        headers.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("a b\"}"));
+        assert_ne!(request_id(&headers), "a b\"}");
     }
 }

@@ -13,9 +13,9 @@ mod conn;
 mod framing;
 mod pool;
 
-pub use conn::{Conn, Failure as SendError, Set};
 #[cfg(test)]
 pub use conn::encode_head;
+pub use conn::{Conn, Failure as SendError, Set};
 pub use framing::{HOP_BY_HOP, connection_has, idempotent};
 pub use pool::{IDLE_TIMEOUT, Pool, Upgraded};
 
