@@ -15,6 +15,9 @@ use crate::upstream::{Conn, Upgraded, connection_has};
 
 /// The protocol the client asks to upgrade to, and its side of the upgrade, if it asks.
 pub fn requested(parts: &mut Parts) -> Option<(HeaderValue, OnUpgrade)> {
+    // Without its side of an upgrade (the gateway's own HTTP/1.1 path, HTTP/2) no request can
+    // be upgraded: its headers are not even looked at.
+    parts.extensions.get::<OnUpgrade>()?;
     let wants = connection_has(&parts.headers, "upgrade");
     let protocol = parts.headers.get(header::UPGRADE).cloned()?;
     if !wants {
