@@ -25,6 +25,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::edge_auth::EdgeAuth;
 use crate::limiter::Limiter;
 use crate::routes::{Route, Table};
+use crate::upstream::Passed;
 
 use admission::Admitted;
 use headers::{Forwarded, Hop};
@@ -120,7 +121,9 @@ fn new_request_id() -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-type Routed = (Response<Body>, Option<Arc<Route>>, Option<SocketAddr>);
+/// What the request path comes to: the answer, an instance's fields apart from its map (see
+/// [`Passed`]), the route and the instance.
+type Routed = (Response<Body>, Option<Passed>, Option<Arc<Route>>, Option<SocketAddr>);
 
 /// 308 to the same host and target over HTTPS (308 keeps the method and body).
 fn redirect_to_https(req: &Request<Body>, port: u16, rid: &HeaderValue) -> Response<Body> {
@@ -149,13 +152,29 @@ impl Proxy {
         peer: SocketAddr,
         https: bool,
     ) -> Result<Response<Body>, Infallible> {
+        let (mut response, passed) = self.answer(req, peer, https).await;
+        if let Some(passed) = passed {
+            passed.append_to(response.headers_mut());
+        }
+        Ok(response)
+    }
+
+    /// The answer to `req`, with an instance's fields apart from its header map (which holds
+    /// the fields the gateway sets, taking precedence): for a server that writes them as they
+    /// came. [`Proxy::handle`] puts them in the map.
+    pub async fn answer(
+        self: Arc<Self>,
+        req: Request<Body>,
+        peer: SocketAddr,
+        https: bool,
+    ) -> (Response<Body>, Option<Passed>) {
         let started = Instant::now();
         let http1 = req.version() <= http::Version::HTTP_11;
         let rid = request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let (mut response, route, instance) = match self.https_redirect {
-            Some(port) if !https => (redirect_to_https(&req, port, &rid), None, None),
+        let (mut response, passed, route, instance) = match self.https_redirect {
+            Some(port) if !https => (redirect_to_https(&req, port, &rid), None, None, None),
             _ => self.route(req, peer, https, &rid).await,
         };
         if https && let Some(hsts) = &self.hsts {
@@ -179,7 +198,7 @@ impl Proxy {
         if http1 && self.draining.load(Ordering::Relaxed) {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        Ok(response)
+        (response, passed)
     }
 
     /// Admission, header rewriting, forwarding: the request path, one concern per module.
@@ -218,7 +237,7 @@ impl Proxy {
         id: &str,
     ) -> Routed {
         refusal.count(&self.metrics);
-        (refusal.response(id), route, instance)
+        (refusal.response(id), None, route, instance)
     }
 }
 

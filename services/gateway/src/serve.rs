@@ -99,8 +99,8 @@ impl Served {
                     return self.hyper(Box::new(io), peer, watcher).await;
                 }
             };
-            let Ok(res) = self.proxy.clone().handle(req, peer, false).await;
-            match answer::write(&mut io, res, &mut out, close).await {
+            let (res, passed) = self.proxy.clone().answer(req, peer, false).await;
+            match answer::write(&mut io, res, passed.as_ref(), &mut out, close).await {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(error) => return tracing::debug!(%error, %peer, "writing an answer failed"),

@@ -11,12 +11,14 @@ use rand::Rng;
 mod answer;
 mod conn;
 mod framing;
+mod passed;
 mod pool;
 
 #[cfg(test)]
 pub use conn::encode_head;
 pub use conn::{Conn, Failure as SendError, Set};
 pub use framing::{HOP_BY_HOP, connection_has, idempotent};
+pub use passed::Passed;
 pub use pool::{IDLE_TIMEOUT, Pool, Upgraded};
 
 /// One backend address. Starts unhealthy: it gets traffic only after passing a check.

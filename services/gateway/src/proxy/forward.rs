@@ -15,7 +15,7 @@ use super::headers::{Kept, strip_hop_by_hop};
 use super::refusal::Refusal;
 use super::{Body, MAX_ATTEMPTS, Proxy, Routed, capped, empty, upgrade};
 use crate::routes::Route;
-use crate::upstream::{InFlight, SendError, Set, idempotent, pick};
+use crate::upstream::{InFlight, Passed, SendError, Set, idempotent, pick};
 
 /// The request body as sent upstream, cut at `limit` (0: no limit). A body of unknown length
 /// is cut while it streams; the flag says whether it was, and then the answer is 413 whatever
@@ -33,7 +33,7 @@ fn limited(body: Body, limit: usize, has_length: bool) -> (Body, Option<Arc<Atom
 
 /// What one attempt came to.
 enum Attempt {
-    Answered(Response<Body>),
+    Answered(Response<Body>, Option<Passed>),
     Retry,
     Refused(Refusal),
 }
@@ -84,7 +84,9 @@ impl Proxy {
             match self.attempt(&slot, upstream, set, can_retry, last_chance, &over).await {
                 Attempt::Retry => self.metrics.retries.fetch_add(1, Ordering::Relaxed),
                 Attempt::Refused(refusal) => return self.refused(refusal, Some(route), Some(addr), id),
-                Attempt::Answered(res) => return (answer(res, kept, addr), Some(route), Some(addr)),
+                Attempt::Answered(res, passed) => {
+                    return (answer(res, kept, addr), passed, Some(route), Some(addr));
+                }
             };
         }
     }
@@ -102,14 +104,14 @@ impl Proxy {
         let addr = slot.0.addr;
         match tokio::time::timeout(self.upstream_timeout, slot.0.pool.send(addr, req, set)).await {
             Ok(_) if over_limit() => Attempt::Refused(Refusal::BodyTooLarge),
-            Ok(Ok(res)) => {
+            Ok(Ok((res, passed))) => {
                 let status = res.status();
                 slot.0.answered(status.as_u16());
                 let unavailable = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE);
                 if can_retry && unavailable && self.retry_budget.allow(&self.metrics) {
                     return Attempt::Retry;
                 }
-                Attempt::Answered(res)
+                Attempt::Answered(res, passed)
             }
             Ok(Err(error)) => {
                 let unsent = matches!(error, SendError::Connect(_));

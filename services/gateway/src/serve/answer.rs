@@ -1,5 +1,5 @@
 //! An answer written on the gateway's own HTTP/1.1 path, as hyper's server writes one: the
-//! status line and headers, a `Date` if it has none, and the body framed by its length when
+//! status line and headers (an instance's fields as it sent them, then the gateway's own), a `Date` if it has none, and the body framed by its length when
 //! that is known, chunked when not, absent for 1xx, 204 and 304. A small body leaves in the
 //! same write as the head; a body that streams is written as it comes.
 
@@ -18,18 +18,19 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::access_log::decimal;
 use crate::body::Body;
-use crate::upstream::connection_has;
+use crate::upstream::{Passed, connection_has};
 
 /// Bytes gathered before a write: a head and a small body go out together.
 const GATHER: usize = 16 * 1024;
 
 type Next = Option<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>;
 
-/// Writes `res`; whether the connection may carry another request (the answer went out whole
-/// and neither side asked to close).
+/// Writes `res`, with an instance's fields `passed` as they came; whether the connection may
+/// carry another request (the answer went out whole and neither side asked to close).
 pub async fn write<W: AsyncWrite + Unpin>(
     io: &mut W,
     res: Response<Body>,
+    passed: Option<&Passed>,
     out: &mut Vec<u8>,
     close: bool,
 ) -> io::Result<bool> {
@@ -47,6 +48,20 @@ pub async fn write<W: AsyncWrite + Unpin>(
     let said_close = connection_has(&parts.headers, "close");
     let closes = close || said_close;
     let mut dated = false;
+    // The instance's fields as they came, less those the gateway sets itself (in the map) and
+    // the body's length, which is written below.
+    if let Some(passed) = passed {
+        for (name, value) in passed.iter() {
+            let is = |other: &str| name.eq_ignore_ascii_case(other.as_bytes());
+            if (is("content-length") && status != StatusCode::NOT_MODIFIED)
+                || parts.headers.keys().any(|set| is(set.as_str()))
+            {
+                continue;
+            }
+            dated |= is("date");
+            line(out, name, value);
+        }
+    }
     for (name, value) in &parts.headers {
         if (name == header::CONTENT_LENGTH && status != StatusCode::NOT_MODIFIED)
             || name == header::TRANSFER_ENCODING
@@ -168,8 +183,12 @@ mod tests {
     use crate::body::empty;
 
     async fn written(res: Response<Body>, close: bool) -> (String, bool) {
+        written_with(res, None, close).await
+    }
+
+    async fn written_with(res: Response<Body>, passed: Option<&Passed>, close: bool) -> (String, bool) {
         let mut wire = Vec::new();
-        let reusable = write(&mut wire, res, &mut Vec::new(), close).await.expect("write");
+        let reusable = write(&mut wire, res, passed, &mut Vec::new(), close).await.expect("write");
         (String::from_utf8(wire).expect("text"), reusable)
     }
 
@@ -188,6 +207,24 @@ mod tests {
         assert!(head.contains("\r\nx-a: 1") && head.contains("\r\ncontent-length: 5"), "{head}");
         assert!(!head.contains("999") && head.contains("\r\ndate: "), "{head}");
         assert_eq!((body, reusable), ("hello", true));
+    }
+
+    #[tokio::test]
+    async fn an_instance_s_fields_go_as_they_came_less_those_the_gateway_sets_and_its_length() {
+        let mut res = Response::new(full("hello"));
+        res.headers_mut().insert("x-request-id", HeaderValue::from_static("gateway"));
+        let head = "Server: up\r\nX-Request-Id: instance\r\nContent-Length: 99\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT";
+        let raw = Bytes::from_static(head.as_bytes());
+        let fields = head.split("\r\n").filter_map(|line| line.split_once(": "));
+        let passed = Passed::new(&raw, fields.map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+        let (wire, _) = written_with(res, Some(&passed), false).await;
+        let (head, body) = wire.split_once("\r\n\r\n").expect("a head");
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\nServer: up\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\n\
+             x-request-id: gateway\r\ncontent-length: 5"
+        );
+        assert_eq!(body, "hello");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::framing::{Framing, HOP_BY_HOP};
+use super::passed::Passed;
 use crate::body::Body;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,12 +46,12 @@ pub struct Conn {
     pub buf: BytesMut,
 }
 
-/// An answer's head: its status and headers, how its body is framed, and whether the
+/// An answer's head: its status and header fields, how its body is framed, and whether the
 /// connection may carry another exchange after it.
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub passed: Passed,
     pub framing: Framing,
     pub reusable: bool,
 }
@@ -161,25 +162,18 @@ impl Conn {
             }
             let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
             let mut hop = HopByHop::default();
-            // Room for the headers the gateway adds to an answer (`X-Request-Id`, HSTS).
-            let mut headers = crate::spare_maps::with_capacity(parsed.headers.len() + 2);
-            for field in parsed.headers.iter() {
-                if hop.takes(field) {
-                    continue;
-                }
-                let name = HeaderName::from_bytes(field.name.as_bytes())
-                    .map_err(|_| Failure::Protocol("a bad header name"))?;
-                let value = HeaderValue::from_maybe_shared(raw.slice_ref(field.value))
-                    .map_err(|_| Failure::Protocol("a bad header value"))?;
-                headers.append(name, value);
+            let kept = parsed.headers.iter().filter(|field| !hop.takes(field));
+            let mut passed = Passed::new(&raw, kept.map(|field| (field.name.as_bytes(), field.value)));
+            if !hop.named.is_empty() {
+                passed.retain(|name| {
+                    hop.named.iter().any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
+                });
             }
-            for name in hop.named {
-                headers.remove(name);
-            }
-            let framing = Framing::of(method, status, hop.codings_end_chunked, &headers)?;
+            let framing =
+                Framing::of(method, status, hop.codings_end_chunked, passed.values("content-length"))?;
             let keeps_alive = if version == Version::HTTP_10 { hop.keep_alive } else { !hop.close };
             let reusable = framing.ends_on_its_own() && keeps_alive;
-            return Ok(Some(Head { status, headers, framing, reusable }));
+            return Ok(Some(Head { status, passed, framing, reusable }));
         }
         Ok(None)
     }

@@ -24,13 +24,14 @@ pub enum Framing {
 }
 
 impl Framing {
-    /// The framing of an answer to `method` with `status` and `headers`. `codings_end_chunked`:
-    /// whether it had a `Transfer-Encoding` (taken out of `headers`) whose last coding is chunked.
-    pub fn of(
+    /// The framing of an answer to `method` with `status` and these `Content-Length` values.
+    /// `codings_end_chunked`: whether it had a `Transfer-Encoding` (not passed on) whose last
+    /// coding is chunked.
+    pub fn of<'a>(
         method: &Method,
         status: StatusCode,
         codings_end_chunked: Option<bool>,
-        headers: &HeaderMap,
+        mut lengths: impl Iterator<Item = &'a [u8]>,
     ) -> Result<Self, Failure> {
         let bodiless = *method == Method::HEAD
             || status.is_informational()
@@ -44,16 +45,13 @@ impl Framing {
             Some(false) => return Ok(Framing::Close),
             None => {}
         }
-        let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
         let Some(first) = lengths.next() else { return Ok(Framing::Close) };
         if lengths.any(|other| other != first) {
             return Err(Failure::Protocol("differing Content-Length headers"));
         }
-        first
-            .to_str()
-            .ok()
-            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|v| v.parse().ok())
+        Some(first)
+            .filter(|v| !v.is_empty() && v.iter().all(u8::is_ascii_digit))
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
             .map(Framing::Length)
             .ok_or(Failure::Protocol("a bad Content-Length"))
     }

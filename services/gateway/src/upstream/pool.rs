@@ -16,6 +16,7 @@ use hyper::body::Body as _;
 use super::answer::Streaming;
 use super::conn::{Conn, Failure, Head, Set, encode_head};
 use super::framing::{Framing, connection_has, idempotent};
+use super::passed::Passed;
 use crate::body::{Body, empty};
 
 /// Idle connections kept per instance, at most.
@@ -85,15 +86,15 @@ impl Pool {
         before - idle.len()
     }
 
-    /// Sends `req`, with the fields `set` for this hop, to `addr` on an idle or new connection.
-    /// A request with no body that may be repeated is sent again on a new connection if a
+    /// Sends `req`, with the fields `set` for this hop, to `addr` on an idle or new connection:
+    /// the answer, and its header fields as they came unless they are in its map. A request with no body that may be repeated is sent again on a new connection if a
     /// kept-alive one turns out closed.
     pub async fn send(
         &self,
         addr: SocketAddr,
         req: Request<Body>,
         set: &Set<'_>,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<(Response<Body>, Option<Passed>), Failure> {
         let (parts, body) = req.into_parts();
         let upgrade = asks_to_upgrade(&parts.headers);
         let has_body = !body.is_end_stream();
@@ -123,14 +124,17 @@ impl Pool {
     }
 
     /// The answer for the proxy: its body whole if it came in with the head (the connection
-    /// then back in the pool at once), else streaming from the connection.
-    fn response(&self, mut conn: Conn, head: Head) -> Response<Body> {
+    /// then back in the pool at once), else streaming from the connection; its fields apart
+    /// (for an upgrade, in its map).
+    fn response(&self, mut conn: Conn, head: Head) -> (Response<Body>, Option<Passed>) {
         let mut res = Response::new(empty());
         *res.status_mut() = head.status;
-        *res.headers_mut() = head.headers;
+        // Room for the fields the gateway sets on an answer (`X-Request-Id`, HSTS, `Connection`).
+        *res.headers_mut() = crate::spare_maps::with_capacity(3);
         if head.status == StatusCode::SWITCHING_PROTOCOLS {
+            head.passed.append_to(res.headers_mut());
             res.extensions_mut().insert(Upgraded(Arc::new(Mutex::new(Some(conn)))));
-            return res;
+            return (res, None);
         }
         *res.body_mut() = match head.framing {
             Framing::Length(n) if conn.buf.len() as u64 >= n => {
@@ -146,7 +150,7 @@ impl Pool {
             }
             framing => Streaming::new(conn, framing, head.reusable, self.idle.clone()).boxed(),
         };
-        res
+        (res, Some(head.passed))
     }
 }
 

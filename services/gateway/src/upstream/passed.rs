@@ -1,0 +1,93 @@
+//! An answer's header fields kept as the instance sent them (less its hop-by-hop ones): spans
+//! of the received head, not a header map. The gateway's own HTTP/1.1 path writes them out as
+//! they came, so the fields of nearly every answer are never parsed into names and values,
+//! hashed and dropped again; hyper's path gets them in the response's map ([`Passed::append_to`]).
+//! They travel beside the response, not in its extensions: those cost a map per answer.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+type Span = (u32, u32);
+
+/// The fields, in the order they came. They go with a response whose header map holds the
+/// fields the gateway sets itself, which take precedence.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    raw: Bytes,
+    fields: Vec<(Span, Span)>,
+}
+
+impl Passed {
+    /// Fields that are slices of `raw`, each a name and a value that httparse has checked.
+    pub fn new<'a>(raw: &Bytes, fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let base = raw.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let at = s.as_ptr() as usize - base;
+            (at as u32, (at + s.len()) as u32)
+        };
+        Self { raw: raw.clone(), fields: fields.map(|(name, value)| (span(name), span(value))).collect() }
+    }
+
+    /// Each field's name (as sent: any case) and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let at = |(from, to): Span| &self.raw[from as usize..to as usize];
+        self.fields.iter().map(move |&(name, value)| (at(name), at(value)))
+    }
+
+    /// The values of the fields named `name` (lowercase).
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+    }
+
+    /// Drops the fields that `unwanted` says no to.
+    pub fn retain(&mut self, mut unwanted: impl FnMut(&[u8]) -> bool) {
+        let raw = &self.raw;
+        self.fields.retain(|&(name, _)| !unwanted(&raw[name.0 as usize..name.1 as usize]));
+    }
+
+    /// Appends the fields to `headers`, less those whose name it already has (the gateway's
+    /// own, which replace the instance's).
+    pub fn append_to(&self, headers: &mut HeaderMap) {
+        let set: Vec<HeaderName> = headers.keys().cloned().collect();
+        for ((from, to), (at, end)) in self.fields.iter().copied() {
+            let Ok(name) = HeaderName::from_bytes(&self.raw[from as usize..to as usize]) else { continue };
+            if set.contains(&name) {
+                continue;
+            }
+            if let Ok(value) = HeaderValue::from_maybe_shared(self.raw.slice(at as usize..end as usize)) {
+                headers.append(name, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields of `head` (`name: value` lines), as parse_head keeps them.
+    fn passed(head: &'static str) -> Passed {
+        let raw = Bytes::from_static(head.as_bytes());
+        let fields = head.split("\r\n").filter_map(|line| line.split_once(": "));
+        Passed::new(&raw, fields.map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn fields_keep_their_order_case_and_repeats_and_can_be_dropped_by_name() {
+        let mut p = passed("Set-Cookie: a=1\r\nX-Hop: 1\r\nset-cookie: b=2\r\nContent-Length: 5");
+        assert_eq!(p.values("set-cookie").collect::<Vec<_>>(), [b"a=1", b"b=2"]);
+        assert_eq!(p.values("content-length").collect::<Vec<_>>(), [b"5"]);
+        p.retain(|name| name.eq_ignore_ascii_case(b"x-hop"));
+        let names: Vec<&[u8]> = p.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [&b"Set-Cookie"[..], b"set-cookie", b"Content-Length"]);
+    }
+
+    #[test]
+    fn into_a_map_the_gateway_s_own_fields_win_and_the_rest_are_appended() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("gateway"));
+        passed("X-Request-Id: instance\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2").append_to(&mut headers);
+        assert_eq!(headers.get_all("x-request-id").iter().collect::<Vec<_>>(), ["gateway"]);
+        assert_eq!(headers.get_all("set-cookie").iter().collect::<Vec<_>>(), ["a=1", "b=2"]);
+    }
+}
