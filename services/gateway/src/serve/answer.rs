@@ -1,7 +1,8 @@
 //! An answer written on the gateway's own HTTP/1.1 path, as hyper's server writes one: the
-//! status line and headers (an instance's fields as it sent them, then the gateway's own), a `Date` if it has none, and the body framed by its length when
-//! that is known, chunked when not, absent for 1xx, 204 and 304. A small body leaves in the
-//! same write as the head; a body that streams is written as it comes.
+//! status line and headers (an instance's fields as it sent them, then the gateway's own), a
+//! `Date` if it has none, and the body framed by its length when that is known, chunked when
+//! not, absent for 1xx, 204 and 304. A small body leaves in the same write as the head; a body
+//! that streams is written as it comes.
 
 use std::cell::RefCell;
 use std::io::{self, Write as _};
