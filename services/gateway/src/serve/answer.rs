@@ -52,11 +52,9 @@ pub async fn write<W: AsyncWrite + Unpin>(
     // The instance's fields as they came, less those the gateway sets itself (in the map) and
     // the body's length, which is written below.
     if let Some(passed) = passed {
-        for (name, value) in passed.iter() {
+        for (name, value) in passed.not_in(&parts.headers) {
             let is = |other: &str| name.eq_ignore_ascii_case(other.as_bytes());
-            if (is("content-length") && status != StatusCode::NOT_MODIFIED)
-                || parts.headers.keys().any(|set| is(set.as_str()))
-            {
+            if is("content-length") && status != StatusCode::NOT_MODIFIED {
                 continue;
             }
             dated |= is("date");

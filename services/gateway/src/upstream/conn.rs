@@ -165,7 +165,7 @@ impl Conn {
             let kept = parsed.headers.iter().filter(|field| !hop.takes(field));
             let mut passed = Passed::new(&raw, kept.map(|field| (field.name.as_bytes(), field.value)));
             if !hop.named.is_empty() {
-                passed.retain(|name| {
+                passed.remove_if(|name| {
                     hop.named.iter().any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
                 });
             }

@@ -39,22 +39,29 @@ impl Passed {
         self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
 
-    /// Drops the fields that `unwanted` says no to.
-    pub fn retain(&mut self, mut unwanted: impl FnMut(&[u8]) -> bool) {
+    /// Drops the fields whose name `unwanted` says yes to.
+    pub fn remove_if(&mut self, mut unwanted: impl FnMut(&[u8]) -> bool) {
         let raw = &self.raw;
         self.fields.retain(|&(name, _)| !unwanted(&raw[name.0 as usize..name.1 as usize]));
     }
 
-    /// Appends the fields to `headers`, less those whose name it already has (the gateway's
-    /// own, which replace the instance's).
+    /// The fields whose name `headers` lacks: the gateway's own fields, in its map, replace
+    /// the instance's of the same name.
+    pub fn not_in<'a, 'h>(
+        &'a self,
+        headers: &'h HeaderMap,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a, 'h> {
+        self.iter()
+            .filter(|(name, _)| !headers.keys().any(|set| name.eq_ignore_ascii_case(set.as_str().as_bytes())))
+    }
+
+    /// Appends to `headers` the fields it lacks (see [`Passed::not_in`]).
     pub fn append_to(&self, headers: &mut HeaderMap) {
-        let set: Vec<HeaderName> = headers.keys().cloned().collect();
-        for ((from, to), (at, end)) in self.fields.iter().copied() {
-            let Ok(name) = HeaderName::from_bytes(&self.raw[from as usize..to as usize]) else { continue };
-            if set.contains(&name) {
-                continue;
-            }
-            if let Ok(value) = HeaderValue::from_maybe_shared(self.raw.slice(at as usize..end as usize)) {
+        let unset: Vec<(&[u8], &[u8])> = self.not_in(headers).collect();
+        for (name, value) in unset {
+            let name = HeaderName::from_bytes(name);
+            let value = HeaderValue::from_maybe_shared(self.raw.slice_ref(value));
+            if let (Ok(name), Ok(value)) = (name, value) {
                 headers.append(name, value);
             }
         }
@@ -77,7 +84,7 @@ mod tests {
         let mut p = passed("Set-Cookie: a=1\r\nX-Hop: 1\r\nset-cookie: b=2\r\nContent-Length: 5");
         assert_eq!(p.values("set-cookie").collect::<Vec<_>>(), [b"a=1", b"b=2"]);
         assert_eq!(p.values("content-length").collect::<Vec<_>>(), [b"5"]);
-        p.retain(|name| name.eq_ignore_ascii_case(b"x-hop"));
+        p.remove_if(|name| name.eq_ignore_ascii_case(b"x-hop"));
         let names: Vec<&[u8]> = p.iter().map(|(n, _)| n).collect();
         assert_eq!(names, [&b"Set-Cookie"[..], b"set-cookie", b"Content-Length"]);
     }
