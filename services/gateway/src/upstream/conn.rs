@@ -7,14 +7,14 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::framing::{Framing, HOP_BY_HOP};
-use super::passed::Passed;
+use super::passed::{Passed, Spans};
 use crate::body::Body;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -135,35 +135,39 @@ impl Conn {
         }
     }
 
-    /// The head at the start of the buffer, once complete (interim answers are dropped).
+    /// The head at the start of the buffer, once complete (interim answers are dropped). It is
+    /// parsed where it lies and split off the buffer only once whole: no scan for its end
+    /// first. httparse takes lines that end in LF alone too.
     fn parse_head(&mut self, method: &Method, upgrade: bool) -> Result<Option<Head>, Failure> {
-        while let Some(len) = head_end(&self.buf) {
-            let raw = self.buf.split_to(len).freeze();
+        loop {
             let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut []);
-            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
                 &mut parsed,
-                &raw,
+                &self.buf,
                 &mut fields,
             ) {
-                Ok(httparse::Status::Complete(n)) if n == len => {}
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
                 Err(httparse::Error::TooManyHeaders) => {
                     return Err(Failure::Protocol("over 128 header fields"));
                 }
-                _ => return Err(Failure::Protocol("a malformed head")),
-            }
+                Err(_) => return Err(Failure::Protocol("a malformed head")),
+            };
             let code = parsed.code.unwrap_or(0);
             let status = StatusCode::from_u16(code).map_err(|_| Failure::Protocol("a bad status code"))?;
             if status.is_informational() && !(status == StatusCode::SWITCHING_PROTOCOLS && upgrade) {
                 if status == StatusCode::SWITCHING_PROTOCOLS {
                     return Err(Failure::Protocol("101 to a request that did not ask to upgrade"));
                 }
+                self.buf.advance(len);
                 continue;
             }
             let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
             let mut hop = HopByHop::default();
             let kept = parsed.headers.iter().filter(|field| !hop.takes(field));
-            let mut passed = Passed::new(&raw, kept.map(|field| (field.name.as_bytes(), field.value)));
+            let spans = Spans::of(&self.buf, kept.map(|field| (field.name.as_bytes(), field.value)));
+            let mut passed = Passed::with(self.buf.split_to(len).freeze(), spans);
             if !hop.named.is_empty() {
                 passed.remove_if(|name| {
                     hop.named.iter().any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
@@ -175,23 +179,7 @@ impl Conn {
             let reusable = framing.ends_on_its_own() && keeps_alive;
             return Ok(Some(Head { status, passed, framing, reusable }));
         }
-        Ok(None)
     }
-}
-
-/// Where a message head ends (after its empty line), once it has: lines may end in CRLF or,
-/// leniently, LF alone.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(at) = memchr::memchr(b'\n', &buf[from..]) {
-        let eol = from + at;
-        match (buf.get(eol + 1), buf.get(eol + 2)) {
-            (Some(b'\n'), _) => return Some(eol + 2),
-            (Some(b'\r'), Some(b'\n')) => return Some(eol + 3),
-            _ => from = eol + 1,
-        }
-    }
-    None
 }
 
 /// What an answer's hop-by-hop headers say: they are read here and not passed on.

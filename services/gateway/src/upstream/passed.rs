@@ -17,15 +17,34 @@ pub struct Passed {
     fields: Vec<(Span, Span)>,
 }
 
-impl Passed {
-    /// Fields that are slices of `raw`, each a name and a value that httparse has checked.
-    pub fn new<'a>(raw: &Bytes, fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
-        let base = raw.as_ptr() as usize;
+/// Where a head's fields lie in it: taken while the head is still being parsed in a buffer,
+/// before it is split off (see [`Passed::with`]).
+#[derive(Debug)]
+pub struct Spans(Vec<(Span, Span)>);
+
+impl Spans {
+    /// The spans of fields that are slices of `head`, each a name and a value that httparse
+    /// has checked.
+    pub fn of<'a>(head: &[u8], fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let base = head.as_ptr() as usize;
         let span = |s: &[u8]| {
             let at = s.as_ptr() as usize - base;
             (at as u32, (at + s.len()) as u32)
         };
-        Self { raw: raw.clone(), fields: fields.map(|(name, value)| (span(name), span(value))).collect() }
+        Self(fields.map(|(name, value)| (span(name), span(value))).collect())
+    }
+}
+
+impl Passed {
+    /// Fields that are slices of `raw`, each a name and a value that httparse has checked.
+    pub fn new<'a>(raw: &Bytes, fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        Self::with(raw.clone(), Spans::of(raw, fields))
+    }
+
+    /// The fields `spans` found in a head whose bytes `raw` now holds.
+    pub fn with(raw: Bytes, spans: Spans) -> Self {
+        debug_assert!(spans.0.iter().all(|&(_, (_, end))| end as usize <= raw.len()));
+        Self { raw, fields: spans.0 }
     }
 
     /// Each field's name (as sent: any case) and value.

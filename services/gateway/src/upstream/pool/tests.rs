@@ -128,6 +128,20 @@ async fn answers_of_known_length_come_whole_and_their_connection_carries_the_nex
 }
 
 #[tokio::test]
+async fn an_answer_whose_lines_end_in_lf_alone_is_read_and_its_connection_reused() {
+    let lf = "HTTP/1.1 200 OK\ncontent-length: 2\nx-a: 1\n\nlf";
+    let (addr, seen) = instance(vec![Then::Answer(lf), Then::Answer(OK_HI)]).await;
+    let pool = Pool::default();
+    let (res, passed) = pool.send(addr, request(Method::GET, empty()), &[]).await.expect("an answer");
+    let fields: Vec<(Vec<u8>, Vec<u8>)> =
+        passed.expect("fields").iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+    assert_eq!(fields, [(b"content-length".to_vec(), b"2".to_vec()), (b"x-a".to_vec(), b"1".to_vec())]);
+    assert_eq!(&res.into_body().collect().await.expect("a body").to_bytes()[..], b"lf");
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn a_chunked_answer_with_extensions_and_trailers_is_read_whole_and_the_connection_reused() {
     let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nx-t: 1\r\n\r\n";
     let (addr, seen) = instance(vec![Then::Answer(chunked), Then::Answer(OK_HI)]).await;
