@@ -65,6 +65,7 @@ impl Served {
     async fn plain(&self, mut io: Idle<TcpStream>, peer: SocketAddr, watcher: Watcher) {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut out = Vec::with_capacity(1024);
+        let mut spans = head::Scratch::new();
         // One wait for the stop per connection, not one per request.
         let closing = self.closing.cancelled();
         tokio::pin!(closing);
@@ -83,9 +84,10 @@ impl Served {
                 }
             }
             // A head that came whole costs no timer; one still coming must end in time.
-            let parsed = match head::parse(&mut buf) {
+            let parsed = match head::parse(&mut buf, &mut spans) {
                 Parsed::Partial => {
-                    match tokio::time::timeout(self.header_timeout, rest_of_head(&mut io, &mut buf)).await {
+                    let rest = rest_of_head(&mut io, &mut buf, &mut spans);
+                    match tokio::time::timeout(self.header_timeout, rest).await {
                         Ok(Some(parsed)) => parsed,
                         Ok(None) | Err(_) => return,
                     }
@@ -124,7 +126,11 @@ impl Served {
 
 /// Reads until the head at the start of `buf` is whole (or is one hyper must see); `None` if
 /// the connection ends first.
-async fn rest_of_head(io: &mut Idle<TcpStream>, buf: &mut BytesMut) -> Option<Parsed> {
+async fn rest_of_head(
+    io: &mut Idle<TcpStream>,
+    buf: &mut BytesMut,
+    spans: &mut head::Scratch,
+) -> Option<Parsed> {
     loop {
         if buf.len() >= MAX_HEAD {
             return Some(Parsed::Other);
@@ -134,7 +140,7 @@ async fn rest_of_head(io: &mut Idle<TcpStream>, buf: &mut BytesMut) -> Option<Pa
             Ok(n) if n > 0 => {}
             _ => return None,
         }
-        match head::parse(buf) {
+        match head::parse(buf, spans) {
             Parsed::Partial => {}
             parsed => return Some(parsed),
         }

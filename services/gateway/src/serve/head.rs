@@ -28,8 +28,11 @@ pub enum Parsed {
     Other,
 }
 
+/// Where a head's fields lie in it; kept by the connection, so that no request allocates one.
+pub type Scratch = Vec<(Span, Span)>;
+
 /// Parses the head at the start of `buf`; a complete one this path serves is taken out of it.
-pub fn parse(buf: &mut BytesMut) -> Parsed {
+pub fn parse(buf: &mut BytesMut, spans: &mut Scratch) -> Parsed {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len =
@@ -63,10 +66,10 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     let base = buf.as_ptr() as usize;
     let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
     let target = req.path.map(|p| at(p.as_bytes()));
-    let spans: Vec<(Span, Span)> =
-        req.headers.iter().map(|field| (at(field.name.as_bytes()), at(field.value))).collect();
+    spans.clear();
+    spans.extend(req.headers.iter().map(|field| (at(field.name.as_bytes()), at(field.value))));
     let raw = buf.split_to(len).freeze();
-    match build(&raw, target, &spans) {
+    match build(&raw, target, spans) {
         Some(request) => Parsed::Request(request, close),
         None => {
             // hyper refuses what could not be built: it gets the head back.
@@ -79,7 +82,7 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     }
 }
 
-type Span = (usize, usize);
+pub type Span = (usize, usize);
 
 fn slice(raw: &Bytes, (at, len): Span) -> Bytes {
     raw.slice(at..at + len)
@@ -109,7 +112,7 @@ mod tests {
 
     fn parsed(text: &str) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(text.as_bytes());
-        (parse(&mut buf), buf)
+        (parse(&mut buf, &mut Scratch::new()), buf)
     }
 
     #[test]
