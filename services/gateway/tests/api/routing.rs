@@ -162,3 +162,23 @@ async fn gateway_routes_prints_the_running_gateways_instances_from_its_admin_lis
         .expect("gateway routes");
     assert_eq!(closed.status.code(), Some(1), "no gateway there");
 }
+
+#[tokio::test]
+async fn an_instance_slower_than_the_upstream_timeout_is_a_504_and_the_next_request_is_served() {
+    let backend = Backend::start("app").await;
+    let gw =
+        spawn_gateway(&route("app", "", &[backend.addr]), &[("SLIPWAY_GATEWAY_UPSTREAM_TIMEOUT", "300ms")])
+            .await;
+    eventually(Duration::from_secs(10), "the instance in rotation", async || gw.healthy(backend.addr).await)
+        .await;
+    assert_eq!(gw.get("x", "/quick").await.status(), 200);
+    let slow = gw.get("x", "/slow").await;
+    assert_eq!(slow.status(), 504, "the instance takes 600 ms");
+    let problem: serde_json::Value = slow.json().await.expect("json");
+    assert_eq!(problem["status"], 504);
+    for _ in 0..3 {
+        assert_eq!(gw.get("x", "/quick").await.status(), 200);
+    }
+    let slow_again = gw.get("x", "/slow").await;
+    assert_eq!(slow_again.status(), 504, "and again, with kept-alive connections to the instance");
+}
