@@ -76,14 +76,10 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// The request's host, lowercased, without its port (IPv6 literals keep their brackets).
-fn host_of(req: &Request<Body>) -> std::borrow::Cow<'_, str> {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host())
-        .unwrap_or("");
+/// The request's host, from its `Host` field or else its target, lowercased, without its
+/// port (IPv6 literals keep their brackets).
+fn host_of<'a>(field: Option<&'a HeaderValue>, uri: &'a http::Uri) -> std::borrow::Cow<'a, str> {
+    let raw = field.and_then(|h| h.to_str().ok()).or_else(|| uri.host()).unwrap_or("");
     let host = if raw.starts_with('[') {
         raw.split_inclusive(']').next().unwrap_or(raw)
     } else {
@@ -127,7 +123,7 @@ type Routed = (Response<Body>, Option<Passed>, Option<Arc<Route>>, Option<Socket
 
 /// 308 to the same host and target over HTTPS (308 keeps the method and body).
 fn redirect_to_https(req: &Request<Body>, port: u16, rid: &HeaderValue) -> Response<Body> {
-    let host = host_of(req);
+    let host = host_of(req.headers().get(header::HOST), req.uri());
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = if port == 443 {
         format!("https://{host}{target}")
@@ -204,12 +200,12 @@ impl Proxy {
     /// Admission, header rewriting, forwarding: the request path, one concern per module.
     async fn route(&self, req: Request<Body>, peer: SocketAddr, https: bool, rid: &HeaderValue) -> Routed {
         let id = rid.to_str().unwrap_or("-");
-        let Admitted { route, normalized } = match self.admit(&req, peer) {
+        let Admitted { route, normalized, host } = match self.admit(&req, peer) {
             Ok(admitted) => admitted,
             Err((refusal, route)) => return self.refused(refusal, route, None, id),
         };
         let (mut parts, body) = req.into_parts();
-        let mut kept = headers::clean(&mut parts);
+        let mut kept = headers::clean(&mut parts, host);
         if route.protected
             && let Err(refusal) = self.authenticate(&mut parts.headers).await
         {

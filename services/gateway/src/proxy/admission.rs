@@ -14,12 +14,14 @@ use super::refusal::Refusal;
 use super::{Body, Proxy, X_USER_ID, host_of, target};
 use crate::routes::Route;
 
-/// A request the gateway will forward: its route, and its path if normalising changed it
-/// (routing, `protected` and the instance all see the same, normalised path).
+/// A request the gateway will forward: its route, its path if normalising changed it
+/// (routing, `protected` and the instance all see the same, normalised path), and its one
+/// `Host` field, looked up once.
 #[derive(Debug)]
 pub struct Admitted {
     pub route: Arc<Route>,
     pub normalized: Option<String>,
+    pub host: Option<HeaderValue>,
 }
 
 /// A refusal, with the route when one was found (for the access log).
@@ -27,14 +29,14 @@ pub type Refused = (Refusal, Option<Arc<Route>>);
 
 impl Proxy {
     pub(super) fn admit(&self, req: &Request<Body>, peer: SocketAddr) -> Result<Admitted, Refused> {
-        target::check_head(req).map_err(|m| (Refusal::Malformed(m), None))?;
+        let host_field = target::check_head(req).map_err(|m| (Refusal::Malformed(m), None))?;
         let normalized = match target::normalize(req.uri().path()) {
             Ok(Cow::Borrowed(_)) => None,
             Ok(Cow::Owned(path)) => Some(path),
             Err(m) => return Err((Refusal::Malformed(m), None)),
         };
         let route = {
-            let host = host_of(req);
+            let host = host_of(host_field, req.uri());
             let table = self.table.load();
             table.find(&host, normalized.as_deref().unwrap_or(req.uri().path())).cloned()
         };
@@ -54,7 +56,7 @@ impl Proxy {
         if too_big {
             return Err((Refusal::BodyTooLarge, Some(route)));
         }
-        Ok(Admitted { route, normalized })
+        Ok(Admitted { route, normalized, host: host_field.cloned() })
     }
 
     /// For a protected route: the user id of a valid bearer token, as `X-User-Id` (the

@@ -50,8 +50,8 @@ pub struct Kept {
 }
 
 /// The client's headers made safe: its hop-by-hop, underscored and `X-User-Id` headers gone.
-pub fn clean(parts: &mut Parts) -> Kept {
-    let host = parts.headers.get(header::HOST).cloned();
+/// `host`: its `Host` field.
+pub fn clean(parts: &mut Parts, host: Option<HeaderValue>) -> Kept {
     let upgrade = upgrade::requested(parts);
     strip_hop_by_hop(&mut parts.headers);
     target::drop_underscored(&mut parts.headers);
