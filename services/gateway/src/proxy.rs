@@ -28,6 +28,7 @@ use crate::routes::{Route, Table};
 use crate::upstream::Passed;
 
 use admission::Admitted;
+pub use headers::Peer;
 use headers::{Forwarded, Hop};
 use refusal::Refusal;
 pub use retry_budget::RetryBudget;
@@ -145,10 +146,10 @@ impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Body>,
-        peer: SocketAddr,
+        peer: Peer,
         https: bool,
     ) -> Result<Response<Body>, Infallible> {
-        let (mut response, passed) = self.answer(req, peer, https).await;
+        let (mut response, passed) = self.answer(req, &peer, https).await;
         if let Some(passed) = passed {
             passed.append_to(response.headers_mut());
         }
@@ -161,7 +162,7 @@ impl Proxy {
     pub async fn answer(
         self: Arc<Self>,
         req: Request<Body>,
-        peer: SocketAddr,
+        peer: &Peer,
         https: bool,
     ) -> (Response<Body>, Option<Passed>) {
         let started = Instant::now();
@@ -198,9 +199,9 @@ impl Proxy {
     }
 
     /// Admission, header rewriting, forwarding: the request path, one concern per module.
-    async fn route(&self, req: Request<Body>, peer: SocketAddr, https: bool, rid: &HeaderValue) -> Routed {
+    async fn route(&self, req: Request<Body>, peer: &Peer, https: bool, rid: &HeaderValue) -> Routed {
         let id = rid.to_str().unwrap_or("-");
-        let Admitted { route, normalized, host } = match self.admit(&req, peer) {
+        let Admitted { route, normalized, host } = match self.admit(&req, peer.addr) {
             Ok(admitted) => admitted,
             Err((refusal, route)) => return self.refused(refusal, route, None, id),
         };

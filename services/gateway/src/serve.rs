@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::idle::Idle;
-use crate::proxy::Proxy;
+use crate::proxy::{Peer, Proxy};
 use head::Parsed;
 
 /// The largest request head accepted, in bytes (hyper answers 431 past it).
@@ -66,6 +66,7 @@ impl Served {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut out = Vec::with_capacity(1024);
         let mut spans = head::Scratch::new();
+        let client = Peer::new(peer);
         // One wait for the stop per connection, not one per request.
         let closing = self.closing.cancelled();
         tokio::pin!(closing);
@@ -101,7 +102,7 @@ impl Served {
                     return self.hyper(Box::new(io), peer, watcher).await;
                 }
             };
-            let (res, passed) = self.proxy.clone().answer(req, peer, false).await;
+            let (res, passed) = self.proxy.clone().answer(req, &client, false).await;
             match answer::write(&mut io, res, passed.as_ref(), &mut out, close).await {
                 Ok(true) => {}
                 Ok(false) => return,
@@ -114,8 +115,9 @@ impl Served {
     async fn hyper(&self, io: Box<dyn Io>, peer: SocketAddr, watcher: Watcher) {
         let https = self.tls.is_some();
         let proxy = self.proxy.clone();
+        let client = Peer::new(peer);
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            proxy.clone().handle(req.map(|b| b.map_err(Into::into).boxed()), peer, https)
+            proxy.clone().handle(req.map(|b| b.map_err(Into::into).boxed()), client.clone(), https)
         });
         let conn = self.hyper.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         if let Err(error) = watcher.watch(conn).await {

@@ -61,10 +61,24 @@ pub fn clean(parts: &mut Parts, host: Option<HeaderValue>) -> Kept {
     Kept { host, upgrade }
 }
 
+/// The client end of a connection: its address, and its IP as `X-Forwarded-For` gives it,
+/// written once per connection rather than once per request.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, forwarded_for: ip_value(addr.ip()) }
+    }
+}
+
 /// Where the request came from and how: what the `X-Forwarded-*` headers say.
 #[derive(Debug, Clone, Copy)]
 pub struct Hop<'a> {
-    pub peer: SocketAddr,
+    pub peer: &'a Peer,
     pub https: bool,
     pub trusted: &'a TrustedProxies,
     pub rid: &'a HeaderValue,
@@ -87,12 +101,13 @@ impl Forwarded {
     /// The fields for a request with these headers (the client's, cleaned), from `host` (the
     /// site it named) and `hop`.
     pub fn new(headers: &HeaderMap, host: Option<HeaderValue>, hop: Hop<'_>) -> Self {
-        let trusted = hop.trusted.contains(hop.peer.ip());
+        let ip = hop.peer.addr.ip();
+        let trusted = hop.trusted.contains(ip);
         // Only a trusted proxy's list is extended: an untrusted client's is not even looked up.
         let prior = if trusted { headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) } else { None };
         let forwarded_for = match prior {
-            Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", hop.peer.ip())).ok(),
-            None => Some(ip_value(hop.peer.ip())),
+            Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")).ok(),
+            None => Some(hop.peer.forwarded_for.clone()),
         };
         let proto = (!trusted || !headers.contains_key(&X_FORWARDED_PROTO))
             .then(|| HeaderValue::from_static(if hop.https { "https" } else { "http" }));
@@ -176,7 +191,8 @@ mod tests {
         }
         let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("net")]);
         let rid = HeaderValue::from_static("rid-1");
-        let hop = Hop { peer: SocketAddr::from((peer, 9)), https: false, trusted: &trusted, rid: &rid };
+        let peer = Peer::new(SocketAddr::from((peer, 9)));
+        let hop = Hop { peer: &peer, https: false, trusted: &trusted, rid: &rid };
         let forwarded = Forwarded::new(&headers, headers.get(header::HOST).cloned(), hop);
         let (head, _) =
             encode_head(&http::Method::GET, &Uri::from_static("/a"), &headers, &forwarded.fields(), None);
