@@ -55,7 +55,7 @@ impl Served {
             return self.plain(stream, peer, watcher).await;
         };
         match tokio::time::timeout(self.header_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => self.hyper(Box::new(tls), peer, watcher).await,
+            Ok(Ok(tls)) => self.hyper(Box::new(tls), Peer::new(peer), watcher).await,
             Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
@@ -99,7 +99,7 @@ impl Served {
                 Parsed::Request(req, close) => (req, close),
                 Parsed::Partial | Parsed::Other => {
                     io.put_back(buf.freeze());
-                    return self.hyper(Box::new(io), peer, watcher).await;
+                    return self.hyper(Box::new(io), client, watcher).await;
                 }
             };
             let (res, passed) = self.proxy.clone().answer(req, &client, false).await;
@@ -112,10 +112,9 @@ impl Served {
     }
 
     /// hyper serves the connection (HTTP/1.1 or HTTP/2, upgrades included) to its end.
-    async fn hyper(&self, io: Box<dyn Io>, peer: SocketAddr, watcher: Watcher) {
+    async fn hyper(&self, io: Box<dyn Io>, client: Peer, watcher: Watcher) {
         let https = self.tls.is_some();
         let proxy = self.proxy.clone();
-        let client = Peer::new(peer);
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             proxy.clone().handle(req.map(|b| b.map_err(Into::into).boxed()), client.clone(), https)
         });
