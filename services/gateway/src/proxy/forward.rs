@@ -102,9 +102,10 @@ impl Proxy {
         over_limit: &(dyn Fn() -> bool + Sync),
     ) -> Attempt {
         let addr = slot.0.addr;
-        match tokio::time::timeout(self.upstream_timeout, slot.0.pool.send(addr, req, set)).await {
-            Ok(_) if over_limit() => Attempt::Refused(Refusal::BodyTooLarge),
-            Ok(Ok((res, passed))) => {
+        let deadline = tokio::time::Instant::now() + self.upstream_timeout;
+        match slot.0.pool.send(addr, req, set, deadline).await {
+            _ if over_limit() => Attempt::Refused(Refusal::BodyTooLarge),
+            Ok((res, passed)) => {
                 let status = res.status();
                 slot.0.answered(status.as_u16());
                 let unavailable = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE);
@@ -113,7 +114,8 @@ impl Proxy {
                 }
                 Attempt::Answered(res, passed)
             }
-            Ok(Err(error)) => {
+            Err(SendError::TimedOut) => Attempt::Refused(Refusal::GatewayTimeout),
+            Err(error) => {
                 let unsent = matches!(error, SendError::Connect(_));
                 if unsent {
                     slot.0.eject();
@@ -125,7 +127,6 @@ impl Proxy {
                     Attempt::Refused(Refusal::BadGateway)
                 }
             }
-            Err(_) => Attempt::Refused(Refusal::GatewayTimeout),
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn tunnel(
         }
     }
     ask(res.headers_mut(), protocol);
-    let Some(Conn { stream: mut upstream, buf: early }) = upstream_side else {
+    let Some(Conn { stream: mut upstream, buf: early, .. }) = upstream_side else {
         tracing::warn!(%instance, "an upgrade answered without its connection");
         return res;
     };

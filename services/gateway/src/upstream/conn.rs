@@ -5,6 +5,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Buf as _, BytesMut};
@@ -12,6 +13,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::framing::{Framing, HOP_BY_HOP};
 use super::passed::{Passed, Spans};
@@ -37,13 +39,20 @@ pub enum Failure {
     Io(#[from] io::Error),
     #[error("the instance's answer is not valid HTTP/1.1: {0}")]
     Protocol(&'static str),
+    /// No answer's head by the deadline (the upstream timeout).
+    #[error("no answer within the upstream timeout")]
+    TimedOut,
 }
 
-/// A connection and what was read from it beyond the last message.
+/// A connection, what was read from it beyond the last message, and its exchanges' timer.
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
     pub buf: BytesMut,
+    /// Made at the first exchange and kept for the connection's life: each exchange only
+    /// moves its deadline later, which tokio does without touching its timer wheel (a new
+    /// timer per request would be put in the wheel and taken out again each time).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// An answer's head: its status and header fields, how its body is framed, and whether the
@@ -64,7 +73,7 @@ impl Conn {
             Err(_) => return Err(Failure::Connect(io::ErrorKind::TimedOut.into())),
         };
         let _ = stream.set_nodelay(true);
-        Ok(Self { stream, buf: BytesMut::new() })
+        Ok(Self { stream, buf: BytesMut::new(), timer: None })
     }
 
     /// Whether a pooled connection is still open and quiet: an instance that closed it, or
@@ -92,25 +101,43 @@ impl Conn {
     }
 
     /// Writes the request, then reads the answer's head (see [`Conn::write`] and
-    /// [`Conn::read_head`]). An instance may answer before it has read the whole body (a 413,
-    /// say) and close: the write then fails, and the answer it sent, if it came, is the one to
-    /// pass on, on a connection not to be reused.
+    /// [`Conn::read_head`]), given up at `deadline` ([`Failure::TimedOut`]). An instance may
+    /// answer before it has read the whole body (a 413, say) and close: the write then fails,
+    /// and the answer it sent, if it came, is the one to pass on, on a connection not to be
+    /// reused.
     pub async fn exchange(
         &mut self,
+        deadline: Instant,
         head: &[u8],
         body: Option<(Body, bool)>,
         method: &Method,
         upgrade: bool,
         reused: bool,
     ) -> Result<Head, Failure> {
-        match self.write(head, body, reused).await {
-            Ok(()) => self.read_head(method, upgrade, reused).await,
-            Err(Failure::Io(error)) if gone(&error) => match self.read_head(method, false, false).await {
-                Ok(answer) => Ok(Head { reusable: false, ..answer }),
-                Err(_) => Err(Failure::Io(error)),
-            },
-            Err(failure) => Err(failure),
-        }
+        let mut timer = match self.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let exchange = async {
+            match self.write(head, body, reused).await {
+                Ok(()) => self.read_head(method, upgrade, reused).await,
+                Err(Failure::Io(error)) if gone(&error) => match self.read_head(method, false, false).await {
+                    Ok(answer) => Ok(Head { reusable: false, ..answer }),
+                    Err(_) => Err(Failure::Io(error)),
+                },
+                Err(failure) => Err(failure),
+            }
+        };
+        let exchanged = tokio::select! {
+            biased;
+            exchanged = exchange => exchanged,
+            () = &mut timer => Err(Failure::TimedOut),
+        };
+        self.timer = Some(timer);
+        exchanged
     }
 
     /// Reads the answer's head, past any interim (1xx) answers. A 101 is an answer only to a

@@ -6,12 +6,13 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::{self, HeaderMap};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Body as _;
+use tokio::time::Instant;
 
 use super::answer::Streaming;
 use super::conn::{Conn, Failure, Head, Set, encode_head};
@@ -87,13 +88,15 @@ impl Pool {
     }
 
     /// Sends `req`, with the fields `set` for this hop, to `addr` on an idle or new connection:
-    /// the answer, and its header fields as they came unless they are in its map. A request with no body that may be repeated is sent again on a new connection if a
-    /// kept-alive one turns out closed.
+    /// the answer, and its header fields as they came unless they are in its map. A request
+    /// with no body that may be repeated is sent again on a new connection if a kept-alive one
+    /// turns out closed. The answer's head must come by `deadline` ([`Failure::TimedOut`]).
     pub async fn send(
         &self,
         addr: SocketAddr,
         req: Request<Body>,
         set: &Set<'_>,
+        deadline: Instant,
     ) -> Result<(Response<Body>, Option<Passed>), Failure> {
         let (parts, body) = req.into_parts();
         let upgrade = asks_to_upgrade(&parts.headers);
@@ -113,9 +116,12 @@ impl Pool {
             let reused = pooled.is_some();
             let mut conn = match pooled.take() {
                 Some(conn) => conn,
-                None => Conn::connect(addr).await?,
+                None => match tokio::time::timeout_at(deadline, Conn::connect(addr)).await {
+                    Ok(conn) => conn?,
+                    Err(_) => return Err(Failure::TimedOut),
+                },
             };
-            match conn.exchange(&head, body.take(), &parts.method, upgrade, reused).await {
+            match conn.exchange(deadline, &head, body.take(), &parts.method, upgrade, reused).await {
                 Ok(answer) => return Ok(self.response(conn, answer)),
                 Err(Failure::Stale) if repeatable => {}
                 Err(e) => return Err(e),

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request};
@@ -12,6 +13,7 @@ use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
 use super::Pool;
 use crate::body::{Body, empty};
@@ -24,6 +26,8 @@ enum Then {
     Answer(&'static str),
     /// Answers these bytes and closes the connection.
     AnswerAndClose(&'static str),
+    /// Answers these bytes this long after the request came (a slow instance).
+    AnswerAfter(Duration, &'static str),
     /// Closes the connection without answering.
     Close,
 }
@@ -85,6 +89,10 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<VecDeque<Then>>>, seen: 
             Some(Then::Answer(bytes)) => {
                 let _ = stream.write_all(bytes.as_bytes()).await;
             }
+            Some(Then::AnswerAfter(delay, bytes)) => {
+                tokio::time::sleep(delay).await;
+                let _ = stream.write_all(bytes.as_bytes()).await;
+            }
             Some(Then::AnswerAndClose(bytes)) => {
                 let _ = stream.write_all(bytes.as_bytes()).await;
                 return;
@@ -102,9 +110,14 @@ fn request(method: Method, body: Body) -> Request<Body> {
     req
 }
 
+/// A deadline no answer here comes near.
+fn in_time() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
 /// Sends a request and reads its answer whole: (status, body).
 async fn exchange(pool: &Pool, addr: SocketAddr, req: Request<Body>) -> Result<(u16, String), SendError> {
-    let (res, _) = pool.send(addr, req, &[]).await?;
+    let (res, _) = pool.send(addr, req, &[], in_time()).await?;
     let status = res.status().as_u16();
     let body = res.into_body().collect().await.expect("the body is read to its end").to_bytes();
     Ok((status, String::from_utf8_lossy(&body).to_string()))
@@ -128,11 +141,37 @@ async fn answers_of_known_length_come_whole_and_their_connection_carries_the_nex
 }
 
 #[tokio::test]
+async fn an_answer_later_than_the_deadline_times_out_and_its_connection_is_not_kept() {
+    let slow = Then::AnswerAfter(Duration::from_secs(3), OK_HI);
+    let (addr, seen) = instance(vec![slow, Then::Answer(OK_HI)]).await;
+    let pool = Pool::default();
+    let soon = Instant::now() + Duration::from_millis(100);
+    let late = pool.send(addr, request(Method::GET, empty()), &[], soon).await;
+    assert!(matches!(late, Err(SendError::TimedOut)), "{late:?}");
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2, "the timed-out connection was dropped");
+}
+
+#[tokio::test]
+async fn a_kept_connection_s_next_exchange_is_timed_by_its_own_deadline_not_the_last_one() {
+    let (addr, seen) =
+        instance(vec![Then::Answer(OK_HI), Then::AnswerAfter(Duration::from_millis(400), OK_HI)]).await;
+    let pool = Pool::default();
+    let short = Instant::now() + Duration::from_millis(150);
+    let (res, _) = pool.send(addr, request(Method::GET, empty()), &[], short).await.expect("in time");
+    assert_eq!(res.status(), 200);
+    // The same connection, answered after the first exchange's deadline has passed.
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn an_answer_whose_lines_end_in_lf_alone_is_read_and_its_connection_reused() {
     let lf = "HTTP/1.1 200 OK\ncontent-length: 2\nx-a: 1\n\nlf";
     let (addr, seen) = instance(vec![Then::Answer(lf), Then::Answer(OK_HI)]).await;
     let pool = Pool::default();
-    let (res, passed) = pool.send(addr, request(Method::GET, empty()), &[]).await.expect("an answer");
+    let (res, passed) =
+        pool.send(addr, request(Method::GET, empty()), &[], in_time()).await.expect("an answer");
     let fields: Vec<(Vec<u8>, Vec<u8>)> =
         passed.expect("fields").iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
     assert_eq!(fields, [(b"content-length".to_vec(), b"2".to_vec()), (b"x-a".to_vec(), b"1".to_vec())]);
@@ -166,7 +205,8 @@ async fn an_answers_hop_by_hop_headers_are_read_and_not_passed_on() {
     let answer = "HTTP/1.1 200 OK\r\nconnection: close, x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nx-end: 2\r\ncontent-length: 2\r\n\r\nhi";
     let (addr, seen) = instance(vec![Then::Answer(answer), Then::Answer(OK_HI)]).await;
     let pool = Pool::default();
-    let (mut res, passed) = pool.send(addr, request(Method::GET, empty()), &[]).await.expect("answered");
+    let (mut res, passed) =
+        pool.send(addr, request(Method::GET, empty()), &[], in_time()).await.expect("answered");
     passed.expect("the fields apart").append_to(res.headers_mut());
     let mut names: Vec<&str> = res.headers().keys().map(http::HeaderName::as_str).collect();
     names.sort_unstable();
@@ -270,7 +310,7 @@ async fn answers_that_break_the_protocol_are_errors() {
         let answer = exchange(&pool, addr, request(Method::GET, empty())).await;
         assert!(matches!(answer, Err(SendError::Protocol(_))), "{answer:?}");
     }
-    let (res, _) = pool.send(addr, request(Method::GET, empty()), &[]).await.expect("a head");
+    let (res, _) = pool.send(addr, request(Method::GET, empty()), &[], in_time()).await.expect("a head");
     assert!(res.into_body().collect().await.is_err(), "a body cut short is an error");
 }
 
@@ -323,10 +363,10 @@ async fn connections_idle_past_the_timeout_are_closed_and_younger_ones_kept() {
     let (addr, seen) = instance(vec![Then::Answer(OK_HI), Then::Answer(OK_HI), Then::Answer(OK_HI)]).await;
     let pool = Pool::default();
     assert_eq!(get(&pool, addr).await, (200, "hi".into()));
-    assert_eq!(pool.close_idle(std::time::Duration::from_secs(60)), 0, "a young idle connection stays");
+    assert_eq!(pool.close_idle(Duration::from_secs(60)), 0, "a young idle connection stays");
     assert_eq!(get(&pool, addr).await, (200, "hi".into()));
     assert_eq!(seen.connections.load(Ordering::SeqCst), 1, "and carries the next request");
-    assert_eq!(pool.close_idle(std::time::Duration::ZERO), 1, "one idle past the timeout goes");
+    assert_eq!(pool.close_idle(Duration::ZERO), 1, "one idle past the timeout goes");
     assert_eq!(get(&pool, addr).await, (200, "hi".into()));
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2, "the next request opens a new one");
 }
