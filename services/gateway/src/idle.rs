@@ -1,8 +1,10 @@
 //! An idle timeout for client connections: one that moves no byte either way for the timeout is
 //! closed — a silent client (slowloris), a kept-alive connection gone quiet, a dead WebSocket.
-//! Progress only records the time; the timer is re-armed lazily when it fires, so the hot path
-//! never touches the timer wheel. Bytes read ahead can be put back in front of the connection,
-//! for hyper when the gateway hands it a connection whose next request it had begun to read.
+//! Progress is only counted: the timer fires every quarter of the timeout and looks whether the
+//! count moved, so the hot path reads no clock and never touches the timer wheel, and a quiet
+//! connection is closed between one and one and a quarter timeouts after its last byte. Bytes
+//! read ahead can be put back in front of the connection, for hyper when the gateway hands it
+//! a connection whose next request it had begun to read.
 
 use std::io;
 use std::pin::Pin;
@@ -17,7 +19,11 @@ use tokio::time::{Instant, Sleep};
 pub struct Idle<T> {
     inner: T,
     timeout: Duration,
-    last: Instant,
+    /// Reads and writes that completed: counted, not timed.
+    progress: u64,
+    /// `progress` when the timer last fired, and when it was last seen to have moved.
+    seen: u64,
+    quiet_since: Instant,
     timer: Pin<Box<Sleep>>,
     /// Bytes put back: read before the connection's own.
     unread: Bytes,
@@ -29,8 +35,10 @@ impl<T> Idle<T> {
         Self {
             inner,
             timeout,
-            last: now,
-            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+            progress: 0,
+            seen: 0,
+            quiet_since: now,
+            timer: Box::pin(tokio::time::sleep_until(now + timeout / 4)),
             unread: Bytes::new(),
         }
     }
@@ -41,16 +49,17 @@ impl<T> Idle<T> {
     }
 
     /// On no progress: `Ready(TimedOut)` if idle for the whole timeout, else `Pending` with the
-    /// timer armed for the remaining time.
+    /// timer armed for the next look.
     fn expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        // The timer keeps its old deadline while bytes flow; only when it fires is the time of
-        // the last progress consulted, and the timer moved on if there was some.
         while self.timer.as_mut().poll(cx).is_ready() {
-            let deadline = self.last + self.timeout;
-            if deadline <= Instant::now() {
+            let now = Instant::now();
+            if self.progress != self.seen {
+                self.seen = self.progress;
+                self.quiet_since = now;
+            } else if now >= self.quiet_since + self.timeout {
                 return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"));
             }
-            self.timer.as_mut().reset(deadline);
+            self.timer.as_mut().reset(now + self.timeout / 4);
         }
         Poll::Pending
     }
@@ -70,7 +79,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
         }
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
-                self.last = Instant::now();
+                self.progress += 1;
                 Poll::Ready(r)
             }
             Poll::Pending => self.expired(cx).map(Err),
@@ -82,7 +91,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if r.is_ready() {
-            self.last = Instant::now();
+            self.progress += 1;
         }
         r
     }
@@ -94,7 +103,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if r.is_ready() {
-            self.last = Instant::now();
+            self.progress += 1;
         }
         r
     }
@@ -128,5 +137,31 @@ mod tests {
         let mut all = String::new();
         conn.read_to_string(&mut all).await.expect("read");
         assert_eq!(all, "hello world");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_closed_a_timeout_after_its_last_byte_and_not_while_bytes_flow() {
+        let (mut near, far) = tokio::io::duplex(64);
+        let mut conn = Idle::new(far, Duration::from_secs(60));
+        let start = Instant::now();
+        // A byte every 40 s for 320 s: never 60 s quiet. The task keeps `near` open after.
+        let writer = tokio::spawn(async move {
+            for _ in 0..8 {
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                near.write_all(b"x").await.expect("write");
+            }
+            near
+        });
+        let mut bytes = 0;
+        let error = loop {
+            match conn.read(&mut [0_u8; 8]).await {
+                Ok(n) => bytes += n,
+                Err(error) => break error,
+            }
+        };
+        assert_eq!((bytes, error.kind()), (8, io::ErrorKind::TimedOut));
+        let quiet = start.elapsed() - Duration::from_secs(320);
+        assert!(quiet >= Duration::from_secs(60) && quiet <= Duration::from_secs(75), "{quiet:?}");
+        drop(writer);
     }
 }
