@@ -118,6 +118,24 @@ fn new_request_id() -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
+/// The answer to a request, as a server writes it: the response, whose map holds the fields
+/// the gateway sets (they take precedence over an instance's of the same name); an instance's
+/// fields as they came ([`Passed`]); and the request id, which every answer carries in
+/// `X-Request-Id` in place of any the instance sent.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: Response<Body>,
+    pub passed: Option<Passed>,
+    pub request_id: HeaderValue,
+}
+
+/// A request being forwarded: its id as text (for a refusal's body) and when it came.
+#[derive(Debug, Clone, Copy)]
+struct Call<'a> {
+    id: &'a str,
+    started: Instant,
+}
+
 /// What the request path comes to: the answer, an instance's fields apart from its map (see
 /// [`Passed`]), the route and the instance.
 type Routed = (Response<Body>, Option<Passed>, Option<Arc<Route>>, Option<SocketAddr>);
@@ -149,22 +167,17 @@ impl Proxy {
         peer: Peer,
         https: bool,
     ) -> Result<Response<Body>, Infallible> {
-        let (mut response, passed) = self.answer(req, &peer, https).await;
+        let Answer { mut response, passed, request_id } = self.answer(req, &peer, https).await;
+        response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
         if let Some(passed) = passed {
             passed.append_to(response.headers_mut());
         }
         Ok(response)
     }
 
-    /// The answer to `req`, with an instance's fields apart from its header map (which holds
-    /// the fields the gateway sets, taking precedence): for a server that writes them as they
-    /// came. [`Proxy::handle`] puts them in the map.
-    pub async fn answer(
-        self: Arc<Self>,
-        req: Request<Body>,
-        peer: &Peer,
-        https: bool,
-    ) -> (Response<Body>, Option<Passed>) {
+    /// The answer to `req`, with an instance's fields and the request id apart from its header
+    /// map: for a server that writes them as they came. [`Proxy::handle`] puts them in the map.
+    pub async fn answer(self: Arc<Self>, req: Request<Body>, peer: &Peer, https: bool) -> Answer {
         let started = Instant::now();
         let http1 = req.version() <= http::Version::HTTP_11;
         let rid = request_id(req.headers());
@@ -172,7 +185,7 @@ impl Proxy {
         let uri = req.uri().clone();
         let (mut response, passed, route, instance) = match self.https_redirect {
             Some(port) if !https => (redirect_to_https(&req, port, &rid), None, None, None),
-            _ => self.route(req, peer, https, &rid).await,
+            _ => self.route(req, peer, https, &rid, started).await,
         };
         if https && let Some(hsts) = &self.hsts {
             response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -191,17 +204,25 @@ impl Proxy {
             status,
             elapsed: started.elapsed(),
         });
-        response.headers_mut().insert(X_REQUEST_ID.clone(), rid);
         if http1 && self.draining.load(Ordering::Relaxed) {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        (response, passed)
+        Answer { response, passed, request_id: rid }
     }
 
     /// Admission, header rewriting, forwarding: the request path, one concern per module.
-    async fn route(&self, req: Request<Body>, peer: &Peer, https: bool, rid: &HeaderValue) -> Routed {
+    /// `started`: when the request came, the one clock reading its admission and first
+    /// attempt use.
+    async fn route(
+        &self,
+        req: Request<Body>,
+        peer: &Peer,
+        https: bool,
+        rid: &HeaderValue,
+        started: Instant,
+    ) -> Routed {
         let id = rid.to_str().unwrap_or("-");
-        let Admitted { route, normalized, host } = match self.admit(&req, peer.addr) {
+        let Admitted { route, normalized, host } = match self.admit(&req, peer.addr, started) {
             Ok(admitted) => admitted,
             Err((refusal, route)) => return self.refused(refusal, route, None, id),
         };
@@ -212,6 +233,8 @@ impl Proxy {
         {
             return self.refused(refusal, Some(route), None, id);
         }
+        // The upstream timeout does not count the wait for a token's key.
+        let started = if route.protected { Instant::now() } else { started };
         if let Some((protocol, _)) = &kept.upgrade {
             upgrade::ask(&mut parts.headers, protocol.clone());
         }
@@ -222,7 +245,7 @@ impl Proxy {
             Err(refusal) => return self.refused(refusal, Some(route), None, id),
         };
         let req = Request::from_parts(parts, body);
-        self.forward(route, req, uri, kept, &forwarded.fields(), id).await
+        self.forward(route, req, uri, kept, &forwarded.fields(), Call { id, started }).await
     }
 
     /// Counts a refusal and answers it.

@@ -8,8 +8,11 @@
 mod answer;
 mod head;
 
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -67,20 +70,32 @@ impl Served {
         let mut out = Vec::with_capacity(1024);
         let mut spans = head::Scratch::new();
         let client = Peer::new(peer);
-        // One wait for the stop per connection, not one per request.
+        // One wait for the stop per connection, polled once: that registers the task's waker.
+        // Later wake-ups only ask the token whether it fired (polling the wait again would
+        // take its waiters' lock and compare wakers, once per request).
         let closing = self.closing.cancelled();
         tokio::pin!(closing);
+        let mut watching = false;
         loop {
             if buf.is_empty() {
                 if buf.capacity() < READ_CHUNK / 2 {
                     buf.reserve(READ_CHUNK);
                 }
-                let read = tokio::select! {
-                    biased;
-                    () = &mut closing => return,
-                    read = io.read_buf(&mut buf) => read,
-                };
-                if !matches!(read, Ok(n) if n > 0) {
+                let read = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(read) = tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut buf)
+                    {
+                        return Poll::Ready(Some(read));
+                    }
+                    let stopped = if watching {
+                        self.closing.is_cancelled()
+                    } else {
+                        watching = true;
+                        closing.as_mut().poll(cx).is_ready()
+                    };
+                    if stopped { Poll::Ready(None) } else { Poll::Pending }
+                })
+                .await;
+                if !matches!(read, Some(Ok(n)) if n > 0) {
                     return;
                 }
             }
@@ -102,8 +117,8 @@ impl Served {
                     return self.hyper(Box::new(io), client, watcher).await;
                 }
             };
-            let (res, passed) = self.proxy.clone().answer(req, &client, false).await;
-            match answer::write(&mut io, res, passed.as_ref(), &mut out, close).await {
+            let answer = self.proxy.clone().answer(req, &client, false).await;
+            match answer::write(&mut io, answer, &mut out, close).await {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(error) => return tracing::debug!(%error, %peer, "writing an answer failed"),

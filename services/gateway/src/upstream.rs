@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -27,7 +28,7 @@ pub struct Instance {
     pub addr: SocketAddr,
     pub healthy: AtomicBool,
     pub outstanding: AtomicUsize,
-    /// Milliseconds since the epoch until which passive ejection keeps it out.
+    /// Until when passive ejection keeps it out ([`millis`]).
     ejected_until: AtomicU64,
     error_streak: AtomicUsize,
     pub requests: AtomicU64,
@@ -45,8 +46,13 @@ const FIVE_XX_STREAK: usize = 5;
 /// How long an ejected instance stays out.
 const EJECTION: Duration = Duration::from_secs(5);
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+/// Milliseconds from the process's first use of this clock to `at`: ejections are timed on
+/// the monotonic clock, and a pick reckons from its request's arrival (no clock read of its
+/// own).
+fn millis(at: Instant) -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    at.saturating_duration_since(base).as_millis() as u64
 }
 
 impl Instance {
@@ -75,17 +81,17 @@ impl Instance {
     }
 
     pub fn available(&self) -> bool {
-        self.available_at(now_ms())
+        self.available_at(millis(Instant::now()))
     }
 
-    /// Whether it is available at `now` (milliseconds since the epoch).
+    /// Whether it is available at `now` ([`millis`]).
     fn available_at(&self, now: u64) -> bool {
         self.healthy.load(Ordering::Relaxed) && self.ejected_until.load(Ordering::Relaxed) <= now
     }
 
     /// Passive ejection: out for a while after a connection failure or a 5xx streak.
     pub fn eject(&self) {
-        self.ejected_until.store(now_ms() + EJECTION.as_millis() as u64, Ordering::Relaxed);
+        self.ejected_until.store(millis(Instant::now()) + EJECTION.as_millis() as u64, Ordering::Relaxed);
         self.error_streak.store(0, Ordering::Relaxed);
         tracing::warn!(instance = %self.addr, "instance ejected");
     }
@@ -133,11 +139,15 @@ impl Balancer {
     }
 }
 
-/// An available instance of `instances`, skipping `avoid` (no allocation): the next in turn
-/// for round robin, else the least outstanding of two at random.
-pub fn pick(instances: &[Arc<Instance>], balancer: &Balancer, avoid: &[SocketAddr]) -> Option<InFlight> {
-    // One clock read per pick, however many instances and passes.
-    let now = now_ms();
+/// An available instance of `instances` at `now`, skipping `avoid` (no allocation): the next
+/// in turn for round robin, else the least outstanding of two at random.
+pub fn pick(
+    instances: &[Arc<Instance>],
+    balancer: &Balancer,
+    avoid: &[SocketAddr],
+    now: Instant,
+) -> Option<InFlight> {
+    let now = millis(now);
     let candidates = || instances.iter().filter(|i| i.available_at(now) && !avoid.contains(&i.addr));
     let chosen = match candidates().count() {
         0 => return None,

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::Request;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -28,7 +29,13 @@ pub struct Admitted {
 pub type Refused = (Refusal, Option<Arc<Route>>);
 
 impl Proxy {
-    pub(super) fn admit(&self, req: &Request<Body>, peer: SocketAddr) -> Result<Admitted, Refused> {
+    /// `now`: when the request came (its rate limit is reckoned from then).
+    pub(super) fn admit(
+        &self,
+        req: &Request<Body>,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<Admitted, Refused> {
         let host_field = target::check_head(req).map_err(|m| (Refusal::Malformed(m), None))?;
         let normalized = match target::normalize(req.uri().path()) {
             Ok(Cow::Borrowed(_)) => None,
@@ -43,7 +50,7 @@ impl Proxy {
         let route = route.ok_or((Refusal::NoRoute, None))?;
         let client = self.trusted.client_ip(peer.ip(), req.headers());
         if let Some(rate) = route.rate_limit
-            && let Err(wait) = self.limiter.check(route.key, kit::client_ip::bucket(client), rate)
+            && let Err(wait) = self.limiter.check(route.key, kit::client_ip::bucket(client), rate, now)
         {
             return Err((Refusal::RateLimited { wait }, Some(route)));
         }

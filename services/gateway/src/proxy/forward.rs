@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
@@ -13,7 +14,7 @@ use hyper::body::Body as _;
 
 use super::headers::{Kept, strip_hop_by_hop};
 use super::refusal::Refusal;
-use super::{Body, MAX_ATTEMPTS, Proxy, Routed, capped, empty, upgrade};
+use super::{Body, Call, MAX_ATTEMPTS, Proxy, Routed, capped, empty, upgrade};
 use crate::routes::Route;
 use crate::upstream::{InFlight, Passed, SendError, Set, idempotent, pick};
 
@@ -46,7 +47,7 @@ impl Proxy {
         uri: Uri,
         kept: Kept,
         set: &Set<'_>,
-        id: &str,
+        Call { id, started }: Call<'_>,
     ) -> Routed {
         let (mut parts, body) = req.into_parts();
         let replayable = body.is_end_stream();
@@ -63,7 +64,9 @@ impl Proxy {
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ATTEMPTS];
         let mut attempts = 0;
         loop {
-            let Some(slot) = pick(&route.instances, &route.balancer, &tried[..attempts]) else {
+            // The first attempt reckons from the request's arrival; a retry from its own start.
+            let now = if attempts == 0 { started } else { Instant::now() };
+            let Some(slot) = pick(&route.instances, &route.balancer, &tried[..attempts], now) else {
                 let (refusal, last) = match attempts {
                     0 => (Refusal::NoHealthyInstance, None),
                     n => (Refusal::BadGateway, Some(tried[n - 1])),
@@ -81,7 +84,8 @@ impl Proxy {
             *upstream.headers_mut() =
                 if last_chance { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
             let can_retry = !last_chance && idempotent;
-            match self.attempt(&slot, upstream, set, can_retry, last_chance, &over).await {
+            let deadline = tokio::time::Instant::from_std(now) + self.upstream_timeout;
+            match self.attempt(&slot, upstream, set, (can_retry, last_chance), deadline, &over).await {
                 Attempt::Retry => self.metrics.retries.fetch_add(1, Ordering::Relaxed),
                 Attempt::Refused(refusal) => return self.refused(refusal, Some(route), Some(addr), id),
                 Attempt::Answered(res, passed) => {
@@ -97,12 +101,11 @@ impl Proxy {
         slot: &InFlight,
         req: Request<Body>,
         set: &Set<'_>,
-        can_retry: bool,
-        last_chance: bool,
+        (can_retry, last_chance): (bool, bool),
+        deadline: tokio::time::Instant,
         over_limit: &(dyn Fn() -> bool + Sync),
     ) -> Attempt {
         let addr = slot.0.addr;
-        let deadline = tokio::time::Instant::now() + self.upstream_timeout;
         match slot.0.pool.send(addr, req, set, deadline).await {
             _ if over_limit() => Attempt::Refused(Refusal::BodyTooLarge),
             Ok((res, passed)) => {

@@ -11,31 +11,35 @@ use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http::StatusCode;
 use http::header;
-use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::access_log::decimal;
 use crate::body::Body;
-use crate::upstream::{Passed, connection_has};
+use crate::proxy::Answer;
+use crate::upstream::connection_has;
+
+/// The request id's field, written from [`Answer::request_id`] rather than kept in the map.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Bytes gathered before a write: a head and a small body go out together.
 const GATHER: usize = 16 * 1024;
 
 type Next = Option<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>;
 
-/// Writes `res`, with an instance's fields `passed` as they came; whether the connection may
-/// carry another request (the answer went out whole and neither side asked to close).
+/// Writes `answer`, an instance's fields as they came; whether the connection may carry
+/// another request (the answer went out whole and neither side asked to close).
 pub async fn write<W: AsyncWrite + Unpin>(
     io: &mut W,
-    res: Response<Body>,
-    passed: Option<&Passed>,
+    answer: Answer,
     out: &mut Vec<u8>,
     close: bool,
 ) -> io::Result<bool> {
-    let (parts, mut body) = res.into_parts();
+    let Answer { response, passed, request_id } = answer;
+    let (parts, mut body) = response.into_parts();
     let status = parts.status;
     let bodiless =
         status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
@@ -49,12 +53,12 @@ pub async fn write<W: AsyncWrite + Unpin>(
     let said_close = connection_has(&parts.headers, "close");
     let closes = close || said_close;
     let mut dated = false;
-    // The instance's fields as they came, less those the gateway sets itself (in the map) and
-    // the body's length, which is written below.
-    if let Some(passed) = passed {
+    // The instance's fields as they came, less those the gateway sets itself (the request id
+    // and those in the map) and the body's length, which is written below.
+    if let Some(passed) = &passed {
         for (name, value) in passed.not_in(&parts.headers) {
             let is = |other: &str| name.eq_ignore_ascii_case(other.as_bytes());
-            if is("content-length") && status != StatusCode::NOT_MODIFIED {
+            if (is("content-length") && status != StatusCode::NOT_MODIFIED) || is(REQUEST_ID) {
                 continue;
             }
             dated |= is("date");
@@ -64,6 +68,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
     for (name, value) in &parts.headers {
         if (name == header::CONTENT_LENGTH && status != StatusCode::NOT_MODIFIED)
             || name == header::TRANSFER_ENCODING
+            || name.as_str() == REQUEST_ID
         {
             continue;
         }
@@ -71,6 +76,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     crate::spare_maps::give_back(parts.headers);
+    line(out, REQUEST_ID.as_bytes(), request_id.as_bytes());
     if !dated {
         date(out);
     }
@@ -175,19 +181,21 @@ fn date(out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
+    use http::{HeaderValue, Response};
     use http_body_util::{Full, StreamBody};
 
     use super::*;
     use crate::body::empty;
+    use crate::upstream::Passed;
 
     async fn written(res: Response<Body>, close: bool) -> (String, bool) {
         written_with(res, None, close).await
     }
 
-    async fn written_with(res: Response<Body>, passed: Option<&Passed>, close: bool) -> (String, bool) {
+    async fn written_with(response: Response<Body>, passed: Option<Passed>, close: bool) -> (String, bool) {
         let mut wire = Vec::new();
-        let reusable = write(&mut wire, res, passed, &mut Vec::new(), close).await.expect("write");
+        let answer = Answer { response, passed, request_id: HeaderValue::from_static("gateway") };
+        let reusable = write(&mut wire, answer, &mut Vec::new(), close).await.expect("write");
         (String::from_utf8(wire).expect("text"), reusable)
     }
 
@@ -210,13 +218,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_instance_s_fields_go_as_they_came_less_those_the_gateway_sets_and_its_length() {
-        let mut res = Response::new(full("hello"));
-        res.headers_mut().insert("x-request-id", HeaderValue::from_static("gateway"));
+        let res = Response::new(full("hello"));
         let head = "Server: up\r\nX-Request-Id: instance\r\nContent-Length: 99\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT";
         let raw = Bytes::from_static(head.as_bytes());
         let fields = head.split("\r\n").filter_map(|line| line.split_once(": "));
         let passed = Passed::new(&raw, fields.map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-        let (wire, _) = written_with(res, Some(&passed), false).await;
+        let (wire, _) = written_with(res, Some(passed), false).await;
         let (head, body) = wire.split_once("\r\n\r\n").expect("a head");
         assert_eq!(
             head,

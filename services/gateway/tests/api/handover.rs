@@ -95,3 +95,31 @@ async fn a_warming_gateway_takes_no_connection_and_is_not_ready_until_warm_or_it
         .await;
     assert_eq!(gw.get("x", "/").await.status(), 404, "then it answers");
 }
+
+#[tokio::test]
+async fn a_connection_idle_when_the_gateway_stops_is_closed_once_the_drain_time_is_over() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let backend = Backend::start("app").await;
+    let gw = spawn_gateway(
+        &crate::helpers::route("app", "", &[backend.addr]),
+        &[("SLIPWAY_GATEWAY_DRAIN_TIME", "200ms")],
+    )
+    .await;
+    eventually(Duration::from_secs(10), "in rotation", async || gw.healthy(backend.addr).await).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr()).await.expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("request");
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // Kept alive and quiet: neither its idle timeout (60 s) nor the grace period (30 s) is
+    // what closes it, but the stop itself once the drain time is over.
+    let stopping = tokio::spawn(gw.stop());
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(_))), "the idle connection was closed: {closed:?}");
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the gateway stopped without waiting out its grace period")
+        .expect("the stop task");
+}
