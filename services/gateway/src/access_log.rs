@@ -29,6 +29,9 @@ struct Buffer {
     /// The second `stamp` was formatted for, and `YYYY-MM-DDTHH:MM:SS`.
     second: u64,
     stamp: String,
+    /// The instance of the last line, and its text: a route's lines name its few instances
+    /// over and over.
+    instance: Option<(SocketAddr, String)>,
 }
 
 #[derive(Debug)]
@@ -122,18 +125,14 @@ impl Buffer {
         escape(out, e.route.unwrap_or("-"));
         out.extend_from_slice(b"\",\"instance\":\"");
         match e.instance {
-            Some(SocketAddr::V4(i)) => {
-                for (n, octet) in i.ip().octets().into_iter().enumerate() {
-                    if n > 0 {
-                        out.push(b'.');
-                    }
-                    decimal(out, u64::from(octet), 1);
+            Some(at) => {
+                let known = self.instance.as_ref().is_some_and(|(addr, _)| *addr == at);
+                if !known {
+                    self.instance = Some((at, at.to_string()));
                 }
-                out.push(b':');
-                decimal(out, u64::from(i.port()), 1);
-            }
-            Some(i) => {
-                let _ = write!(out, "{i}");
+                if let Some((_, text)) = &self.instance {
+                    out.extend_from_slice(text.as_bytes());
+                }
             }
             None => out.push(b'-'),
         }
@@ -205,6 +204,17 @@ mod tests {
             status: 503,
             elapsed: Duration::from_micros(12_345),
         });
+        for (request_id, port) in [("x", 9), ("y", 8080), ("z", 8080)] {
+            b.append(&Entry {
+                request_id,
+                method: "GET",
+                path: "/",
+                route: Some("web"),
+                instance: Some((std::net::Ipv6Addr::LOCALHOST, port).into()),
+                status: 200,
+                elapsed: Duration::ZERO,
+            });
+        }
         b.append(&Entry {
             request_id: "def",
             method: "POST",
@@ -223,8 +233,10 @@ mod tests {
         assert_eq!((f["status"].as_u64(), f["elapsed_ms"].as_f64()), (Some(503), Some(12.345)));
         assert_eq!(lines[0]["target"], "access");
         assert!(lines[0]["timestamp"].as_str().is_some_and(|t| t.len() == 27 && t.ends_with('Z')));
+        let instances: Vec<_> = lines[1..4].iter().map(|l| l["fields"]["instance"].as_str()).collect();
+        assert_eq!(instances, [Some("[::1]:9"), Some("[::1]:8080"), Some("[::1]:8080")]);
         assert_eq!(
-            (lines[1]["fields"]["route"].as_str(), lines[1]["fields"]["status"].as_u64()),
+            (lines[4]["fields"]["route"].as_str(), lines[4]["fields"]["status"].as_u64()),
             (Some("-"), Some(404))
         );
     }

@@ -141,7 +141,7 @@ struct Call<'a> {
 type Routed = (Response<Body>, Option<Passed>, Option<Arc<Route>>, Option<SocketAddr>);
 
 /// 308 to the same host and target over HTTPS (308 keeps the method and body).
-fn redirect_to_https(req: &Request<Body>, port: u16, rid: &HeaderValue) -> Response<Body> {
+fn redirect_to_https(req: &Request<Body>, port: u16, id: &str) -> Response<Body> {
     let host = host_of(req.headers().get(header::HOST), req.uri());
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = if port == 443 {
@@ -156,7 +156,7 @@ fn redirect_to_https(req: &Request<Body>, port: u16, rid: &HeaderValue) -> Respo
             res.headers_mut().insert(header::LOCATION, location);
             res
         }
-        _ => Refusal::NoHost.response(rid.to_str().unwrap_or("-")),
+        _ => Refusal::NoHost.response(id),
     }
 }
 
@@ -181,11 +181,14 @@ impl Proxy {
         let started = Instant::now();
         let http1 = req.version() <= http::Version::HTTP_11;
         let rid = request_id(req.headers());
+        // Its text, read once: an id that passed `acceptable` or that the gateway made is
+        // ASCII, and `from_utf8` checks it a word at a time (`to_str` goes byte by byte).
+        let id = std::str::from_utf8(rid.as_bytes()).unwrap_or("-");
         let method = req.method().clone();
         let uri = req.uri().clone();
         let (mut response, passed, route, instance) = match self.https_redirect {
-            Some(port) if !https => (redirect_to_https(&req, port, &rid), None, None, None),
-            _ => self.route(req, peer, https, &rid, started).await,
+            Some(port) if !https => (redirect_to_https(&req, port, id), None, None, None),
+            _ => self.route(req, peer, https, &rid, Call { id, started }).await,
         };
         if https && let Some(hsts) = &self.hsts {
             response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -196,7 +199,7 @@ impl Proxy {
             c.fetch_add(1, Ordering::Relaxed);
         }
         self.access.record(&Entry {
-            request_id: rid.to_str().unwrap_or("-"),
+            request_id: id,
             method: method.as_str(),
             path: uri.path(),
             route: route.as_deref().map(|r| r.name.as_str()),
@@ -211,7 +214,7 @@ impl Proxy {
     }
 
     /// Admission, header rewriting, forwarding: the request path, one concern per module.
-    /// `started`: when the request came, the one clock reading its admission and first
+    /// `call.started`: when the request came, the one clock reading its admission and first
     /// attempt use.
     async fn route(
         &self,
@@ -219,9 +222,9 @@ impl Proxy {
         peer: &Peer,
         https: bool,
         rid: &HeaderValue,
-        started: Instant,
+        call: Call<'_>,
     ) -> Routed {
-        let id = rid.to_str().unwrap_or("-");
+        let Call { id, started } = call;
         let Admitted { route, normalized, host } = match self.admit(&req, peer.addr, started) {
             Ok(admitted) => admitted,
             Err((refusal, route)) => return self.refused(refusal, route, None, id),

@@ -133,10 +133,10 @@ impl Pool {
     /// then back in the pool at once), else streaming from the connection; its fields apart
     /// (for an upgrade, in its map).
     fn response(&self, mut conn: Conn, head: Head) -> (Response<Body>, Option<Passed>) {
+        // Its map starts empty and unallocated: the instance's fields travel apart ([`Passed`]),
+        // and the gateway sets few of its own (HSTS, `Connection`), on few answers.
         let mut res = Response::new(empty());
         *res.status_mut() = head.status;
-        // Room for the fields the gateway sets on an answer (`X-Request-Id`, HSTS, `Connection`).
-        *res.headers_mut() = crate::spare_maps::with_capacity(3);
         if head.status == StatusCode::SWITCHING_PROTOCOLS {
             head.passed.append_to(res.headers_mut());
             res.extensions_mut().insert(Upgraded(Arc::new(Mutex::new(Some(conn)))));
