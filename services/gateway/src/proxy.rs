@@ -275,11 +275,9 @@ mod tests {
         let parsed: Vec<uuid::Uuid> =
             ids.iter().map(|v| v.to_str().expect("text").parse().expect("a UUID")).collect();
         assert!(parsed.iter().all(|u| u.get_version_num() == 7 && u.get_variant() == uuid::Variant::RFC4122));
-        assert_eq!(
-            ids[0].to_str().expect("text"),
-            parsed[0].hyphenated().to_string(),
-            "lowercase, hyphenated"
-        );
+        for (id, uuid) in ids.iter().zip(&parsed) {
+            assert_eq!(id.to_str().expect("text"), uuid.hyphenated().to_string(), "lowercase, hyphenated");
+        }
         let (secs, _) = parsed[0].get_timestamp().expect("a time").to_unix();
         let now = before.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
         assert!(secs.abs_diff(now) <= 1, "{secs} vs {now}");
