@@ -322,6 +322,11 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
             json!({
                 "rps": r.rps,
                 "p99_ms": r.p99_ms,
+                // Each round's own, in order: an outlier round and a trend look different.
+                "rounds": {
+                    "rps": results[i].iter().map(|x| x.rps).collect::<Vec<_>>(),
+                    "p99_ms": results[i].iter().map(|x| x.p99_ms).collect::<Vec<_>>(),
+                },
                 "cpu_us_per_request": { "user": r.user_us, "system": r.system_us },
                 "rss_mb_idle": idle[i],
                 "rss_mb_peak_under_load": loaded[i],
