@@ -166,6 +166,18 @@ async fn a_kept_connection_s_next_exchange_is_timed_by_its_own_deadline_not_the_
 }
 
 #[tokio::test]
+async fn a_connection_idle_past_its_last_deadline_serves_the_next_exchange() {
+    let (addr, seen) = instance(vec![Then::Answer(OK_HI), Then::Answer(OK_HI)]).await;
+    let pool = Pool::default();
+    let short = Instant::now() + Duration::from_millis(50);
+    pool.send(addr, request(Method::GET, empty()), &[], short).await.expect("in time");
+    // Kept in the pool while its timer's deadline passes (the timer fires with no one waiting).
+    tokio::time::sleep_until(short + Duration::from_millis(100)).await;
+    assert_eq!(get(&pool, addr).await, (200, "hi".into()));
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn an_answer_whose_lines_end_in_lf_alone_is_read_and_its_connection_reused() {
     let lf = "HTTP/1.1 200 OK\ncontent-length: 2\nx-a: 1\n\nlf";
     let (addr, seen) = instance(vec![Then::Answer(lf), Then::Answer(OK_HI)]).await;
