@@ -44,7 +44,7 @@ impl Proxy {
         &self,
         route: Arc<Route>,
         req: Request<Body>,
-        uri: Uri,
+        mut uri: Uri,
         kept: Kept,
         set: &Set<'_>,
         Call { id, started }: Call<'_>,
@@ -80,7 +80,7 @@ impl Proxy {
             let mut upstream =
                 Request::new(if replayable { empty() } else { body.take().unwrap_or_else(empty) });
             *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri.clone();
+            *upstream.uri_mut() = if last_chance { std::mem::take(&mut uri) } else { uri.clone() };
             *upstream.headers_mut() =
                 if last_chance { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
             let can_retry = !last_chance && idempotent;
