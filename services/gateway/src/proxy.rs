@@ -71,7 +71,7 @@ pub struct Proxy {
 }
 
 const MAX_ATTEMPTS: usize = 4;
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -118,10 +118,10 @@ fn new_request_id() -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-/// The answer to a request, as a server writes it: the response, whose map holds the fields
-/// the gateway sets (they take precedence over an instance's of the same name); an instance's
-/// fields as they came ([`Passed`]); and the request id, which every answer carries in
-/// `X-Request-Id` in place of any the instance sent.
+/// The answer to a request, as a server writes it: the response, whose map holds the other
+/// fields the gateway sets (they take precedence over an instance's of the same name); an
+/// instance's fields as they came ([`Passed`]); and the request id, which every answer carries
+/// in `X-Request-Id` in place of any the instance sent.
 #[derive(Debug)]
 pub struct Answer {
     pub response: Response<Body>,

@@ -1,8 +1,8 @@
 //! Header maps kept for reuse on the thread that dropped them. A map is made per proxied
-//! request (the request as it goes upstream; the answer's starts empty, unallocated), and a map for a dozen
-//! headers is over the size glibc's per-thread cache serves: each made and dropped afresh
-//! costs an allocation and a free on glibc's slow path, with its bins consolidated now and
-//! then. A map taken from here is empty and keeps the capacity it had.
+//! request (the request as it goes upstream; the answer's starts empty, unallocated), and a
+//! map for a dozen headers is over the size glibc's per-thread cache serves: each made and
+//! dropped afresh costs an allocation and a free on glibc's slow path, with its bins
+//! consolidated now and then. A map taken from here is empty and keeps the capacity it had.
 
 use std::cell::RefCell;
 

@@ -19,11 +19,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::access_log::decimal;
 use crate::body::Body;
-use crate::proxy::Answer;
+use crate::proxy::{Answer, X_REQUEST_ID};
 use crate::upstream::connection_has;
-
-/// The request id's field, written from [`Answer::request_id`] rather than kept in the map.
-const REQUEST_ID: &str = "x-request-id";
 
 /// Bytes gathered before a write: a head and a small body go out together.
 const GATHER: usize = 16 * 1024;
@@ -58,7 +55,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
     if let Some(passed) = &passed {
         for (name, value) in passed.not_in(&parts.headers) {
             let is = |other: &str| name.eq_ignore_ascii_case(other.as_bytes());
-            if (is("content-length") && status != StatusCode::NOT_MODIFIED) || is(REQUEST_ID) {
+            if (is("content-length") && status != StatusCode::NOT_MODIFIED) || is(X_REQUEST_ID.as_str()) {
                 continue;
             }
             dated |= is("date");
@@ -68,7 +65,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
     for (name, value) in &parts.headers {
         if (name == header::CONTENT_LENGTH && status != StatusCode::NOT_MODIFIED)
             || name == header::TRANSFER_ENCODING
-            || name.as_str() == REQUEST_ID
+            || name == X_REQUEST_ID
         {
             continue;
         }
@@ -76,7 +73,8 @@ pub async fn write<W: AsyncWrite + Unpin>(
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     crate::spare_maps::give_back(parts.headers);
-    line(out, REQUEST_ID.as_bytes(), request_id.as_bytes());
+    // The request id, from [`Answer::request_id`] rather than from the map.
+    line(out, X_REQUEST_ID.as_str().as_bytes(), request_id.as_bytes());
     if !dated {
         date(out);
     }
