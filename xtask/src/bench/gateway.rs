@@ -2,9 +2,10 @@
 //! packages) as reverse proxies in front of the same upstream, and the gateway with routing,
 //! access logging and rate limiting on; each proxy with one worker pinned to one core, wrk and
 //! the upstream to the other, then the cores swapped. Figures are ratios to the peers, per
-//! placement; each proxy's CPU time per request (user and system, measured over the same
-//! runs: steadier than throughput when the machine's speed drifts) and its resident memory
-//! (its whole process group) idle and at its peak under load too.
+//! placement: of the medians over the rounds, and the median of each round's own ratio. Each
+//! proxy's CPU time per request (user and system, measured over the same runs: steadier than
+//! throughput when the machine's speed drifts) and its resident memory (its whole process
+//! group) idle and at its peak under load are reported too.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -176,8 +177,25 @@ fn millis(v: &str) -> f64 {
     }
 }
 
-/// The proxies, in the order of each round.
+/// The proxies; the gateway last.
 const PROXIES: [&str; 4] = ["nginx", "nginx-no-log", "haproxy", "gateway"];
+
+/// The order of the proxies in round `round` (from 0): each round starts one proxy later, so
+/// that none always runs first, last, or right after the same peer.
+fn rotation(round: usize) -> impl Iterator<Item = usize> {
+    (0..PROXIES.len()).map(move |i| (round + i) % PROXIES.len())
+}
+
+/// The gateway's throughput and p99 against a peer's round by round, and the median of each.
+fn paired(gateway: &[Run], peer: &[Run]) -> serde_json::Value {
+    let throughput: Vec<f64> = gateway.iter().zip(peer).map(|(g, p)| g.rps / p.rps).collect();
+    let p99: Vec<f64> = gateway.iter().zip(peer).map(|(g, p)| g.p99_ms / p.p99_ms).collect();
+    json!({
+        "throughput": super::median(throughput.iter().copied()),
+        "p99": super::median(p99.iter().copied()),
+        "rounds": { "throughput": throughput, "p99": p99 },
+    })
+}
 
 pub async fn run() -> anyhow::Result<()> {
     eprintln!("bench: building the gateway (release)");
@@ -281,19 +299,21 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
     let servers = [&nginx, &nginx_quiet, &haproxy, &gateway];
     let ports = [ngx, quiet, hap, gw];
 
-    // Rounds interleave the proxies so drift in the machine's speed hits each alike; each
-    // figure is the median of its rounds.
+    // Rounds interleave the proxies, each round in a turned order, so drift in the machine's
+    // speed hits each alike; each figure is the median of its rounds.
     for port in ports {
         wait_for(&format!("http://127.0.0.1:{port}/")).await?;
     }
     let idle: Vec<f64> = servers.iter().map(|s| s.memory().0).collect();
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); PROXIES.len()];
-    for round in 1..=ROUNDS {
-        for (((name, port), server), runs) in PROXIES.iter().zip(ports).zip(servers).zip(results.iter_mut()) {
+    for round in 0..ROUNDS {
+        for i in rotation(round) {
             eprintln!(
-                "bench: proxies on core {proxies}, round {round}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {name}"
+                "bench: proxies on core {proxies}, round {}/{ROUNDS}: wrk -t1 -c64 -d{DURATION} against {}",
+                round + 1,
+                PROXIES[i]
             );
-            runs.push(wrk(load, &format!("http://127.0.0.1:{port}/"), server).await?);
+            results[i].push(wrk(load, &format!("http://127.0.0.1:{}/", ports[i]), servers[i]).await?);
         }
     }
     let median = |runs: &[Run], field: fn(&Run) -> f64| super::median(runs.iter().map(field));
@@ -338,6 +358,9 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
                 json!({
                     "throughput": gw.rps / r.rps,
                     "p99": gw.p99_ms / r.p99_ms,
+                    // Each round's ratio (the two ran within a minute of each other, so a
+                    // drift in the machine's speed cancels out) and their median.
+                    "paired": paired(&results[gateway_at], &results[i]),
                     "cpu_per_request": cpu(&gw) / cpu(&r),
                     "user_cpu_per_request": gw.user_us / r.user_us,
                     "system_cpu_per_request": gw.system_us / r.system_us,
@@ -363,5 +386,27 @@ mod tests {
         let (rps, p99, requests) = parse_wrk(text).expect("parsed");
         assert_eq!((rps, p99, requests), (48123.4, 0.85, 481234.0));
         assert!(parse_wrk("Running 10s test\n").is_err());
+    }
+
+    #[test]
+    fn every_round_runs_each_proxy_once_and_each_proxy_leads_a_round_in_turn() {
+        for round in 0..8 {
+            let mut order: Vec<usize> = rotation(round).collect();
+            assert_eq!(order[0], round % PROXIES.len());
+            order.sort_unstable();
+            assert_eq!(order, [0, 1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn paired_ratios_are_taken_round_by_round_then_their_median() {
+        let run = |rps, p99_ms| Run { rps, p99_ms, user_us: 0.0, system_us: 0.0 };
+        // The machine slows in round 2 for both: the paired ratio is 1.1 in every round.
+        let gateway = [run(110.0, 1.0), run(55.0, 2.0), run(110.0, 1.0)];
+        let peer = [run(100.0, 2.0), run(50.0, 4.0), run(100.0, 2.0)];
+        let p = paired(&gateway, &peer);
+        assert!((p["throughput"].as_f64().expect("a number") - 1.1).abs() < 1e-9, "{p}");
+        assert_eq!(p["p99"], 0.5);
+        assert_eq!(p["rounds"]["throughput"].as_array().map(Vec::len), Some(3));
     }
 }
