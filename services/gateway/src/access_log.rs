@@ -1,12 +1,18 @@
 //! The access log: one line per request with route, instance, status and timing. In JSON mode
-//! (staging, prod) lines are formatted into a buffer without allocating and written in batches
-//! (every 100 ms, or at 64 KiB), so logging costs no system call per request; the line has the
-//! shape of the other JSON logs. In dev it goes through `tracing` like every other line.
+//! (staging, prod) lines are formatted into a buffer without allocating and handed in batches
+//! (every 100 ms, or at 64 KiB) to a thread that writes them ([`writer`]), so logging costs no
+//! system call per request and a slow reader of the output does not hold requests up; the
+//! line has the shape of the other JSON logs. In dev it goes through `tracing` like every other
+//! line.
+
+mod writer;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use writer::Writer;
 
 /// One request's line.
 #[derive(Debug)]
@@ -32,6 +38,8 @@ struct Buffer {
     /// The instance of the last line, and its text: a route's lines name its few instances
     /// over and over.
     instance: Option<(SocketAddr, String)>,
+    /// The writer thread; without one (it could not be started), lines are written in place.
+    writer: Option<Writer>,
 }
 
 #[derive(Debug)]
@@ -58,7 +66,18 @@ impl AccessLog {
             (true, false) => Mode::Tracing,
             (true, true) => Mode::Json,
         };
+        if mode == Mode::Json {
+            return Self::json_to(Box::new(std::io::stderr()));
+        }
         Self { mode, buffer: Mutex::default() }
+    }
+
+    /// JSON lines to `sink`, written by a thread of their own.
+    fn json_to(sink: Box<dyn Write + Send>) -> Self {
+        let writer = Writer::start(sink)
+            .inspect_err(|error| tracing::warn!(%error, "no access log thread: lines are written in place"))
+            .ok();
+        Self { mode: Mode::Json, buffer: Mutex::new(Buffer { writer, ..Buffer::default() }) }
     }
 
     pub fn record(&self, e: &Entry<'_>) {
@@ -79,29 +98,46 @@ impl AccessLog {
                 let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
                 b.append(e);
                 if b.lines.len() >= FLUSH_AT {
-                    write_out(&mut b.lines);
+                    b.write_out();
                 }
             }
         }
     }
 
-    /// Writes what is buffered.
+    /// Hands what is buffered to the writer.
     pub fn flush(&self) {
         if self.mode == Mode::Json {
+            self.buffer.lock().unwrap_or_else(|p| p.into_inner()).write_out();
+        }
+    }
+
+    /// Writes what is buffered and waits until every line so far is written: for the end of
+    /// the process.
+    pub fn finish(&self) {
+        if self.mode == Mode::Json {
             let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
-            write_out(&mut b.lines);
+            b.write_out();
+            if let Some(writer) = &b.writer {
+                writer.sync();
+            }
         }
     }
 }
 
-fn write_out(lines: &mut Vec<u8>) {
-    if !lines.is_empty() {
-        let _ = std::io::stderr().lock().write_all(lines);
-        lines.clear();
-    }
-}
-
 impl Buffer {
+    fn write_out(&mut self) {
+        if self.lines.is_empty() {
+            return;
+        }
+        match &self.writer {
+            Some(writer) => writer.hand_over(&mut self.lines),
+            None => {
+                let _ = std::io::stderr().lock().write_all(&self.lines);
+                self.lines.clear();
+            }
+        }
+    }
+
     fn append(&mut self, e: &Entry<'_>) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         if self.second != now.as_secs() || self.stamp.is_empty() {
@@ -207,7 +243,97 @@ fn escape(out: &mut Vec<u8>, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+    use std::sync::{Arc, mpsc};
+
     use super::*;
+
+    /// Records lines with the ids `0..lines`, then flushes.
+    fn record(log: &AccessLog, lines: usize) {
+        for i in 0..lines {
+            let id = i.to_string();
+            log.record(&Entry {
+                request_id: &id,
+                method: "GET",
+                path: "/",
+                route: Some("web"),
+                instance: None,
+                status: 200,
+                elapsed: Duration::ZERO,
+            });
+        }
+        log.flush();
+    }
+
+    /// The ids of the lines in `text`, in order.
+    fn ids(text: &[u8]) -> Vec<usize> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");
+                line["fields"]["request_id"].as_str().and_then(|id| id.parse().ok()).expect("an id")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pipe_no_one_reads_holds_up_no_request_until_the_backlog_is_full_and_no_line_is_lost() {
+        let (mut reader, sink) = std::io::pipe().expect("a pipe");
+        let log = AccessLog::json_to(Box::new(sink));
+        // About 2 MiB: thirty times what a pipe holds, half the backlog.
+        let lines = 10_000;
+        let (done, recorded) = mpsc::channel();
+        let recorder = std::thread::spawn(move || {
+            record(&log, lines);
+            let _ = done.send(());
+            log
+        });
+        recorded.recv_timeout(Duration::from_secs(30)).expect("the lines were recorded while no one read");
+        // Dropped, the log's thread writes what is queued and closes the pipe.
+        drop(recorder.join().expect("the recorder"));
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).expect("read");
+        assert_eq!(ids(&text), (0..lines).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn more_lines_than_the_backlog_holds_all_reach_a_slow_reader_in_order() {
+        let (mut reader, sink) = std::io::pipe().expect("a pipe");
+        let log = AccessLog::json_to(Box::new(sink));
+        // About 8 MiB: twice the backlog, so handing over waits for the reader.
+        let lines = 40_000;
+        let recorder = std::thread::spawn(move || record(&log, lines));
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).expect("read");
+        recorder.join().expect("the recorder");
+        assert_eq!(ids(&text), (0..lines).collect::<Vec<_>>());
+    }
+
+    /// A sink that keeps what is written, for reading while the log is still open.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("kept").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn finish_returns_once_every_line_recorded_is_written() {
+        let kept = Kept::default();
+        let log = AccessLog::json_to(Box::new(kept.clone()));
+        for round in 0..20 {
+            record(&log, 1_000);
+            log.finish();
+            let written = kept.0.lock().expect("kept").iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(written, 1_000 * (round + 1), "round {round}");
+        }
+    }
 
     #[test]
     fn decimal_writes_every_number_as_format_does_padded_to_its_width() {

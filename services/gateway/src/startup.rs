@@ -230,7 +230,7 @@ impl Application {
         reloader.abort();
         flusher.abort();
         jwks.abort();
-        self.proxy.access.flush();
+        self.proxy.access.finish();
         for route in &self.proxy.table.load().routes {
             route.instances.iter().for_each(|i| i.retired.store(true, Ordering::Relaxed));
         }
