@@ -309,16 +309,51 @@ mod tests {
         assert_eq!(ids(&text), (0..lines).collect::<Vec<_>>());
     }
 
-    #[test]
-    fn finish_returns_once_every_line_recorded_is_written() {
-        let path = std::env::temp_dir().join(format!("access-{}.log", uuid::Uuid::new_v4().simple()));
-        let log = AccessLog::json_to(Box::new(std::fs::File::create(&path).expect("a file")));
-        for round in 0..20 {
-            record(&log, 1_000);
-            log.finish();
-            let written = std::fs::read(&path).expect("the file").iter().filter(|&&b| b == b'\n').count();
-            assert_eq!(written, 1_000 * (round + 1), "round {round}");
+    /// A file the log writes to only when the test lets it: it says when a write has begun,
+    /// then waits for the word to go on, and notes each write it completed.
+    struct Gated {
+        file: std::fs::File,
+        begun: mpsc::Sender<()>,
+        go: mpsc::Receiver<()>,
+        events: mpsc::Sender<&'static str>,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let _ = self.begun.send(());
+            let _ = self.go.recv();
+            self.file.write_all(bytes)?;
+            let _ = self.events.send("written");
+            Ok(bytes.len())
         }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    #[test]
+    fn finish_returns_only_after_every_line_recorded_is_written() {
+        let path = std::env::temp_dir().join(format!("access-{}.log", uuid::Uuid::new_v4().simple()));
+        let ((begun, has_begun), (go, gate), (events, happened)) =
+            (mpsc::channel(), mpsc::channel(), mpsc::channel());
+        let file = std::fs::File::create(&path).expect("a file");
+        let log = AccessLog::json_to(Box::new(Gated { file, begun, go: gate, events: events.clone() }));
+        record(&log, 100);
+        let finishing = std::thread::spawn(move || {
+            log.finish();
+            let _ = events.send("finished");
+        });
+        has_begun.recv_timeout(Duration::from_secs(30)).expect("the write began");
+        // The write is held: finish must still be waiting for it.
+        assert!(
+            happened.recv_timeout(Duration::from_millis(200)).is_err(),
+            "finish returned before the write"
+        );
+        go.send(()).expect("the writer waits");
+        finishing.join().expect("finish");
+        assert_eq!(happened.try_iter().collect::<Vec<_>>(), ["written", "finished"]);
+        let written = std::fs::read(&path).expect("the file").iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(written, 100);
         let _ = std::fs::remove_file(&path);
     }
 
