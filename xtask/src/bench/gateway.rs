@@ -1,6 +1,7 @@
-//! The gateway benchmark: nginx (with its access log on, and off) and HAProxy (Debian's
-//! packages) as reverse proxies in front of the same upstream, and the gateway with routing,
-//! access logging and rate limiting on; each proxy with one worker pinned to one core, wrk and
+//! The gateway benchmark: nginx (with its access log on; off; and doing the gateway's whole job,
+//! with a rate limit, forwarding fields and a request id too) and HAProxy (Debian's packages)
+//! as reverse proxies in front of the same upstream, and the gateway with routing, access
+//! logging and rate limiting on; each proxy with one worker pinned to one core, wrk and
 //! the upstream to the other, then the cores swapped. Figures are ratios to the peers, per
 //! placement: of the medians over the rounds, and the median of each round's own ratio. Each
 //! proxy's CPU time per request (user and system, measured over the same runs: steadier than
@@ -181,7 +182,7 @@ fn millis(v: &str) -> f64 {
 }
 
 /// The proxies; the gateway last.
-const PROXIES: [&str; 4] = ["nginx", "nginx-no-log", "haproxy", "gateway"];
+const PROXIES: [&str; 5] = ["nginx", "nginx-no-log", "nginx-full", "haproxy", "gateway"];
 
 /// The order of the proxies in round `round` (from 0): each round starts one proxy later, so
 /// that none always runs first, last, or right after the same peer.
@@ -213,7 +214,7 @@ pub async fn run() -> anyhow::Result<()> {
     let report = json!({
         "placements": placements,
         "rounds": ROUNDS,
-        "nginx": "with its access log (as the gateway logs), and without (nginx-no-log)",
+        "nginx": "with its access log (as the gateway logs), without (nginx-no-log), and doing the gateway's whole job (nginx-full: access log, a rate limit, X-Forwarded-* and a request id)",
         "goal": "gateway throughput >= 1.0 x nginx and p99 <= nginx's, in every placement and nginx configuration",
     });
     super::publish_report("gateway", &report)
@@ -225,8 +226,8 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
     let dir = std::env::temp_dir().join(format!("slipway-bench-gw-{}-{proxies}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
-    let (up, ngx, quiet, hap, gw, admin) =
-        (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
+    let (up, ngx, quiet, full, hap, gw, admin) =
+        (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
 
     std::fs::write(
         dir.join("upstream.conf"),
@@ -235,15 +236,26 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
              http {{ access_log off; server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
         ),
     )?;
-    for (name, port, log) in
-        [("nginx", ngx, format!("{d}/nginx-access.log")), ("nginx-no-log", quiet, "off".to_string())]
-    {
+    // nginx-full does the gateway's whole job: access log, a rate limit per client address, the
+    // `X-Forwarded-*` fields and a request id on the way in and out.
+    let (limit_zone, same_job) = (
+        "limit_req_zone $binary_remote_addr zone=per_client:1m rate=100000000r/s;",
+        "limit_req zone=per_client burst=1000000 nodelay; \
+         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; \
+         proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Request-Id $request_id; \
+         add_header X-Request-Id $request_id always;",
+    );
+    for (name, port, log, http, location) in [
+        ("nginx", ngx, format!("{d}/nginx-access.log"), "", ""),
+        ("nginx-no-log", quiet, "off".to_string(), "", ""),
+        ("nginx-full", full, format!("{d}/nginx-full-access.log"), limit_zone, same_job),
+    ] {
         std::fs::write(
             dir.join(format!("{name}.conf")),
             format!(
                 "worker_processes 1; pid {d}/{name}.pid; error_log {d}/{name}-error.log; events {{ worker_connections 4096; }}\n\
-                 http {{ access_log {log}; upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}\n\
-                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}\n"
+                 http {{ access_log {log}; {http} upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}\n\
+                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; {location} }} }} }}\n"
             ),
         )?;
     }
@@ -275,6 +287,7 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
     wait_for(&format!("http://127.0.0.1:{up}/")).await?;
     let nginx = nginx_at("nginx", proxies)?;
     let nginx_quiet = nginx_at("nginx-no-log", proxies)?;
+    let nginx_full = nginx_at("nginx-full", proxies)?;
     let haproxy = spawn(
         proxies,
         "haproxy",
@@ -299,8 +312,8 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
         &gateway_env,
         &dir.join("gateway-access.log"),
     )?;
-    let servers = [&nginx, &nginx_quiet, &haproxy, &gateway];
-    let ports = [ngx, quiet, hap, gw];
+    let servers = [&nginx, &nginx_quiet, &nginx_full, &haproxy, &gateway];
+    let ports = [ngx, quiet, full, hap, gw];
 
     // Rounds interleave the proxies, each round in a turned order, so drift in the machine's
     // speed hits each alike; each figure is the median of its rounds.
@@ -397,7 +410,7 @@ mod tests {
             let mut order: Vec<usize> = rotation(round).collect();
             assert_eq!(order[0], round % PROXIES.len());
             order.sort_unstable();
-            assert_eq!(order, [0, 1, 2, 3]);
+            assert_eq!(order, (0..PROXIES.len()).collect::<Vec<_>>());
         }
     }
 
