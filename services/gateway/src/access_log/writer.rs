@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 
 /// Buffers waiting to be written, at most: with 64 KiB buffers, 4 MiB, about half a second of
 /// lines at 30,000 requests a second.
-pub const BACKLOG: usize = 64;
+const BACKLOG: usize = 64;
 
 #[derive(Debug)]
 enum Job {
