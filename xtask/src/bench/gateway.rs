@@ -5,8 +5,9 @@
 //! the upstream to the other, then the cores swapped. Figures are ratios to the peers, per
 //! placement: of the medians over the rounds, and the median of each round's own ratio. Each
 //! proxy's CPU time per request (user and system, measured over the same runs: steadier than
-//! throughput when the machine's speed drifts) and its resident memory (its whole process
-//! group) idle and at its peak under load are reported too.
+//! throughput when the machine's speed drifts), its resident memory (its whole process group)
+//! idle and at its peak under load, and how busy each core was during its runs (when the load's
+//! core is as busy as the proxies', the load caps them all alike) are reported too.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -122,17 +123,45 @@ struct Run {
     /// whichever core is the bottleneck.
     user_us: f64,
     system_us: f64,
+    /// How busy each core was over the run (user, system, interrupts; 1.0 is fully busy): the
+    /// proxies' core and the load's. When both are near 1.0, the load's side (wrk and the
+    /// upstream) caps every proxy alike, and a proxy cheaper per request cannot show it fully.
+    proxy_core_busy: f64,
+    load_core_busy: f64,
 }
 
-/// Runs wrk on `core` against a URL `server` answers, after a warm-up.
-async fn wrk(core: &str, url: &str, server: &Server) -> anyhow::Result<Run> {
+/// One core's busy and total time so far, in clock ticks, from `/proc/stat`: busy is user,
+/// nice, system, interrupt, soft interrupt and steal time; total adds idle and I/O wait.
+fn core_ticks(core: &str) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cpu{core} ")))
+        .map(|rest| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+        .unwrap_or_default();
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    (busy, busy + at(3) + at(4))
+}
+
+/// The share of the time between two `core_ticks` readings a core was busy.
+fn busy_between(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.1.saturating_sub(before.1);
+    if total == 0 { f64::NAN } else { after.0.saturating_sub(before.0) as f64 / total as f64 }
+}
+
+/// Runs wrk on core `load` against a URL `server` (on core `proxies`) answers, after a warm-up.
+async fn wrk((proxies, load): (&str, &str), url: &str, server: &Server) -> anyhow::Result<Run> {
     let _warm =
-        Command::new("taskset").args(["-c", core, "wrk", "-t1", "-c64", "-d1s", url]).output().await?;
+        Command::new("taskset").args(["-c", load, "wrk", "-t1", "-c64", "-d1s", url]).output().await?;
     let before = server.cpu();
+    let ticks = (core_ticks(proxies), core_ticks(load));
     let out = Command::new("taskset")
-        .args(["-c", core, "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
+        .args(["-c", load, "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
         .output()
         .await?;
+    let (proxy_core_busy, load_core_busy) =
+        (busy_between(ticks.0, core_ticks(proxies)), busy_between(ticks.1, core_ticks(load)));
     let after = server.cpu();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (rps, p99_ms, requests) = parse_wrk(&text)?;
@@ -147,6 +176,8 @@ async fn wrk(core: &str, url: &str, server: &Server) -> anyhow::Result<Run> {
         p99_ms,
         user_us: per_request(after.0 - before.0),
         system_us: per_request(after.1 - before.1),
+        proxy_core_busy,
+        load_core_busy,
     })
 }
 
@@ -329,7 +360,8 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
                 round + 1,
                 PROXIES[i]
             );
-            results[i].push(wrk(load, &format!("http://127.0.0.1:{}/", ports[i]), servers[i]).await?);
+            let url = format!("http://127.0.0.1:{}/", ports[i]);
+            results[i].push(wrk((proxies, load), &url, servers[i]).await?);
         }
     }
     let median = |runs: &[Run], field: fn(&Run) -> f64| super::median(runs.iter().map(field));
@@ -341,6 +373,8 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
             p99_ms: median(r, |x| x.p99_ms),
             user_us: median(r, |x| x.user_us),
             system_us: median(r, |x| x.system_us),
+            proxy_core_busy: median(r, |x| x.proxy_core_busy),
+            load_core_busy: median(r, |x| x.load_core_busy),
         })
         .collect();
     // Peak resident memory over every round: each proxy's memory under load.
@@ -364,6 +398,7 @@ async fn placement(proxies: &str, load: &str) -> anyhow::Result<serde_json::Valu
                     "p99_ms": results[i].iter().map(|x| x.p99_ms).collect::<Vec<_>>(),
                 },
                 "cpu_us_per_request": { "user": r.user_us, "system": r.system_us },
+                "core_busy": { "proxies": r.proxy_core_busy, "load": r.load_core_busy },
                 "rss_mb_idle": idle[i],
                 "rss_mb_peak_under_load": loaded[i],
             }),
@@ -415,8 +450,24 @@ mod tests {
     }
 
     #[test]
+    fn a_core_s_busy_share_comes_from_proc_stat_between_two_readings() {
+        let (busy, total) = core_ticks("0");
+        assert!(total > 0 && busy <= total, "cpu0 in /proc/stat: {busy} of {total}");
+        assert_eq!(core_ticks("no-such-core"), (0, 0));
+        assert!((busy_between((100, 200), (150, 300)) - 0.5).abs() < 1e-9);
+        assert!(busy_between((100, 200), (100, 200)).is_nan(), "no time passed: no share");
+    }
+
+    #[test]
     fn paired_ratios_are_taken_round_by_round_then_their_median() {
-        let run = |rps, p99_ms| Run { rps, p99_ms, user_us: 0.0, system_us: 0.0 };
+        let run = |rps, p99_ms| Run {
+            rps,
+            p99_ms,
+            user_us: 0.0,
+            system_us: 0.0,
+            proxy_core_busy: 0.0,
+            load_core_busy: 0.0,
+        };
         // The machine slows in round 2 for both: the paired ratio is 1.1 in every round.
         let gateway = [run(110.0, 1.0), run(55.0, 2.0), run(110.0, 1.0)];
         let peer = [run(100.0, 2.0), run(50.0, 4.0), run(100.0, 2.0)];
