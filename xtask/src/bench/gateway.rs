@@ -130,10 +130,14 @@ struct Run {
     load_core_busy: f64,
 }
 
-/// One core's busy and total time so far, in clock ticks, from `/proc/stat`: busy is user,
+/// The kernel's CPU counters now (`/proc/stat`), empty if they cannot be read.
+fn cpu_counters() -> String {
+    std::fs::read_to_string("/proc/stat").unwrap_or_default()
+}
+
+/// One core's busy and total time, in clock ticks, from a `/proc/stat` reading: busy is user,
 /// nice, system, interrupt, soft interrupt and steal time; total adds idle and I/O wait.
-fn core_ticks(core: &str) -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+fn core_ticks(stat: &str, core: &str) -> (u64, u64) {
     let fields: Vec<u64> = stat
         .lines()
         .find_map(|l| l.strip_prefix(&format!("cpu{core} ")))
@@ -155,13 +159,14 @@ async fn wrk((proxies, load): (&str, &str), url: &str, server: &Server) -> anyho
     let _warm =
         Command::new("taskset").args(["-c", load, "wrk", "-t1", "-c64", "-d1s", url]).output().await?;
     let before = server.cpu();
-    let ticks = (core_ticks(proxies), core_ticks(load));
+    let stat_before = cpu_counters();
     let out = Command::new("taskset")
         .args(["-c", load, "wrk", "-t1", "-c64", &format!("-d{DURATION}"), "--latency", url])
         .output()
         .await?;
-    let (proxy_core_busy, load_core_busy) =
-        (busy_between(ticks.0, core_ticks(proxies)), busy_between(ticks.1, core_ticks(load)));
+    let stat_after = cpu_counters();
+    let busy = |core| busy_between(core_ticks(&stat_before, core), core_ticks(&stat_after, core));
+    let (proxy_core_busy, load_core_busy) = (busy(proxies), busy(load));
     let after = server.cpu();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (rps, p99_ms, requests) = parse_wrk(&text)?;
@@ -451,9 +456,10 @@ mod tests {
 
     #[test]
     fn a_core_s_busy_share_comes_from_proc_stat_between_two_readings() {
-        let (busy, total) = core_ticks("0");
+        let stat = cpu_counters();
+        let (busy, total) = core_ticks(&stat, "0");
         assert!(total > 0 && busy <= total, "cpu0 in /proc/stat: {busy} of {total}");
-        assert_eq!(core_ticks("no-such-core"), (0, 0));
+        assert_eq!(core_ticks(&stat, "no-such-core"), (0, 0));
         assert!((busy_between((100, 200), (150, 300)) - 0.5).abs() < 1e-9);
         assert!(busy_between((100, 200), (100, 200)).is_nan(), "no time passed: no share");
     }
